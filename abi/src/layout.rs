@@ -1,0 +1,33 @@
+//! The fixed virtual address layout of the kernel half.
+//!
+//! The lower half (user space) is described here too as later issues fill it; the kernel half is
+//! what the boot stub builds and the core relies on.
+
+/// Size of a small page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Base of the direct map: physical address `p` is visible at `PHYS_MAP_BASE + p`.
+/// It is the first address of the kernel half, and covers all physical memory the map reports.
+pub const PHYS_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+
+/// The kernel core is linked in the top 2 GiB (`-mcmodel=kernel`).
+pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
+/// The kernel heap's virtual range (grown on demand by the core, never beyond its end).
+pub const KERNEL_HEAP_BASE: u64 = 0xffff_c000_0000_0000;
+/// Upper bound of the kernel heap range.
+pub const KERNEL_HEAP_END: u64 = KERNEL_HEAP_BASE + (1 << 30);
+
+/// Kernel stacks (boot stack, IST stacks, later per-thread kernel stacks) live here, each with an
+/// unmapped guard page below it.
+pub const KERNEL_STACKS_BASE: u64 = 0xffff_d000_0000_0000;
+
+/// Size of the boot CPU's initial kernel stack, built by the stub.
+pub const BOOT_STACK_SIZE: u64 = 64 * 1024;
+
+/// Top of the boot stack: the stub maps `BOOT_STACK_SIZE` bytes below it, and leaves the page
+/// below those unmapped as a guard.
+pub const BOOT_STACK_TOP: u64 = KERNEL_STACKS_BASE + BOOT_STACK_SIZE + PAGE_SIZE;
+
+/// First address of the kernel half; every user pointer must lie below it.
+pub const KERNEL_HALF: u64 = PHYS_MAP_BASE;

@@ -1,0 +1,9 @@
+//! The moxie ABI: constants and types shared by the boot stub, the kernel core and user code.
+//!
+//! Everything here is plain data. Values are fixed by design (see `docs/decisions.md`): a process
+//! image resumes at the same virtual addresses on any core or node, so the layout cannot vary.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod layout;
+pub mod qemu;

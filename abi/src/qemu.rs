@@ -1,0 +1,43 @@
+//! How moxie stops QEMU: the `isa-debug-exit` device at I/O port `0xf4`.
+//!
+//! Writing a value `v` to the port makes QEMU exit with status `(v << 1) | 1`. The harness in
+//! `xtask` maps the statuses back to outcomes.
+
+/// The I/O port of the `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Why the machine stops; the value written to the debug-exit port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitCode {
+    /// Orderly power-off, or every in-kernel test passed.
+    Success = 0x10,
+    /// A kernel bug: an unexpected exception or a panic (the report is on the serial console).
+    Failure = 0x11,
+    /// The stub refused to boot (for example a corrupt compressed core).
+    BootFailure = 0x12,
+}
+
+impl ExitCode {
+    /// The status QEMU's process exits with after this code is written.
+    pub const fn qemu_status(self) -> i32 {
+        ((self as u32 as i32) << 1) | 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_distinct_and_never_zero_or_one() {
+        let s = [
+            ExitCode::Success.qemu_status(),
+            ExitCode::Failure.qemu_status(),
+            ExitCode::BootFailure.qemu_status(),
+        ];
+        assert_eq!(s, [33, 35, 37]);
+        // 0 and 1 are QEMU's own exits (normal quit, error); ours must not collide with them.
+        assert!(s.iter().all(|&v| v > 1));
+    }
+}

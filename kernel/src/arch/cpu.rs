@@ -1,0 +1,61 @@
+//! Single instructions and registers: the time-stamp counter, halting, stopping QEMU, CR2/CR3.
+use abi::qemu::{DEBUG_EXIT_PORT, ExitCode};
+
+/// The time-stamp counter. Under QEMU `-icount shift=0` it counts guest instructions.
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads a counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Stops QEMU through `isa-debug-exit`; without that device, halts this CPU forever.
+pub fn exit_qemu(code: ExitCode) -> ! {
+    // SAFETY: a port write to the debug-exit device (ignored when absent) and `cli; hlt`, which
+    // touch no memory.
+    unsafe {
+        x86_64::instructions::port::Port::<u32>::new(DEBUG_EXIT_PORT).write(code as u32);
+    }
+    halt_forever()
+}
+
+/// Halts this CPU with interrupts off, forever.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Waits for the next interrupt with interrupts enabled.
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+}
+
+/// The faulting address of the last page fault.
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// The current top-level page table's physical address.
+pub fn cr3() -> u64 {
+    x86_64::registers::control::Cr3::read()
+        .0
+        .start_address()
+        .as_u64()
+}
+
+/// Executes `int3`; the breakpoint handler returns to the next instruction.
+pub fn breakpoint() {
+    x86_64::instructions::interrupts::int3();
+}
+
+/// The current frame pointer (the kernel is built with frame pointers).
+#[inline(always)]
+pub fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads a register.
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
+    rbp
+}

@@ -1,0 +1,86 @@
+//! The GDT and the TSS, with the interrupt-stack-table stacks for double fault, NMI and machine
+//! check: those three must run on a known-good stack even when the current one is broken.
+//!
+//! Selector order is fixed for `syscall`/`sysret`: kernel code, kernel data, user data, user code.
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (1-based in the IDT, 0-based here) for double faults.
+pub const IST_DOUBLE_FAULT: u16 = 0;
+/// IST slot for non-maskable interrupts.
+pub const IST_NMI: u16 = 1;
+/// IST slot for machine checks.
+pub const IST_MACHINE_CHECK: u16 = 2;
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([u8; IST_STACK_SIZE]);
+
+static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
+
+/// The selectors the rest of the core needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Selectors {
+    /// Ring-0 code.
+    pub kernel_code: SegmentSelector,
+    /// Ring-0 data.
+    pub kernel_data: SegmentSelector,
+    /// Ring-3 data.
+    pub user_data: SegmentSelector,
+    /// Ring-3 code.
+    pub user_code: SegmentSelector,
+    /// The TSS.
+    pub tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+/// Builds and loads the GDT and TSS on the boot CPU.
+pub fn init() -> Selectors {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        for (slot, i) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
+            .into_iter()
+            .enumerate()
+        {
+            // Only the address is taken; the stacks are used by the CPU alone.
+            let base = (&raw const IST_STACKS) as u64 + (slot * IST_STACK_SIZE) as u64;
+            tss.interrupt_stack_table[i as usize] = VirtAddr::new(base + IST_STACK_SIZE as u64);
+        }
+        tss
+    });
+    let (gdt, sel) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (
+            gdt,
+            Selectors {
+                kernel_code,
+                kernel_data,
+                user_data,
+                user_code,
+                tss,
+            },
+        )
+    });
+    gdt.load();
+    // SAFETY: the selectors index the GDT just loaded, whose descriptors are valid for ring 0.
+    unsafe {
+        CS::set_reg(sel.kernel_code);
+        SS::set_reg(sel.kernel_data);
+        DS::set_reg(sel.kernel_data);
+        ES::set_reg(sel.kernel_data);
+        load_tss(sel.tss);
+    }
+    *sel
+}

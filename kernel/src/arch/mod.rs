@@ -1,0 +1,16 @@
+//! The x86_64 hardware layer: the only part of the core allowed to use `unsafe`.
+//!
+//! Everything above it (memory management policy, logging, tests, benchmarks) works through the
+//! safe functions and types exported here; each `unsafe` block below states why it is sound.
+#![allow(unsafe_code)]
+
+pub mod cpu;
+pub mod entry;
+pub mod extable;
+pub mod frames;
+pub mod gdt;
+pub mod heap;
+pub mod idt;
+pub mod paging;
+pub mod phys;
+pub mod serial;

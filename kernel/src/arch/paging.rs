@@ -1,0 +1,223 @@
+//! The page-table API: map, unmap, protect and translate 4 KiB pages in an address space.
+//!
+//! Permissions are a closed set ([`Perms`]) with no writable-and-executable member, so W^X holds
+//! by construction for every mapping made through this module. Page walks use the `x86_64`
+//! crate's `OffsetPageTable` over the direct map. Intermediate tables come from a
+//! [`TableFrames`] source so that the caller decides which ledger pays for them.
+use super::phys;
+use spin::Mutex;
+use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame,
+    Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// What a page allows. There is deliberately no "read, write and execute".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Perms {
+    /// Read only, not executable.
+    Read,
+    /// Read and write, not executable.
+    ReadWrite,
+    /// Read and execute, not writable.
+    ReadExec,
+}
+
+impl Perms {
+    fn flags(self, user: bool) -> F {
+        let mut f = F::PRESENT;
+        match self {
+            Perms::Read => f |= F::NO_EXECUTE,
+            Perms::ReadWrite => f |= F::WRITABLE | F::NO_EXECUTE,
+            Perms::ReadExec => {}
+        }
+        if user {
+            f |= F::USER_ACCESSIBLE;
+        } else {
+            f |= F::GLOBAL;
+        }
+        f
+    }
+
+    fn from_flags(f: F) -> Perms {
+        if f.contains(F::WRITABLE) {
+            Perms::ReadWrite
+        } else if f.contains(F::NO_EXECUTE) {
+            Perms::Read
+        } else {
+            Perms::ReadExec
+        }
+    }
+}
+
+/// Why a page-table operation was refused; the tables are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// The page is already mapped.
+    AlreadyMapped,
+    /// The page is not mapped.
+    NotMapped,
+    /// No frame was available for an intermediate table.
+    NoMemory,
+    /// The address lies inside a 2 MiB or 1 GiB mapping (the direct map), which this API does
+    /// not split.
+    HugePage,
+    /// The address is not page-aligned or not canonical.
+    BadAddress,
+}
+
+/// A source of zeroed frames for intermediate page tables.
+pub trait TableFrames {
+    /// A zeroed frame's physical address, or `None` when memory is exhausted.
+    fn alloc_table(&mut self) -> Option<u64>;
+}
+
+struct Adapter<'a>(&'a mut dyn TableFrames);
+
+// SAFETY: frames come from the kernel's frame allocator, which hands each out once, zeroed.
+unsafe impl FrameAllocator<Size4KiB> for Adapter<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        self.0
+            .alloc_table()
+            .map(|p| PhysFrame::containing_address(PhysAddr::new(p)))
+    }
+}
+
+/// An address space: a top-level table and the lock that serialises changes to it.
+pub struct AddressSpace {
+    pml4: Mutex<u64>,
+}
+
+fn page(virt: u64) -> Result<Page<Size4KiB>, MapError> {
+    let v = VirtAddr::try_new(virt).map_err(|_| MapError::BadAddress)?;
+    Page::from_start_address(v).map_err(|_| MapError::BadAddress)
+}
+
+impl AddressSpace {
+    /// The address space whose top-level table is at physical `pml4`.
+    pub const fn from_root(pml4: u64) -> AddressSpace {
+        AddressSpace {
+            pml4: Mutex::new(pml4),
+        }
+    }
+
+    fn with_mapper<R>(&self, f: impl FnOnce(&mut OffsetPageTable<'_>) -> R) -> R {
+        let root = self.pml4.lock();
+        // SAFETY: the root table lies in the direct map, and holding `root` serialises every
+        // access to this address space's tables, so the `&mut PageTable` is unique.
+        let table = unsafe { &mut *(phys::to_virt(*root) as *mut PageTable) };
+        // SAFETY: the direct map covers all physical memory at `phys::to_virt(0)`.
+        let mut mapper = unsafe { OffsetPageTable::new(table, VirtAddr::new(phys::to_virt(0))) };
+        f(&mut mapper)
+    }
+
+    /// Maps the page at `virt` to the frame at `phys` with `perms` (`user` for ring 3).
+    pub fn map(
+        &self,
+        virt: u64,
+        phys: u64,
+        perms: Perms,
+        user: bool,
+        tables: &mut dyn TableFrames,
+    ) -> Result<(), MapError> {
+        let page = page(virt)?;
+        let frame =
+            PhysFrame::from_start_address(PhysAddr::new(phys)).map_err(|_| MapError::BadAddress)?;
+        let parent = if user {
+            F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE
+        } else {
+            F::PRESENT | F::WRITABLE
+        };
+        self.with_mapper(|m| {
+            // SAFETY: mapping a frame the caller owns at a page that is checked to be free by
+            // the mapper; aliasing of kernel data is excluded because callers pass frames from
+            // the frame allocator.
+            let r = unsafe {
+                m.map_to_with_table_flags(
+                    page,
+                    frame,
+                    perms.flags(user),
+                    parent,
+                    &mut Adapter(tables),
+                )
+            };
+            match r {
+                Ok(flush) => {
+                    flush.flush();
+                    Ok(())
+                }
+                Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+                Err(MapToError::FrameAllocationFailed) => Err(MapError::NoMemory),
+                Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
+            }
+        })
+    }
+
+    /// Unmaps the page at `virt` and returns the frame it mapped (the caller owns it again).
+    pub fn unmap(&self, virt: u64) -> Result<u64, MapError> {
+        let page = page(virt)?;
+        self.with_mapper(|m| match m.unmap(page) {
+            Ok((frame, flush)) => {
+                flush.flush();
+                Ok(frame.start_address().as_u64())
+            }
+            Err(UnmapError::PageNotMapped) => Err(MapError::NotMapped),
+            Err(UnmapError::ParentEntryHugePage) => Err(MapError::HugePage),
+            Err(UnmapError::InvalidFrameAddress(_)) => Err(MapError::BadAddress),
+        })
+    }
+
+    /// Changes the permissions of the mapped page at `virt`.
+    pub fn protect(&self, virt: u64, perms: Perms, user: bool) -> Result<(), MapError> {
+        let page = page(virt)?;
+        self.with_mapper(|m| {
+            // SAFETY: only the permission bits of an existing mapping change.
+            match unsafe { m.update_flags(page, perms.flags(user)) } {
+                Ok(flush) => {
+                    flush.flush();
+                    Ok(())
+                }
+                Err(x86_64::structures::paging::mapper::FlagUpdateError::PageNotMapped) => {
+                    Err(MapError::NotMapped)
+                }
+                Err(_) => Err(MapError::HugePage),
+            }
+        })
+    }
+
+    /// The frame and permissions behind `virt`, if it is mapped with a 4 KiB page.
+    pub fn translate(&self, virt: u64) -> Option<(u64, Perms)> {
+        let v = VirtAddr::try_new(virt).ok()?;
+        self.with_mapper(|m| match m.translate(v) {
+            TranslateResult::Mapped {
+                frame,
+                offset,
+                flags,
+            } => Some((
+                frame.start_address().as_u64() + offset,
+                Perms::from_flags(flags),
+            )),
+            _ => None,
+        })
+    }
+}
+
+/// The kernel's address space, as the stub built it.
+pub fn kernel_space() -> &'static AddressSpace {
+    &KERNEL_SPACE
+}
+
+static KERNEL_SPACE: AddressSpace = AddressSpace::from_root(0);
+
+/// Adopts the stub's tables as the kernel address space and drops the stub's identity mapping
+/// of itself (every lower-half entry), so no ring-0 code remains in the user half.
+pub fn init(pml4_phys: u64) {
+    *KERNEL_SPACE.pml4.lock() = pml4_phys;
+    KERNEL_SPACE.with_mapper(|m| {
+        for e in m.level_4_table_mut().iter_mut().take(256) {
+            e.set_unused();
+        }
+    });
+    x86_64::instructions::tlb::flush_all();
+}

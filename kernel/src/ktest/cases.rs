@@ -1,0 +1,264 @@
+//! The in-kernel test cases of the core services: frame allocator, page tables, traps, heap.
+use super::Case;
+use crate::arch::extable::{self, Fault};
+use crate::arch::frames::{self, KernelTables};
+use crate::arch::paging::{MapError, Perms, kernel_space};
+use crate::arch::{cpu, heap};
+use crate::ensure;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bootinfo::MemoryKind;
+use core::sync::atomic::Ordering;
+
+/// Every case, in the order `test=all` runs them.
+pub const CASES: &[Case] = &[
+    Case {
+        name: "frames_exhaust_and_free",
+        run: frames_exhaust_and_free,
+    },
+    Case {
+        name: "frames_refuse_bad_free",
+        run: frames_refuse_bad_free,
+    },
+    Case {
+        name: "paging_map_write_read_unmap",
+        run: paging_map_write_read_unmap,
+    },
+    Case {
+        name: "paging_protect_and_errors",
+        run: paging_protect_and_errors,
+    },
+    Case {
+        name: "breakpoint_returns",
+        run: breakpoint_returns,
+    },
+    Case {
+        name: "heap_stress",
+        run: heap_stress,
+    },
+];
+
+/// A virtual window for test mappings: above the heap, in the kernel half, never used otherwise.
+const TEST_WINDOW: u64 = abi::layout::KERNEL_HEAP_END + (1 << 30);
+
+fn frames_exhaust_and_free() -> Result<(), String> {
+    let start = frames::free_frames();
+    ensure!(start > 1000, "only {start} frames free at boot");
+    let mut got: Vec<u64> = Vec::with_capacity(start as usize);
+    while let Some(f) = frames::alloc() {
+        got.push(f.into_phys());
+    }
+    ensure!(frames::free_frames() == 0, "frames left after exhaustion");
+    ensure!(
+        got.len() as u64 == start,
+        "handed out {} of {start} frames",
+        got.len()
+    );
+    got.sort_unstable();
+    if let Some(w) = got.windows(2).find(|w| w[0] == w[1]) {
+        return Err(alloc::format!("frame {:#x} handed out twice", w[0]));
+    }
+    for &f in &got {
+        let kind = frames::kind_at(f);
+        ensure!(
+            kind == Some(MemoryKind::Usable),
+            "frame {f:#x} lies in a region of kind {kind:?}, not usable RAM"
+        );
+        ensure!(f >= 1 << 20, "frame {f:#x} is below 1 MiB");
+    }
+    for &f in &got {
+        frames::free_phys(f).map_err(|e| alloc::format!("free {f:#x}: {e:?}"))?;
+    }
+    ensure!(
+        frames::free_frames() == start,
+        "free count {} after freeing all, {start} before",
+        frames::free_frames()
+    );
+    Ok(())
+}
+
+fn frames_refuse_bad_free() -> Result<(), String> {
+    let f = frames::alloc().ok_or("no frame")?;
+    let phys = f.into_phys();
+    frames::free_phys(phys).map_err(|e| alloc::format!("{e:?}"))?;
+    let before = frames::free_frames();
+    ensure!(
+        frames::free_phys(phys) == Err(::frames::FrameError::AlreadyFree(phys)),
+        "double free was accepted"
+    );
+    ensure!(
+        frames::free_phys(phys + 1) == Err(::frames::FrameError::Unaligned(phys + 1)),
+        "unaligned free was accepted"
+    );
+    ensure!(
+        frames::free_frames() == before,
+        "a refused free changed the count"
+    );
+    Ok(())
+}
+
+fn paging_map_write_read_unmap() -> Result<(), String> {
+    let before = frames::free_frames();
+    let mut frame = frames::alloc_zeroed().ok_or("no frame")?;
+    frame.bytes_mut()[8..16].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+    let phys = frame.into_phys();
+    let va = TEST_WINDOW;
+    kernel_space()
+        .map(va, phys, Perms::ReadWrite, false, &mut KernelTables)
+        .map_err(|e| alloc::format!("map: {e:?}"))?;
+    ensure!(
+        kernel_space().translate(va + 8) == Some((phys + 8, Perms::ReadWrite)),
+        "translate disagrees: {:?}",
+        kernel_space().translate(va + 8)
+    );
+    // What was written through the direct map is visible through the new mapping...
+    let v = extable::probe_read_u64(va + 8).map_err(|f| alloc::format!("read: {f:?}"))?;
+    ensure!(
+        v == 0x1122_3344_5566_7788,
+        "read {v:#x} through the mapping"
+    );
+    // ...and the reverse.
+    extable::probe_write_u64(va + 16, 0xfeed_face).map_err(|f| alloc::format!("write: {f:?}"))?;
+    let through_direct =
+        crate::arch::extable::probe_read_u64(crate::arch::phys::to_virt(phys) + 16)
+            .map_err(|f| alloc::format!("direct-map read: {f:?}"))?;
+    ensure!(
+        through_direct == 0xfeed_face,
+        "direct map shows {through_direct:#x}"
+    );
+    let unmapped = kernel_space()
+        .unmap(va)
+        .map_err(|e| alloc::format!("unmap: {e:?}"))?;
+    ensure!(
+        unmapped == phys,
+        "unmap returned {unmapped:#x}, mapped {phys:#x}"
+    );
+    let fixups = crate::trap::FIXUPS.load(Ordering::Relaxed);
+    match extable::probe_read_u64(va + 0x123 * 8) {
+        Err(Fault { addr, vector: 14 }) if addr == va + 0x123 * 8 => {}
+        other => return Err(alloc::format!("touching the unmapped page gave {other:?}")),
+    }
+    ensure!(
+        crate::trap::FIXUPS.load(Ordering::Relaxed) == fixups + 1,
+        "the page fault did not go through the trap handler"
+    );
+    frames::free_phys(unmapped).map_err(|e| alloc::format!("{e:?}"))?;
+    // The intermediate tables stay (they serve the window for later mappings): at most 3.
+    let lost = before - frames::free_frames();
+    ensure!(lost <= 3, "{lost} frames not returned");
+    Ok(())
+}
+
+fn paging_protect_and_errors() -> Result<(), String> {
+    let space = kernel_space();
+    let frame = frames::alloc_zeroed().ok_or("no frame")?;
+    let phys = frame.into_phys();
+    let va = TEST_WINDOW + 0x1000;
+    space
+        .map(va, phys, Perms::Read, false, &mut KernelTables)
+        .map_err(|e| alloc::format!("map: {e:?}"))?;
+    // CR0.WP: a read-only page is read-only for the kernel too.
+    match extable::probe_write_u64(va, 1) {
+        Err(Fault { addr, vector: 14 }) if addr == va => {}
+        other => return Err(alloc::format!("write to a read-only page gave {other:?}")),
+    }
+    space
+        .protect(va, Perms::ReadWrite, false)
+        .map_err(|e| alloc::format!("protect: {e:?}"))?;
+    extable::probe_write_u64(va, 7).map_err(|f| alloc::format!("write after protect: {f:?}"))?;
+    ensure!(
+        space.map(va, phys, Perms::Read, false, &mut KernelTables) == Err(MapError::AlreadyMapped),
+        "double map accepted"
+    );
+    ensure!(
+        space.map(va + 1, phys, Perms::Read, false, &mut KernelTables) == Err(MapError::BadAddress),
+        "unaligned map accepted"
+    );
+    ensure!(
+        space.map(
+            0x0000_8000_0000_0000,
+            phys,
+            Perms::Read,
+            false,
+            &mut KernelTables
+        ) == Err(MapError::BadAddress),
+        "non-canonical map accepted"
+    );
+    ensure!(
+        space.map(
+            crate::arch::phys::to_virt(0x20_0000),
+            phys,
+            Perms::Read,
+            false,
+            &mut KernelTables
+        ) == Err(MapError::HugePage),
+        "mapping inside the direct map's 2 MiB pages accepted"
+    );
+    let back = space
+        .unmap(va)
+        .map_err(|e| alloc::format!("unmap: {e:?}"))?;
+    ensure!(
+        space.unmap(va) == Err(MapError::NotMapped),
+        "double unmap accepted"
+    );
+    ensure!(
+        space.protect(va, Perms::Read, false) == Err(MapError::NotMapped),
+        "protect of an unmapped page accepted"
+    );
+    frames::free_phys(back).map_err(|e| alloc::format!("{e:?}"))?;
+    Ok(())
+}
+
+fn breakpoint_returns() -> Result<(), String> {
+    let before = crate::trap::BREAKPOINTS.load(Ordering::Relaxed);
+    cpu::breakpoint();
+    cpu::breakpoint();
+    let after = crate::trap::BREAKPOINTS.load(Ordering::Relaxed);
+    ensure!(
+        after == before + 2,
+        "{} breakpoints counted, 2 taken",
+        after - before
+    );
+    Ok(())
+}
+
+fn heap_stress() -> Result<(), String> {
+    let (used_before, _) = heap::usage();
+    // A deterministic mix of sizes and lifetimes (xorshift), each block filled with its index.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut live: Vec<(usize, Box<[u8]>)> = Vec::new();
+    for i in 0..20_000usize {
+        let r = next();
+        if r % 2 == 0 && !live.is_empty() {
+            let at = (r as usize / 2) % live.len();
+            let (id, block) = live.swap_remove(at);
+            ensure!(
+                block.iter().all(|&b| b == id as u8),
+                "block {id} was overwritten"
+            );
+        } else {
+            let size = 1 + (r as usize >> 8) % 4096;
+            live.push((i, alloc::vec![i as u8; size].into_boxed_slice()));
+        }
+    }
+    for (id, block) in &live {
+        ensure!(
+            block.iter().all(|&b| b == *id as u8),
+            "block {id} was overwritten"
+        );
+    }
+    drop(live);
+    let (used_after, _) = heap::usage();
+    ensure!(
+        used_after == used_before,
+        "heap use {used_after} after the stress, {used_before} before"
+    );
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The moxie kernel core: the minimum resident image.
+//!
+//! Boot order: console and logging, GDT/TSS/IDT, the direct map and the frame allocator from the
+//! boot memory map, the page-table API (dropping the stub's identity mapping), the heap. Then the
+//! command line decides: run in-kernel tests (`test=`), benchmarks (`bench=`), a deliberate crash
+//! (`crash=`), or report that the core is up and wait.
+//!
+//! Only `arch` may use `unsafe`; every other module is safe Rust over its API.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+pub mod arch;
+mod bench;
+mod ktest;
+mod log;
+mod mm;
+mod trap;
+
+use abi::qemu::ExitCode;
+use bootinfo::{BootInfo, BootProtocol, Cmdline, LogLevel};
+
+/// The core's version, printed in its first log line.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The core's main, entered once from `arch::entry` on the boot CPU.
+pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
+    arch::serial::init();
+    let parsed = Cmdline::parse(bi.cmdline());
+    log::init(parsed.map_or(LogLevel::Info, |c| c.log));
+    ::log::info!("moxie core {VERSION}: starting");
+    ::log::info!(
+        "booted via {}; command line \"{}\"",
+        match bi.protocol {
+            BootProtocol::Multiboot1 => "multiboot",
+            BootProtocol::Multiboot2 => "multiboot2",
+        },
+        bi.cmdline()
+    );
+    let cmdline = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            ::log::error!("bad command line: {e}; using the defaults");
+            Cmdline::parse("").unwrap_or_else(|_| unreachable!())
+        }
+    };
+    if bi.cmdline_truncated {
+        ::log::warn!(
+            "the command line was longer than {} bytes and was cut",
+            bootinfo::CMDLINE_LEN
+        );
+    }
+    for word in cmdline.unknown() {
+        ::log::warn!("ignoring unknown command-line word \"{word}\"");
+    }
+
+    arch::gdt::init();
+    arch::idt::init();
+    arch::phys::init(bi.phys_map_base, bi.phys_map_end);
+    if let Err(e) = arch::frames::init(&bi.memory) {
+        panic!("cannot build the frame allocator: {e:?}");
+    }
+    arch::paging::init(bi.pml4_phys);
+    let reclaimed = arch::frames::reclaim_boot_memory();
+    if let Err(e) = mm::heap::init() {
+        panic!("cannot map the kernel heap: {e:?}");
+    }
+    ::log::info!(
+        "memory: {} MiB usable, {} frames free ({} reclaimed from the stub); protections: NX {} SMEP {} SMAP {} UMIP {}",
+        bi.memory.total(bootinfo::MemoryKind::Usable) >> 20,
+        arch::frames::free_frames(),
+        reclaimed,
+        bi.protections.nx,
+        bi.protections.smep,
+        bi.protections.smap,
+        bi.protections.umip
+    );
+    for m in bi.modules() {
+        ::log::info!(
+            "module \"{}\": {} bytes at {:#x}",
+            m.name(),
+            m.len,
+            m.phys_start
+        );
+    }
+    ::log::info!("root={} init={}", cmdline.root, cmdline.init);
+
+    if let Some(what) = cmdline.crash {
+        crash(what);
+    }
+    if let Some(filter) = cmdline.test {
+        ktest::run(filter, cmdline.test_skip);
+    }
+    if let Some(which) = cmdline.bench {
+        bench::run(which, bi, entry_tsc);
+    }
+    ::log::info!("moxie core: up");
+    ::log::info!("nothing more to start yet; waiting (leave QEMU with Ctrl-A X)");
+    loop {
+        arch::cpu::wait_for_interrupt();
+    }
+}
+
+/// `crash=`: a deliberate kernel bug, to show the exception report and the panic path.
+fn crash(what: &str) -> ! {
+    ::log::warn!("crash={what}: faulting on purpose");
+    match what {
+        "pagefault" => {
+            arch::entry::deliberate_read(0xdead_0000);
+        }
+        "panic" => panic!("deliberate panic (crash=panic)"),
+        "stackoverflow" => {
+            let depth = recurse(0);
+            ::log::error!("recursed {depth} levels without overflowing");
+        }
+        other => ::log::error!("crash={other}: unknown (use pagefault, panic or stackoverflow)"),
+    }
+    arch::cpu::exit_qemu(ExitCode::Failure)
+}
+
+/// Recurses until the boot stack runs into its guard page: the page fault cannot push its frame
+/// there, so the CPU raises a double fault, which runs on its own IST stack and is reported.
+fn recurse(depth: u64) -> u64 {
+    let pad = core::hint::black_box([depth; 64]);
+    if depth > 1 << 40 {
+        return pad[0];
+    }
+    recurse(depth + 1) + core::hint::black_box(pad[1])
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    arch::serial::write_fmt_emergency(format_args!("\nmoxie: KERNEL PANIC: {info}\n"));
+    trap::backtrace(0, arch::cpu::frame_pointer());
+    arch::serial::write_fmt_emergency(format_args!("moxie: stopping: kernel bug (panic)\n"));
+    arch::cpu::exit_qemu(ExitCode::Failure)
+}

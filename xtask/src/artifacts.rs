@@ -1,0 +1,159 @@
+//! Builds moxie's boot artifacts under `target/moxie/`:
+//!
+//! | file | what |
+//! |---|---|
+//! | `kernel.elf` | the core with debug info (for `addr2line` on backtraces) |
+//! | `core.img` | the core without debug info, LZ4-compressed in a `coreimg` container |
+//! | `moxie.elf` | the boot stub with `core.img` inside: the file QEMU and GRUB boot |
+//! | `bundle.cpio` | the boot bundle (cpio newc), passed as a multiboot module |
+//! | `moxie.iso` | the GRUB ISO (`cargo xtask iso`) |
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Paths of the built artifacts.
+pub struct Artifacts {
+    /// The core with debug info.
+    #[allow(dead_code)]
+    pub kernel_elf: PathBuf,
+    /// The compressed core container.
+    pub core_img: PathBuf,
+    /// The bootable stub.
+    pub moxie_elf: PathBuf,
+    /// The boot bundle.
+    pub bundle: PathBuf,
+}
+
+/// `target/moxie`, created on demand.
+pub fn out_dir() -> Result<PathBuf> {
+    let d = crate::root().join("target").join("moxie");
+    fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(crate::root());
+    c
+}
+
+fn cargo_build(package: &str, envs: &[(&str, &Path)]) -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        package,
+        "--target",
+        "x86_64-unknown-none",
+    ]);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    if !c.status()?.success() {
+        bail!("building {package} failed");
+    }
+    Ok(crate::root()
+        .join("target/x86_64-unknown-none/release")
+        .join(package))
+}
+
+fn strip_debug(from: &Path, to: &Path) -> Result<()> {
+    let ok = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("running objcopy (package binutils)")?
+        .success();
+    if !ok {
+        bail!("objcopy --strip-debug {} failed", from.display());
+    }
+    Ok(())
+}
+
+/// Builds everything `run` and `test` boot.
+pub fn build() -> Result<Artifacts> {
+    let out = out_dir()?;
+    eprintln!("xtask: building the kernel core");
+    let kernel = cargo_build("moxie-kernel", &[])?;
+    let kernel_elf = out.join("kernel.elf");
+    fs::copy(&kernel, &kernel_elf)?;
+    let stripped = out.join("core.elf");
+    strip_debug(&kernel, &stripped)?;
+    let core = fs::read(&stripped)?;
+    let packed = coreimg::pack(&core);
+    let core_img = out.join("core.img");
+    write_if_changed(&core_img, &packed)?;
+
+    eprintln!("xtask: building the boot stub");
+    let stub = cargo_build("moxie-stub", &[("MOXIE_CORE_IMAGE", &core_img)])?;
+    let moxie_elf = out.join("moxie.elf");
+    strip_debug(&stub, &moxie_elf)?;
+
+    let bundle = out.join("bundle.cpio");
+    write_if_changed(&bundle, &bundle_archive()?)?;
+    Ok(Artifacts {
+        kernel_elf,
+        core_img,
+        moxie_elf,
+        bundle,
+    })
+}
+
+/// Writes `bytes` unless the file already holds them (keeps cargo's change detection quiet).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if fs::read(path).ok().as_deref() != Some(bytes) {
+        fs::write(path, bytes)?;
+    }
+    Ok(())
+}
+
+/// The boot bundle: a cpio "newc" archive. It will hold the block and filesystem drivers; until
+/// they exist it holds a manifest naming its format.
+fn bundle_archive() -> Result<Vec<u8>> {
+    let manifest = b"moxie boot bundle v1\n";
+    let mut buf = Vec::new();
+    let mut w = cpio::newc::Builder::new("MANIFEST")
+        .mode(0o100644)
+        .nlink(1)
+        .write(&mut buf, manifest.len() as u32);
+    w.write_all(manifest)?;
+    w.finish()?;
+    cpio::newc::trailer(&mut buf)?;
+    Ok(buf)
+}
+
+/// Builds the GRUB ISO that boots `moxie.elf` through multiboot2 with `cmdline`.
+pub fn iso(a: &Artifacts, cmdline: &str) -> Result<PathBuf> {
+    let out = out_dir()?;
+    let tree = out.join("iso");
+    let _ = fs::remove_dir_all(&tree);
+    fs::create_dir_all(tree.join("boot/grub"))?;
+    fs::copy(&a.moxie_elf, tree.join("boot/moxie.elf"))?;
+    fs::copy(&a.bundle, tree.join("boot/bundle.cpio"))?;
+    fs::write(
+        tree.join("boot/grub/grub.cfg"),
+        format!(
+            "set timeout=0\nset default=0\n\nmenuentry \"moxie\" {{\n    multiboot2 /boot/moxie.elf {cmdline}\n    module2 /boot/bundle.cpio bundle\n    boot\n}}\n"
+        ),
+    )?;
+    let iso = out.join("moxie.iso");
+    eprintln!("xtask: building the GRUB ISO");
+    let o = Command::new("grub-mkrescue")
+        .arg("-o")
+        .arg(&iso)
+        .arg(&tree)
+        .output()
+        .context("running grub-mkrescue")?;
+    if !o.status.success() {
+        bail!(
+            "grub-mkrescue failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(iso)
+}

@@ -1,0 +1,382 @@
+//! `cargo xtask test`: host unit tests, lints, the in-kernel suite and the boot cases, counted
+//! together and closed by the line `N passed, N failed`.
+use crate::artifacts::{self, Artifacts};
+use crate::qemu::{self, Outcome};
+use anyhow::Result;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Hard limit for one in-QEMU boot; a hang is a failure with the serial log shown.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The line the core prints when it is up.
+const CORE_UP: &str = "moxie core: up";
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("test {name} ... FAILED\n{}", indent(&why));
+            }
+        }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// Runs everything; returns whether all passed.
+pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
+    let mut t = Tally::default();
+    if !no_host {
+        host_tests(&mut t)?;
+        lints(&mut t)?;
+    }
+    let a = artifacts::build()?;
+    let wanted = |name: &str| only.is_none_or(|o| name.contains(o));
+    if wanted("ktest") {
+        ktest_suite(&a, &mut t)?;
+    }
+    boot_cases(&a, &mut t, &wanted)?;
+    println!("\n{} passed, {} failed", t.passed, t.failed);
+    Ok(t.failed == 0)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(crate::root());
+    c
+}
+
+/// `cargo test` over the host crates; each libtest result line adds its counts.
+fn host_tests(t: &mut Tally) -> Result<()> {
+    eprintln!("xtask: host unit tests");
+    let out = cargo().args(["test", "--no-fail-fast"]).output()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let (mut passed, mut failed) = (0, 0);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |key: &str| {
+                rest.split(';')
+                    .find_map(|p| {
+                        p.trim().strip_suffix(key).map(|n| {
+                            n.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .parse::<usize>()
+                                .unwrap_or(0)
+                        })
+                    })
+                    .unwrap_or(0)
+            };
+            passed += num("passed");
+            failed += num("failed");
+        }
+        if line.starts_with("test ") && line.ends_with("FAILED") {
+            println!("{line}");
+        }
+    }
+    println!("host unit tests: {passed} passed, {failed} failed");
+    t.passed += passed;
+    t.failed += failed;
+    if !out.status.success() && failed == 0 {
+        t.record("host unit tests build", Err(tail(&text, 40)));
+    }
+    Ok(())
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn check(name: &str, t: &mut Tally, cmd: &mut Command) -> Result<()> {
+    let out = cmd.output()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    t.record(
+        name,
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(tail(&text, 60))
+        },
+    );
+    Ok(())
+}
+
+/// Formatting and clippy (`-D warnings`) on every crate, host and bare-metal.
+fn lints(t: &mut Tally) -> Result<()> {
+    eprintln!("xtask: lints (rustfmt, clippy)");
+    check(
+        "lint: cargo fmt --check",
+        t,
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    check(
+        "lint: clippy (host crates)",
+        t,
+        cargo().args(["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    check(
+        "lint: clippy (kernel and stub)",
+        t,
+        cargo().args([
+            "clippy",
+            "--quiet",
+            "--release",
+            "-p",
+            "moxie-kernel",
+            "-p",
+            "moxie-stub",
+            "--target",
+            "x86_64-unknown-none",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )
+}
+
+fn boot(
+    a: &Artifacts,
+    kernel: &Path,
+    iso: Option<&Path>,
+    cmdline: &str,
+    stop_at: Option<&str>,
+) -> Result<Outcome> {
+    let mut args = qemu::machine_args(1, false);
+    args.extend(qemu::boot_args(a, kernel, iso, cmdline));
+    qemu::captured(&args, BOOT_TIMEOUT, stop_at)
+}
+
+/// Boots `test=all`, counting each in-kernel case; a case that takes the machine down is a
+/// failure, and the suite resumes after it in a fresh boot.
+fn ktest_suite(a: &Artifacts, t: &mut Tally) -> Result<()> {
+    eprintln!("xtask: in-kernel test suite");
+    let mut processed = 0usize;
+    loop {
+        let o = boot(
+            a,
+            &a.moxie_elf,
+            None,
+            &format!("log=warn test=all test-skip={processed}"),
+            None,
+        )?;
+        let mut current: Option<String> = None;
+        let mut done = false;
+        for line in o.log.lines() {
+            if let Some(name) = line.strip_prefix("ktest: start ") {
+                current = Some(name.to_string());
+            } else if let Some(name) = line.strip_prefix("ktest: ok ") {
+                t.record(&format!("ktest::{name}"), Ok(()));
+                processed += 1;
+                current = None;
+            } else if let Some(rest) = line.strip_prefix("ktest: FAIL ") {
+                let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
+                t.record(&format!("ktest::{name}"), Err(why.to_string()));
+                processed += 1;
+                current = None;
+            } else if line.starts_with("ktest: done") {
+                done = true;
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        let why = format!(
+            "the machine stopped ({}{}) during this case; serial log tail:\n{}",
+            qemu::describe(o.status),
+            if o.timed_out { ", timed out" } else { "" },
+            o.tail(30)
+        );
+        match current {
+            Some(name) => {
+                t.record(&format!("ktest::{name}"), Err(why));
+                processed += 1;
+            }
+            None => {
+                t.record("ktest suite", Err(why));
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn expect(o: &Outcome, status: Option<i32>, needles: &[&str]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if o.timed_out {
+        problems.push(format!("timed out after {}s", BOOT_TIMEOUT.as_secs()));
+    } else if status.is_some() && o.status != status {
+        problems.push(format!(
+            "exit status {:?} ({}), expected {:?} ({})",
+            o.status,
+            qemu::describe(o.status),
+            status,
+            qemu::describe(status)
+        ));
+    }
+    for n in needles {
+        if !o.log.contains(n) {
+            problems.push(format!("the serial log lacks \"{n}\""));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\nserial log tail:\n{}",
+            problems.join("\n"),
+            o.tail(25)
+        ))
+    }
+}
+
+fn first_core_line(log: &str) -> Option<&str> {
+    log.lines()
+        .find(|l| l.contains("moxie core") && l.contains("starting"))
+}
+
+/// Flips one byte of the embedded core (at `offset` from its header) in a copy of `moxie.elf`.
+fn corrupt_copy(a: &Artifacts, offset_in_core: usize, name: &str) -> Result<std::path::PathBuf> {
+    let mut bytes = std::fs::read(&a.moxie_elf)?;
+    // Find the embedded container by its whole header: the magic alone also appears in the
+    // stub's own code constants.
+    let header = std::fs::read(&a.core_img)?[..coreimg::HEADER_LEN].to_vec();
+    let at = bytes
+        .windows(header.len())
+        .position(|w| w == header)
+        .ok_or_else(|| anyhow::anyhow!("no core image inside {}", a.moxie_elf.display()))?;
+    bytes[at + offset_in_core] ^= 0x5a;
+    let path = artifacts::out_dir()?.join(name);
+    std::fs::write(&path, bytes)?;
+    Ok(path)
+}
+
+fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Result<()> {
+    let mut reference_line: Option<String> = None;
+    let name = "boot::multiboot1_reaches_core_up";
+    if wanted(name) || wanted("boot::grub") {
+        let o = boot(a, &a.moxie_elf, None, "", Some(CORE_UP))?;
+        reference_line = first_core_line(&o.log).map(str::to_string);
+        t.record(
+            name,
+            expect(&o, None, &["moxie stub: entered via multiboot\n", CORE_UP]),
+        );
+    }
+    let name = "boot::grub_iso_multiboot2_same_first_line";
+    if wanted(name) {
+        let iso = artifacts::iso(a, "")?;
+        let o = boot(a, &a.moxie_elf, Some(&iso), "", Some(CORE_UP))?;
+        let mut r = expect(&o, None, &["moxie stub: entered via multiboot2", CORE_UP]);
+        if r.is_ok() && first_core_line(&o.log) != reference_line.as_deref() {
+            r = Err(format!(
+                "first core line differs: ISO {:?}, -kernel {:?}",
+                first_core_line(&o.log),
+                reference_line
+            ));
+        }
+        t.record(name, r);
+    }
+    let bad = Some(abi::qemu::ExitCode::BootFailure.qemu_status());
+    let name = "boot::corrupt_core_payload_refused";
+    if wanted(name) {
+        let header = coreimg::HEADER_LEN;
+        let len = std::fs::metadata(&a.core_img)?.len() as usize;
+        let elf = corrupt_copy(a, header + (len - header) / 2, "corrupt-payload.elf")?;
+        let o = boot(a, &elf, None, "", None)?;
+        let mut r = expect(
+            &o,
+            bad,
+            &[
+                "moxie stub: cannot boot: the compressed kernel core is corrupt",
+                "CRC-32",
+            ],
+        );
+        if r.is_ok() && o.log.contains("moxie core") {
+            r = Err("the core ran anyway".into());
+        }
+        t.record(name, r);
+    }
+    let name = "boot::corrupt_core_version_refused";
+    if wanted(name) {
+        let elf = corrupt_copy(a, 8, "corrupt-version.elf")?;
+        let o = boot(a, &elf, None, "", None)?;
+        t.record(
+            name,
+            expect(&o, bad, &["kernel core is corrupt: format version"]),
+        );
+    }
+    let fail = Some(abi::qemu::ExitCode::Failure.qemu_status());
+    let name = "boot::exception_report_page_fault";
+    if wanted(name) {
+        let o = boot(a, &a.moxie_elf, None, "crash=pagefault", None)?;
+        t.record(
+            name,
+            expect(
+                &o,
+                fail,
+                &[
+                    "EXCEPTION page fault (vector 14)",
+                    "CR2=0x00000000dead0000",
+                    "RIP=0xffffffff8",
+                    "RAX=",
+                    "R15=",
+                    "backtrace:",
+                    "#1 ",
+                    "stopping: kernel bug",
+                ],
+            ),
+        );
+    }
+    let name = "boot::exception_report_double_fault_on_ist";
+    if wanted(name) {
+        let o = boot(a, &a.moxie_elf, None, "crash=stackoverflow", None)?;
+        t.record(
+            name,
+            expect(
+                &o,
+                fail,
+                &["EXCEPTION double fault (vector 8)", "backtrace:"],
+            ),
+        );
+    }
+    let name = "boot::panic_report";
+    if wanted(name) {
+        let o = boot(a, &a.moxie_elf, None, "crash=panic", None)?;
+        t.record(
+            name,
+            expect(
+                &o,
+                fail,
+                &["KERNEL PANIC", "deliberate panic", "backtrace:"],
+            ),
+        );
+    }
+    let name = "boot::bad_cmdline_value_reported";
+    if wanted(name) {
+        let o = boot(a, &a.moxie_elf, None, "log=loud", Some(CORE_UP))?;
+        t.record(
+            name,
+            expect(
+                &o,
+                None,
+                &["bad command line: log=loud: not a level", CORE_UP],
+            ),
+        );
+    }
+    Ok(())
+}
