@@ -31,3 +31,29 @@ pub const BOOT_STACK_TOP: u64 = KERNEL_STACKS_BASE + BOOT_STACK_SIZE + PAGE_SIZE
 
 /// First address of the kernel half; every user pointer must lie below it.
 pub const KERNEL_HALF: u64 = PHYS_MAP_BASE;
+
+// ---- The user half: the same for every process (see docs/decisions.md) ----
+
+/// Below this, nothing is mapped: null-pointer dereferences fault.
+pub const USER_NULL_GUARD_END: u64 = 0x1_0000;
+/// The kernel export page: the export table and the system-call stubs, read-only and executable.
+pub const EXPORT_BASE: u64 = 0x1_0000;
+/// Size of the export region.
+pub const EXPORT_SIZE: u64 = 0x1_0000;
+/// Where every module image is loaded.
+pub const MODULE_BASE: u64 = 0x40_0000;
+/// Largest module image (its loaded span).
+pub const MODULE_MAX_SIZE: u64 = 256 << 20;
+/// Start of the arena: mapped on demand, up to the ceiling the parent sets at spawn.
+pub const ARENA_BASE: u64 = 0x1_0000_0000;
+/// The largest arena ceiling a parent may set.
+pub const ARENA_MAX: u64 = 64 << 30;
+/// Thread stacks: slot `n` spans `[STACKS_BASE + n * STACK_SLOT, + STACK_SLOT)`; the stack is
+/// at the top of its slot and the page below the stack is a guard that is never mapped.
+pub const STACKS_BASE: u64 = 0x7000_0000_0000;
+/// Size of one thread's stack slot.
+pub const STACK_SLOT: u64 = 64 << 20;
+/// Largest stack a thread can ask for (its slot less the guard page).
+pub const STACK_MAX: u64 = STACK_SLOT - PAGE_SIZE;
+/// The end of the user half (exclusive).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;

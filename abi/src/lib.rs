@@ -5,5 +5,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod error;
+pub mod handle;
 pub mod layout;
+pub mod limits;
 pub mod qemu;
+
+pub use error::Error;
+pub use handle::{Handle, Rights};
