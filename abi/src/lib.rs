@@ -10,6 +10,7 @@ pub mod handle;
 pub mod layout;
 pub mod limits;
 pub mod qemu;
+pub mod syscall;
 
 pub use error::Error;
 pub use handle::{Handle, Rights};

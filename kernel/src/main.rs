@@ -14,9 +14,14 @@ extern crate alloc;
 
 pub mod arch;
 mod bench;
+mod bundle;
 mod ktest;
+mod loader;
 mod log;
 mod mm;
+mod process;
+mod sched;
+mod syscall;
 mod trap;
 
 use abi::qemu::ExitCode;
@@ -56,13 +61,20 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         ::log::warn!("ignoring unknown command-line word \"{word}\"");
     }
 
-    arch::gdt::init();
+    let selectors = arch::gdt::init();
     arch::idt::init();
+    arch::cpu::disable_legacy_pic();
+    arch::percpu::init_boot_cpu();
+    arch::syscall::init(&selectors);
+    arch::context::init_fpu();
+    arch::usermem::init(bi.protections.smap);
     arch::phys::init(bi.phys_map_base, bi.phys_map_end);
     if let Err(e) = arch::frames::init(&bi.memory) {
         panic!("cannot build the frame allocator: {e:?}");
     }
-    arch::paging::init(bi.pml4_phys);
+    if let Err(e) = arch::paging::init(bi.pml4_phys, &mut arch::frames::KernelTables) {
+        panic!("cannot take over the page tables: {e:?}");
+    }
     let reclaimed = arch::frames::reclaim_boot_memory();
     if let Err(e) = mm::heap::init() {
         panic!("cannot map the kernel heap: {e:?}");
@@ -85,6 +97,17 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
             m.phys_start
         );
     }
+    match bi
+        .modules()
+        .first()
+        .and_then(|m| arch::phys::reserved_bytes(m.phys_start, m.len))
+    {
+        Some(bytes) => bundle::init(bytes),
+        None => ::log::error!("no boot bundle module: nothing can be spawned"),
+    }
+    if let Err(e) = sched::init() {
+        panic!("cannot start the scheduler: {e:?}");
+    }
     ::log::info!("root={} init={}", cmdline.root, cmdline.init);
 
     if let Some(what) = cmdline.crash {
@@ -97,9 +120,16 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         bench::run(which, bi, entry_tsc);
     }
     ::log::info!("moxie core: up");
-    ::log::info!("nothing more to start yet; waiting (leave QEMU with Ctrl-A X)");
+    match process::spawn("bin/init", 0, process::SpawnOptions::default()) {
+        Ok(pid) => {
+            let death = process::wait(pid);
+            ::log::info!("init (pid {pid}) ended: {death:?}");
+        }
+        Err(e) => ::log::error!("cannot spawn bin/init: {e}"),
+    }
+    ::log::info!("nothing more to run; waiting (leave QEMU with Ctrl-A X)");
     loop {
-        arch::cpu::wait_for_interrupt();
+        sched::block();
     }
 }
 

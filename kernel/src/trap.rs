@@ -47,6 +47,17 @@ pub fn vector_name(v: u64) -> &'static str {
 
 /// Entry from `arch::idt` for every trap.
 pub fn handle(frame: &mut TrapFrame) {
+    if frame.from_user() {
+        return user_trap(frame);
+    }
+    if frame.vector == PAGE_FAULT
+        && cpu::cr2() < abi::layout::USER_END
+        && let Some(pid) = crate::sched::current_pid()
+        && crate::process::page_fault(pid, cpu::cr2(), frame.error_code).is_ok()
+    {
+        // The kernel touched a demand-mapped arena page on the process's behalf: retry.
+        return;
+    }
     match frame.vector {
         3 => {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
@@ -66,6 +77,44 @@ pub fn handle(frame: &mut TrapFrame) {
         32..=255 => log::warn!("unexpected interrupt, vector {}", frame.vector),
         _ => report_and_stop(frame),
     }
+}
+
+/// A trap from ring 3: demand paging, or the process's death with a fault report. The kernel and
+/// every other process keep running.
+fn user_trap(frame: &mut TrapFrame) {
+    use crate::process::{Death, FaultKind};
+    let Some(pid) = crate::sched::current_pid() else {
+        report_and_stop(frame)
+    };
+    let (kind, addr) = match frame.vector {
+        3 => {
+            BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        PAGE_FAULT => {
+            let addr = cpu::cr2();
+            match crate::process::page_fault(pid, addr, frame.error_code) {
+                Ok(()) => return,
+                Err(kind) => (kind, addr),
+            }
+        }
+        0 => (FaultKind::DivideByZero, 0),
+        6 => (FaultKind::InvalidOpcode, 0),
+        GENERAL_PROTECTION => (FaultKind::GeneralProtection, 0),
+        32..=255 => {
+            log::warn!("unexpected interrupt, vector {}", frame.vector);
+            return;
+        }
+        v => (FaultKind::Other(v), 0),
+    };
+    crate::process::die(
+        pid,
+        Death::Fault {
+            kind,
+            rip: frame.rip,
+            addr,
+        },
+    );
 }
 
 fn page_fault_cause(code: u64) -> &'static str {

@@ -94,8 +94,16 @@ pub fn build() -> Result<Artifacts> {
     let moxie_elf = out.join("moxie.elf");
     strip_debug(&stub, &moxie_elf)?;
 
+    eprintln!("xtask: building the user programs");
+    let mut programs = Vec::new();
+    for name in USER_PROGRAMS {
+        let built = cargo_build(name, &[])?;
+        let stripped = out.join(format!("{name}.elf"));
+        strip_debug(&built, &stripped)?;
+        programs.push((format!("bin/{name}"), fs::read(&stripped)?));
+    }
     let bundle = out.join("bundle.cpio");
-    write_if_changed(&bundle, &bundle_archive()?)?;
+    write_if_changed(&bundle, &bundle_archive(&programs)?)?;
     Ok(Artifacts {
         kernel_elf,
         core_img,
@@ -112,17 +120,25 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The boot bundle: a cpio "newc" archive. It will hold the block and filesystem drivers; until
-/// they exist it holds a manifest naming its format.
-fn bundle_archive() -> Result<Vec<u8>> {
+/// The user programs packed into the boot bundle as `bin/NAME`.
+pub const USER_PROGRAMS: &[&str] = &["init", "probe"];
+
+/// The boot bundle: a cpio "newc" archive of the modules the core spawns before any disk
+/// exists (the block and filesystem drivers will join them), plus a manifest.
+fn bundle_archive(programs: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let manifest = b"moxie boot bundle v1\n";
     let mut buf = Vec::new();
-    let mut w = cpio::newc::Builder::new("MANIFEST")
-        .mode(0o100644)
-        .nlink(1)
-        .write(&mut buf, manifest.len() as u32);
-    w.write_all(manifest)?;
-    w.finish()?;
+    let mut entries: Vec<(&str, &[u8])> = vec![("MANIFEST", manifest)];
+    entries.extend(programs.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    for (ino, (name, bytes)) in entries.into_iter().enumerate() {
+        let mut w = cpio::newc::Builder::new(name)
+            .ino(ino as u32 + 1)
+            .mode(0o100644)
+            .nlink(1)
+            .write(&mut buf, bytes.len() as u32);
+        w.write_all(bytes)?;
+        w.finish()?;
+    }
     cpio::newc::trailer(&mut buf)?;
     Ok(buf)
 }

@@ -18,7 +18,7 @@ pub struct Figure {
 /// Parses `bench: KEY VALUE UNIT` lines.
 pub fn parse(log: &str) -> Vec<Figure> {
     log.lines()
-        .filter_map(|l| l.strip_prefix("bench: "))
+        .filter_map(|l| l.find("bench: ").map(|at| &l[at + "bench: ".len()..]))
         .filter_map(|rest| {
             let mut w = rest.split_whitespace();
             let key = w.next()?.to_string();

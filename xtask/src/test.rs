@@ -131,24 +131,22 @@ fn lints(t: &mut Tally) -> Result<()> {
         t,
         cargo().args(["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]),
     )?;
-    check(
-        "lint: clippy (kernel and stub)",
-        t,
-        cargo().args([
-            "clippy",
-            "--quiet",
-            "--release",
-            "-p",
-            "moxie-kernel",
-            "-p",
-            "moxie-stub",
-            "--target",
-            "x86_64-unknown-none",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )
+    let mut bare = cargo();
+    bare.args([
+        "clippy",
+        "--quiet",
+        "--release",
+        "--target",
+        "x86_64-unknown-none",
+    ]);
+    for p in ["moxie-kernel", "moxie-stub", "moxie-rt"]
+        .iter()
+        .chain(artifacts::USER_PROGRAMS)
+    {
+        bare.args(["-p", p]);
+    }
+    bare.args(["--", "-D", "warnings"]);
+    check("lint: clippy (kernel, stub, user programs)", t, &mut bare)
 }
 
 fn boot(

@@ -190,7 +190,7 @@ pub fn enable_protections(nx: bool) -> Protections {
     }
 }
 
-/// Loads the new tables and jumps to the core's entry with `rdi = boot_info`.
+/// Loads the new tables and jumps to the core's entry with `rdi = boot_info`, as if called.
 ///
 /// # Safety
 ///
@@ -202,6 +202,9 @@ pub unsafe fn enter_core(pml4: u64, entry: u64, boot_info: u64) -> ! {
             "mov cr3, {pml4}",
             "mov rsp, {stack}",
             "xor ebp, ebp",
+            // A zero return address: the entry sees the ABI's call alignment (rsp = 8 mod 16)
+            // and backtraces end there.
+            "push 0",
             "jmp {entry}",
             pml4 = in(reg) pml4,
             stack = in(reg) BOOT_STACK_TOP,

@@ -59,3 +59,16 @@ pub fn frame_pointer() -> u64 {
     };
     rbp
 }
+
+/// Remaps the legacy 8259 PICs to vectors 0x20–0x2f and masks every line: moxie takes its
+/// interrupts from the local and I/O APICs, and an unmapped PIC would deliver the PIT's IRQ 0 as
+/// vector 8, indistinguishable from a double fault.
+pub fn disable_legacy_pic() {
+    // SAFETY: the PIC I/O ports exist on every PC and QEMU machine; 0x20–0x2f are free vectors,
+    // and initialising and masking the PICs only changes which interrupts they deliver (none).
+    unsafe {
+        let mut pics = pic8259::ChainedPics::new_contiguous(0x20);
+        pics.initialize();
+        pics.write_masks(0xff, 0xff);
+    }
+}

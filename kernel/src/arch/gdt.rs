@@ -38,13 +38,19 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The boot CPU's TSS. Only that CPU writes it (`set_kernel_stack`), with interrupts off.
+struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
+// SAFETY: each CPU touches only its own TSS, with interrupts disabled (see `set_kernel_stack`).
+unsafe impl Sync for TssCell {}
+static TSS: TssCell = TssCell(core::cell::UnsafeCell::new(TaskStateSegment::new()));
+static TSS_READY: Once<()> = Once::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 /// Builds and loads the GDT and TSS on the boot CPU.
 pub fn init() -> Selectors {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
+    TSS_READY.call_once(|| {
+        // SAFETY: runs once, on the boot CPU, before the TSS is loaded: nothing else reads it.
+        let tss = unsafe { &mut *TSS.0.get() };
         for (slot, i) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
             .into_iter()
             .enumerate()
@@ -53,8 +59,10 @@ pub fn init() -> Selectors {
             let base = (&raw const IST_STACKS) as u64 + (slot * IST_STACK_SIZE) as u64;
             tss.interrupt_stack_table[i as usize] = VirtAddr::new(base + IST_STACK_SIZE as u64);
         }
-        tss
     });
+    // SAFETY: the TSS is a static that lives forever; the GDT descriptor only records its
+    // address, and later writes go through `set_kernel_stack` on this CPU.
+    let tss: &'static TaskStateSegment = unsafe { &*TSS.0.get() };
     let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
@@ -83,4 +91,15 @@ pub fn init() -> Selectors {
         load_tss(sel.tss);
     }
     *sel
+}
+
+/// Sets the stack the CPU switches to when an interrupt or exception arrives in ring 3 (the
+/// current thread's kernel stack top). Called on every switch to a thread, interrupts off.
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: a single aligned store to this CPU's TSS with interrupts disabled; the CPU reads
+    // the field only when it takes an interrupt, which cannot happen concurrently here.
+    unsafe {
+        let tss = TSS.0.get();
+        (&raw mut (*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
+    }
 }

@@ -97,6 +97,8 @@ moxie_trap_common:
     mov rdi, rsp
     cld
     call {dispatch}
+    .global moxie_trap_return
+moxie_trap_return:
     pop r15
     pop r14
     pop r13

@@ -4,13 +4,18 @@
 //! safe functions and types exported here; each `unsafe` block below states why it is sound.
 #![allow(unsafe_code)]
 
+pub mod context;
 pub mod cpu;
 pub mod entry;
+pub mod export;
 pub mod extable;
 pub mod frames;
 pub mod gdt;
 pub mod heap;
 pub mod idt;
 pub mod paging;
+pub mod percpu;
 pub mod phys;
 pub mod serial;
+pub mod syscall;
+pub mod usermem;

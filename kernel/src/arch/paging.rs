@@ -211,13 +211,126 @@ pub fn kernel_space() -> &'static AddressSpace {
 static KERNEL_SPACE: AddressSpace = AddressSpace::from_root(0);
 
 /// Adopts the stub's tables as the kernel address space and drops the stub's identity mapping
-/// of itself (every lower-half entry), so no ring-0 code remains in the user half.
-pub fn init(pml4_phys: u64) {
+/// of itself (every lower-half entry), so no ring-0 code remains in the user half. Every
+/// kernel-half top-level entry is then filled (with an empty table where none exists), so a user
+/// address space's copy of the kernel half never goes stale.
+pub fn init(pml4_phys: u64, tables: &mut dyn TableFrames) -> Result<(), MapError> {
     *KERNEL_SPACE.pml4.lock() = pml4_phys;
     KERNEL_SPACE.with_mapper(|m| {
-        for e in m.level_4_table_mut().iter_mut().take(256) {
+        let l4 = m.level_4_table_mut();
+        for e in l4.iter_mut().take(256) {
             e.set_unused();
         }
-    });
+        for e in l4.iter_mut().skip(256) {
+            if e.is_unused() {
+                let t = tables.alloc_table().ok_or(MapError::NoMemory)?;
+                e.set_addr(PhysAddr::new(t), F::PRESENT | F::WRITABLE);
+            }
+        }
+        Ok(())
+    })?;
     x86_64::instructions::tlb::flush_all();
+    Ok(())
+}
+
+/// A PTE bit (one of the OS-available ones) marking a user mapping of a frame the address space
+/// does not own (the export page): tearing the space down leaves such frames alone.
+const SHARED: F = F::BIT_9;
+
+impl AddressSpace {
+    /// A fresh user address space: an empty lower half and the kernel's upper half.
+    pub fn new_user(tables: &mut dyn TableFrames) -> Result<AddressSpace, MapError> {
+        let root = tables.alloc_table().ok_or(MapError::NoMemory)?;
+        let kernel = *KERNEL_SPACE.pml4.lock();
+        // SAFETY: `root` is a fresh zeroed frame; the kernel root is only read, and its upper
+        // half never changes after `init`.
+        unsafe {
+            let dst = &mut *(phys::to_virt(root) as *mut PageTable);
+            let src = &*(phys::to_virt(kernel) as *const PageTable);
+            for i in 256..512 {
+                dst[i] = src[i].clone();
+            }
+        }
+        Ok(AddressSpace::from_root(root))
+    }
+
+    /// Maps a frame this space does not own (it is never freed by [`Self::free_user_half`]).
+    pub fn map_shared(
+        &self,
+        virt: u64,
+        phys: u64,
+        perms: Perms,
+        tables: &mut dyn TableFrames,
+    ) -> Result<(), MapError> {
+        self.map(virt, phys, perms, true, tables)?;
+        let page = page(virt)?;
+        self.with_mapper(|m| {
+            // SAFETY: only adds an OS-available bit to the entry just created.
+            unsafe { m.update_flags(page, perms.flags(true) | SHARED) }
+                .map(|f| f.flush())
+                .map_err(|_| MapError::NotMapped)
+        })
+    }
+
+    /// Makes this the active address space on this CPU.
+    pub fn activate(&self) {
+        let root = *self.pml4.lock();
+        let frame = PhysFrame::containing_address(PhysAddr::new(root));
+        if x86_64::registers::control::Cr3::read().0 != frame {
+            // SAFETY: every address space shares the kernel half, so the code, stack and data
+            // in use stay mapped across the switch.
+            unsafe {
+                x86_64::registers::control::Cr3::write(
+                    frame,
+                    x86_64::registers::control::Cr3Flags::empty(),
+                )
+            };
+        }
+    }
+
+    /// Physical address of the top-level table.
+    pub fn root(&self) -> u64 {
+        *self.pml4.lock()
+    }
+
+    /// Frees every frame the lower half maps (except shared ones) and every lower-half table;
+    /// returns how many frames went back. The space must not be active on any CPU.
+    pub fn free_user_half(&self, free: &mut dyn FnMut(u64)) -> u64 {
+        let root = self.pml4.lock();
+        let mut n = 0;
+        // SAFETY: the space is inactive and locked, so its tables are ours to walk and free.
+        let l4 = unsafe { &mut *(phys::to_virt(*root) as *mut PageTable) };
+        for e in l4.iter_mut().take(256) {
+            if e.flags().contains(F::PRESENT) {
+                n += free_table(e.addr().as_u64(), 3, free);
+                e.set_unused();
+            }
+        }
+        n
+    }
+
+    /// Frees the top-level table itself (after [`Self::free_user_half`]).
+    pub fn into_root(self) -> u64 {
+        self.pml4.into_inner()
+    }
+}
+
+fn free_table(table: u64, level: u8, free: &mut dyn FnMut(u64)) -> u64 {
+    // SAFETY: `table` is a lower-half page table of an inactive space (see the caller).
+    let t = unsafe { &*(phys::to_virt(table) as *const PageTable) };
+    let mut n = 0;
+    for e in t.iter() {
+        let f = e.flags();
+        if !f.contains(F::PRESENT) {
+            continue;
+        }
+        if level > 1 && !f.contains(F::HUGE_PAGE) {
+            n += free_table(e.addr().as_u64(), level - 1, free);
+        } else if !f.contains(SHARED) {
+            free(e.addr().as_u64());
+            n += 1;
+        }
+    }
+    free(table);
+    n + 1
 }

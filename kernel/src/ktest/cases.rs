@@ -37,6 +37,34 @@ pub const CASES: &[Case] = &[
         name: "heap_stress",
         run: heap_stress,
     },
+    Case {
+        name: "process_exit_code",
+        run: super::process_cases::exit_code_is_reported,
+    },
+    Case {
+        name: "process_fault_reports",
+        run: super::process_cases::each_fault_kind_is_reported,
+    },
+    Case {
+        name: "process_panic_report",
+        run: super::process_cases::panic_is_reported,
+    },
+    Case {
+        name: "process_bad_pointers",
+        run: super::process_cases::bad_pointers_get_bad_address,
+    },
+    Case {
+        name: "process_sse_state_per_thread",
+        run: super::process_cases::sse_state_is_per_thread,
+    },
+    Case {
+        name: "process_spawn_errors",
+        run: super::process_cases::spawn_errors_are_clean,
+    },
+    Case {
+        name: "process_1000_spawn_exit_cycles",
+        run: super::process_cases::spawn_exit_cycles_return_every_frame,
+    },
 ];
 
 /// A virtual window for test mappings: above the heap, in the kernel half, never used otherwise.

@@ -1,0 +1,289 @@
+//! Thread execution contexts: kernel stacks, the context switch, FPU/SSE state, and the first
+//! entry of a new thread (into ring 3 through the trap-return path, or into a kernel function).
+use super::frames::{self, KernelTables};
+use super::paging::{MapError, Perms, kernel_space};
+use super::phys::Frame;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use spin::Mutex;
+
+/// Pages in one kernel stack.
+pub const KSTACK_PAGES: u64 = 4;
+const KSTACK_SLOT: u64 = 64 * 1024;
+const KSTACK_AREA: u64 = abi::layout::KERNEL_STACKS_BASE + (1 << 20);
+
+/// Kernel-stack slots given back, for reuse.
+static FREE_SLOTS: Mutex<(Vec<u64>, u64)> = Mutex::new((Vec::new(), 0));
+
+/// A thread's kernel stack: `KSTACK_PAGES` fresh frames at the top of a 64 KiB virtual slot whose
+/// lower part stays unmapped, so an overflow faults instead of corrupting a neighbour.
+pub struct KernelStack {
+    slot: u64,
+}
+
+impl KernelStack {
+    /// Allocates and maps a kernel stack.
+    pub fn new() -> Result<KernelStack, MapError> {
+        let slot = {
+            let mut s = FREE_SLOTS.lock();
+            s.0.pop().unwrap_or_else(|| {
+                s.1 += 1;
+                s.1 - 1
+            })
+        };
+        let ks = KernelStack { slot };
+        for i in 0..KSTACK_PAGES {
+            let frame = frames::alloc_zeroed().ok_or(MapError::NoMemory)?;
+            let va = ks.top() - (i + 1) * 4096;
+            if let Err(e) =
+                kernel_space().map(va, frame.phys(), Perms::ReadWrite, false, &mut KernelTables)
+            {
+                let _ = frames::free(frame);
+                return Err(e);
+            }
+            let _ = Frame::into_phys(frame);
+        }
+        Ok(ks)
+    }
+
+    /// One past the highest byte.
+    pub fn top(&self) -> u64 {
+        KSTACK_AREA + (self.slot + 1) * KSTACK_SLOT
+    }
+}
+
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        for i in 0..KSTACK_PAGES {
+            if let Ok(phys) = kernel_space().unmap(self.top() - (i + 1) * 4096) {
+                let _ = frames::free_phys(phys);
+            }
+        }
+        FREE_SLOTS.lock().0.push(self.slot);
+    }
+}
+
+/// The x87/SSE register file saved by `fxsave`.
+#[repr(C, align(16))]
+pub struct FpuState([u8; 512]);
+
+/// The state in which every thread's FPU starts (captured at boot after `fninit`).
+static FPU_INIT: Mutex<Option<FpuState>> = Mutex::new(None);
+
+/// Enables SSE for ring 3 (CR4.OSFXSR/OSXMMEXCPT, CR0.MP, not EM) and records the initial FPU
+/// state new threads start from. The kernel itself is built soft-float and never touches it.
+pub fn init_fpu() {
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    // SAFETY: turning on SSE support changes what user instructions may do, nothing in memory.
+    unsafe {
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+    }
+    let mut st = FpuState([0; 512]);
+    // SAFETY: fninit resets the x87 unit; fxsave writes 512 bytes into a 16-aligned buffer.
+    unsafe {
+        core::arch::asm!("fninit", "fxsave64 [{}]", in(reg) st.0.as_mut_ptr(), options(nostack));
+    }
+    *FPU_INIT.lock() = Some(st);
+}
+
+fn fresh_fpu() -> Box<FpuState> {
+    let st = FPU_INIT.lock();
+    Box::new(FpuState(st.as_ref().map_or([0; 512], |s| s.0)))
+}
+
+/// A thread's saved kernel context.
+pub struct Context {
+    rsp: u64,
+    fpu: Box<FpuState>,
+    stack: Option<KernelStack>,
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text.moxie_switch, "ax"
+    .global moxie_switch
+moxie_switch:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+    .global moxie_kthread_start
+moxie_kthread_start:
+    mov rdi, r13
+    call r12
+    ud2
+    "#
+);
+
+unsafe extern "C" {
+    fn moxie_switch(save: *mut u64, load: u64);
+    fn moxie_trap_return();
+    fn moxie_kthread_start();
+}
+
+/// Callee-saved registers and the return address, as `moxie_switch` pops them.
+#[repr(C)]
+struct SwitchFrame {
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    rbx: u64,
+    rbp: u64,
+    ret: u64,
+}
+
+/// Where a new context starts.
+pub enum Start {
+    /// Ring 3 at `rip` with stack `rsp` and the first three argument registers.
+    User {
+        /// Entry point (a validated user address).
+        rip: u64,
+        /// User stack pointer.
+        rsp: u64,
+        /// rdi, rsi, rdx.
+        args: [u64; 3],
+    },
+    /// A kernel function that never returns.
+    Kernel {
+        /// The function.
+        entry: extern "C" fn(u64) -> !,
+        /// Its argument.
+        arg: u64,
+    },
+}
+
+impl Context {
+    /// The context of the code running now on the boot stack (filled in by its first switch).
+    pub fn current_boot() -> Context {
+        Context {
+            rsp: 0,
+            fpu: fresh_fpu(),
+            stack: None,
+        }
+    }
+
+    /// A new context with its own kernel stack that starts as `start` says.
+    pub fn new(start: Start) -> Result<Context, MapError> {
+        let stack = KernelStack::new()?;
+        let top = stack.top();
+        let tf_size = core::mem::size_of::<super::idt::TrapFrame>() as u64;
+        let sf_size = core::mem::size_of::<SwitchFrame>() as u64;
+        let (sf, tf) = match start {
+            Start::User { rip, rsp, args } => {
+                let tf = super::idt::TrapFrame {
+                    rip,
+                    rsp,
+                    cs: 0x23,
+                    ss: 0x1b,
+                    rflags: 0x202,
+                    rdi: args[0],
+                    rsi: args[1],
+                    rdx: args[2],
+                    ..Default::default()
+                };
+                let sf = SwitchFrame {
+                    r15: 0,
+                    r14: 0,
+                    r13: 0,
+                    r12: 0,
+                    rbx: 0,
+                    rbp: 0,
+                    ret: moxie_trap_return as *const () as u64,
+                };
+                (sf, Some(tf))
+            }
+            Start::Kernel { entry, arg } => (
+                SwitchFrame {
+                    r15: 0,
+                    r14: 0,
+                    r13: arg,
+                    r12: entry as *const () as u64,
+                    rbx: 0,
+                    rbp: 0,
+                    ret: moxie_kthread_start as *const () as u64,
+                },
+                None,
+            ),
+        };
+        let tf_at = top - tf_size;
+        let sf_at = tf_at - sf_size;
+        // SAFETY: both frames lie inside the freshly mapped kernel stack that only this new
+        // context owns, below its top, properly aligned.
+        unsafe {
+            if let Some(tf) = tf {
+                (tf_at as *mut super::idt::TrapFrame).write(tf);
+            }
+            (sf_at as *mut SwitchFrame).write(sf);
+        }
+        Ok(Context {
+            rsp: sf_at,
+            fpu: fresh_fpu(),
+            stack: Some(stack),
+        })
+    }
+
+    /// The top of this context's kernel stack (where a ring-3 trap frame sits).
+    pub fn stack_top(&self) -> Option<u64> {
+        self.stack.as_ref().map(KernelStack::top)
+    }
+}
+
+/// Switches from the running context to `to`, saving the current one into `from`; returns when
+/// something switches back to `from`.
+///
+/// # Safety
+///
+/// `from` must be the context of the code running now, `to` a context that is not running, and
+/// both must stay where they are (not moved or dropped) until `from` is resumed. Interrupts are
+/// off.
+pub unsafe fn switch(from: *mut Context, to: *const Context) {
+    // SAFETY: guaranteed by the caller; fxsave/fxrstor use the contexts' own 16-aligned areas.
+    unsafe {
+        core::arch::asm!("fxsave64 [{}]", in(reg) (*from).fpu.0.as_mut_ptr(), options(nostack));
+        core::arch::asm!("fxrstor64 [{}]", in(reg) (*to).fpu.0.as_ptr(), options(nostack));
+        if let Some(top) = (*to).stack_top() {
+            super::percpu::set_kernel_rsp(top);
+        }
+        moxie_switch(&raw mut (*from).rsp, (*to).rsp);
+    }
+}
+
+/// A pair of contexts to switch between, captured from references so that building one needs no
+/// `unsafe`: the scheduler takes it while it holds the thread table, releases the lock, then
+/// calls [`switch_to`].
+pub struct SwitchPair {
+    from: *mut Context,
+    to: *const Context,
+}
+
+impl SwitchPair {
+    /// From the running thread's context to another's.
+    pub fn new(from: &mut Context, to: &Context) -> SwitchPair {
+        SwitchPair { from, to }
+    }
+}
+
+/// The scheduler's entry to [`switch`]. The contexts live in boxed thread records that stay put
+/// until the thread is reaped, which happens only after a later switch away from it.
+pub fn switch_to(pair: SwitchPair) {
+    // SAFETY: the pair was made from the running thread's context and a different, runnable
+    // one; both are boxed and kept alive as described above; interrupts are off in the kernel.
+    unsafe { switch(pair.from, pair.to) }
+}

@@ -1,0 +1,106 @@
+//! The kernel export page: the system-call stubs every module imports by name.
+//!
+//! The stubs are assembled into the core (section `.moxie_export`, page-aligned); at boot their
+//! bytes are copied into one frame, which every process maps read-only and executable at
+//! `abi::layout::EXPORT_BASE`. The ELF loader binds a module's undefined `moxie_sys_*` symbols to
+//! their addresses there; an unknown name is refused with its name.
+use super::frames;
+use super::phys::Frame;
+use spin::Once;
+
+core::arch::global_asm!(
+    r#"
+    .section .rodata.moxie_export, "a"
+    .balign 4096
+    .global moxie_export_start
+moxie_export_start:
+moxie_sys_null_stub:
+    xor eax, eax
+    syscall
+    ret
+    .balign 16
+moxie_sys_log_stub:
+    mov eax, 1
+    syscall
+    ret
+    .balign 16
+moxie_sys_exit_stub:
+    mov eax, 2
+    syscall
+    ud2
+    .balign 16
+moxie_sys_yield_stub:
+    mov eax, 3
+    syscall
+    ret
+    .balign 16
+moxie_syscall6_stub:
+    mov rax, rdi
+    mov rdi, rsi
+    mov rsi, rdx
+    mov rdx, rcx
+    mov r10, r8
+    mov r8, r9
+    mov r9, [rsp + 8]
+    syscall
+    ret
+    .global moxie_export_end
+moxie_export_end:
+
+    .section .rodata.moxie_export_offsets, "a"
+    .balign 8
+    .global moxie_export_offsets
+moxie_export_offsets:
+    .quad moxie_sys_null_stub - moxie_export_start
+    .quad moxie_sys_log_stub - moxie_export_start
+    .quad moxie_sys_exit_stub - moxie_export_start
+    .quad moxie_sys_yield_stub - moxie_export_start
+    .quad moxie_syscall6_stub - moxie_export_start
+    "#
+);
+
+unsafe extern "C" {
+    static moxie_export_start: u8;
+    static moxie_export_end: u8;
+    static moxie_export_offsets: [u64; 5];
+}
+
+/// The exported names, in the order of `moxie_export_offsets`.
+const NAMES: [&str; 5] = [
+    "moxie_sys_null",
+    "moxie_sys_log",
+    "moxie_sys_exit",
+    "moxie_sys_yield",
+    "moxie_syscall6",
+];
+
+static PAGE: Once<u64> = Once::new();
+
+/// Copies the stubs into their frame (once) and returns its physical address.
+pub fn page() -> u64 {
+    *PAGE.call_once(|| {
+        let mut frame: Frame = frames::alloc_zeroed().expect("a frame for the export page at boot");
+        let start = &raw const moxie_export_start;
+        let len = &raw const moxie_export_end as usize - start as usize;
+        assert!(len <= 4096, "the export stubs outgrew one page");
+        // SAFETY: the stubs are `len` bytes of read-only data in the core image.
+        let code = unsafe { core::slice::from_raw_parts(start, len) };
+        frame.bytes_mut()[..len].copy_from_slice(code);
+        frame.into_phys()
+    })
+}
+
+/// The user address of an exported name, if it is one.
+pub fn resolve(name: &str) -> Option<u64> {
+    // SAFETY: a read-only table of five offsets emitted by the assembly above.
+    let offsets = unsafe { moxie_export_offsets };
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| abi::layout::EXPORT_BASE + offsets[i])
+}
+
+/// Every exported name.
+pub fn names() -> &'static [&'static str] {
+    &NAMES
+}
