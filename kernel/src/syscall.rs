@@ -6,14 +6,8 @@ use crate::process;
 use crate::sched;
 use abi::Error;
 use abi::syscall::{MAX_LOG_BYTES, Sys};
-use core::sync::atomic::{AtomicU64, Ordering};
-
-/// System calls handled since boot.
-pub static COUNT: AtomicU64 = AtomicU64::new(0);
-
 /// Entry from `arch::syscall`.
 pub fn dispatch(frame: &mut TrapFrame) {
-    COUNT.fetch_add(1, Ordering::Relaxed);
     let args = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
