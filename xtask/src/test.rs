@@ -11,6 +11,8 @@ use std::time::Duration;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The line the core prints when it is up.
 const CORE_UP: &str = "moxie core: up";
+/// The line the core prints once init has run and ended.
+const INIT_DONE: &str = "nothing more to run";
 
 #[derive(Default)]
 struct Tally {
@@ -266,13 +268,22 @@ fn corrupt_copy(a: &Artifacts, offset_in_core: usize, name: &str) -> Result<std:
 
 fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Result<()> {
     let mut reference_line: Option<String> = None;
-    let name = "boot::multiboot1_reaches_core_up";
+    let name = "boot::multiboot1_core_up_and_init_in_ring3";
     if wanted(name) || wanted("boot::grub") {
-        let o = boot(a, &a.moxie_elf, None, "", Some(CORE_UP))?;
+        let o = boot(a, &a.moxie_elf, None, "", Some(INIT_DONE))?;
         reference_line = first_core_line(&o.log).map(str::to_string);
         t.record(
             name,
-            expect(&o, None, &["moxie stub: entered via multiboot\n", CORE_UP]),
+            expect(
+                &o,
+                None,
+                &[
+                    "moxie stub: entered via multiboot\n",
+                    CORE_UP,
+                    "init] init: hello from ring 3",
+                    "init (pid 1) ended: Some(Exit(0))",
+                ],
+            ),
         );
     }
     let name = "boot::grub_iso_multiboot2_same_first_line";
