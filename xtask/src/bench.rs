@@ -29,13 +29,62 @@ pub fn parse(log: &str) -> Vec<Figure> {
         .collect()
 }
 
-/// Boots the benchmark kernel and prints the table.
+/// Operations measured side by side: (label, moxie key, Linux key).
+const ROWS: &[(&str, &str, &str)] = &[
+    (
+        "null system call (Linux: getppid)",
+        "null_syscall",
+        "null_syscall",
+    ),
+    (
+        "round trip 8 B (moxie channel, Linux pipe)",
+        "channel_rt_8",
+        "pipe_rt_8",
+    ),
+    (
+        "round trip 256 B (moxie channel, Linux pipe)",
+        "channel_rt_256",
+        "pipe_rt_256",
+    ),
+    (
+        "round trip 4 KiB (moxie channel, Linux pipe)",
+        "channel_rt_4096",
+        "pipe_rt_4096",
+    ),
+    (
+        "round trip 8 B (Linux Unix socket)",
+        "channel_rt_8",
+        "unix_rt_8",
+    ),
+    ("park/wake ping-pong (Linux futex)", "park_rt", "futex_rt"),
+    (
+        "spawn + exit + death report (Linux fork + exit + wait)",
+        "spawn_exit",
+        "fork_exit_wait",
+    ),
+    ("yield ping-pong", "yield_rt", "yield_rt"),
+    (
+        "first touch of a fresh page",
+        "page_first_touch",
+        "page_first_touch",
+    ),
+    (
+        "16 MiB write + fsync, per MiB",
+        "file_write_16m_fsync",
+        "file_write_16m_fsync",
+    ),
+    ("16 MiB read, per MiB", "file_read_16m", "file_read_16m"),
+];
+
+/// Boots the benchmark kernel and prints the table; with `--baseline linux`, also the Linux
+/// column measured under exactly the same QEMU flags.
 pub fn run(baseline: Option<&str>) -> Result<()> {
-    if let Some(b) = baseline {
-        bail!("--baseline {b}: not available yet (only moxie's own figures are measured)");
+    if let Some(b) = baseline.filter(|b| *b != "linux") {
+        bail!("--baseline {b}: unknown peer (the only one is `linux`)");
     }
     let a = artifacts::build()?;
-    let mut args = qemu::machine_args(1, true);
+    let machine = qemu::machine_args(1, true);
+    let mut args = machine.clone();
     args.extend(qemu::boot_args(
         &a,
         &a.moxie_elf,
@@ -55,6 +104,31 @@ pub fn run(baseline: Option<&str>) -> Result<()> {
     println!("|---|---:|---|");
     for f in &figures {
         println!("| {} | {} | {} |", f.key, f.value, f.unit);
+    }
+    if baseline.is_some() {
+        let linux = crate::linux_baseline::run(&crate::root(), &machine)?;
+        println!();
+        println!("| operation | moxie | Linux | moxie / Linux |");
+        println!("|---|---:|---:|---:|");
+        for (label, mk, lk) in ROWS {
+            let m = figures.iter().find(|f| f.key == *mk);
+            let l = linux.iter().find(|f| f.key == *lk);
+            let show = |v: Option<(u64, &str)>| match v {
+                Some((v, u)) => format!("{v} {u}"),
+                None => "not yet".to_string(),
+            };
+            let ratio = match (m, l) {
+                (Some(m), Some(l)) if l.value > 0 => {
+                    format!("{:.2}", m.value as f64 / l.value as f64)
+                }
+                _ => "—".to_string(),
+            };
+            println!(
+                "| {label} | {} | {} | {ratio} |",
+                show(m.map(|f| (f.value, f.unit.as_str()))),
+                show(l.map(|f| (f.value, f.unit.as_str())))
+            );
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! through apt-get when run as root; the Rust target through rustup) and says so.
 mod artifacts;
 mod bench;
+mod linux_baseline;
 mod prereq;
 mod qemu;
 mod test;

@@ -29,7 +29,20 @@ pub fn machine_args(smp: u32, icount: bool) -> Vec<String> {
     .collect();
     a.extend(["-smp".into(), smp.to_string()]);
     if icount {
-        a.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+        // Instruction counting, plus everything else that could make two runs differ: a fixed
+        // random seed, a virtual clock for the RTC, no boot-device probing delays.
+        for f in [
+            "-icount",
+            "shift=0,sleep=off",
+            "-seed",
+            "1",
+            "-rtc",
+            "base=2024-01-01T00:00:00,clock=vm",
+            "-boot",
+            "strict=on",
+        ] {
+            a.push(f.into());
+        }
     }
     a
 }
