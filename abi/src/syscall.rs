@@ -18,6 +18,27 @@ pub enum Sys {
     Exit = 2,
     /// `yield()`: gives the rest of the time slice to the next runnable thread.
     Yield = 3,
+    /// `channel_create() -> h0 | h1 << 32`: a new channel; both endpoint handles with
+    /// [`crate::Rights::CHANNEL_ALL`].
+    ChannelCreate = 4,
+    /// `close(h)`: releases a handle; a channel endpoint's peer then sees `Closed`.
+    Close = 5,
+    /// `send(h, bytes, len, handles, count)`: copies the message into the peer's buffer and
+    /// moves the handles; never blocks (`Full` when there is no room).
+    Send = 6,
+    /// `recv(h, buf, cap, handles, hcap, deadline) -> len | count << 32`: the oldest message;
+    /// blocks the calling thread until one arrives or the deadline passes.
+    Recv = 7,
+    /// `wait(items, count, deadline) -> index`: waits until one of the handles in `items`
+    /// (an array of [`WaitItem`]) shows one of its wanted signals; fills in what each shows.
+    Wait = 8,
+    /// `spawn(request) -> parent_end | process << 32`: a new process from a module (see
+    /// [`SpawnRequest`]).
+    Spawn = 9,
+    /// `kill(process)`: ends the process a handle with the kill right names.
+    Kill = 10,
+    /// `panic(text, len)`: ends the calling process, reporting the text to its parent.
+    Panic = 11,
 }
 
 impl Sys {
@@ -28,6 +49,14 @@ impl Sys {
             1 => Sys::Log,
             2 => Sys::Exit,
             3 => Sys::Yield,
+            4 => Sys::ChannelCreate,
+            5 => Sys::Close,
+            6 => Sys::Send,
+            7 => Sys::Recv,
+            8 => Sys::Wait,
+            9 => Sys::Spawn,
+            10 => Sys::Kill,
+            11 => Sys::Panic,
             _ => return None,
         })
     }
@@ -35,3 +64,212 @@ impl Sys {
 
 /// Most bytes one `log` call prints.
 pub const MAX_LOG_BYTES: usize = 512;
+
+/// A deadline meaning "do not block": the call returns `Timeout` at once when it would wait.
+pub const DEADLINE_NOW: u64 = 0;
+/// A deadline meaning "wait as long as it takes".
+pub const DEADLINE_NEVER: u64 = u64::MAX;
+
+/// Signals `wait` reports for a channel endpoint, as bits.
+pub mod signal {
+    /// A message is queued for this endpoint.
+    pub const READABLE: u32 = 1 << 0;
+    /// The peer's buffer has room (and the peer is open).
+    pub const WRITABLE: u32 = 1 << 1;
+    /// The peer endpoint is closed.
+    pub const PEER_CLOSED: u32 = 1 << 2;
+    /// The peer endpoint is suspended.
+    pub const PEER_SUSPENDED: u32 = 1 << 3;
+}
+
+/// One entry of a `wait` call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct WaitItem {
+    /// The handle (a channel endpoint).
+    pub handle: u32,
+    /// The signals that end the wait.
+    pub wanted: u32,
+    /// Filled in by the kernel: the signals the handle shows.
+    pub observed: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// Most items one `wait` takes.
+pub const MAX_WAIT_ITEMS: usize = 16;
+
+/// What `spawn` takes, by pointer.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct SpawnRequest {
+    /// The module's path (in the boot bundle for now).
+    pub path: u64,
+    /// Its length.
+    pub path_len: u64,
+    /// Handed to the child's `main` in `rdi`.
+    pub arg: u64,
+    /// Handles moved to the child (they become its handles 1, 2, ...).
+    pub handles: u64,
+    /// How many.
+    pub handle_count: u64,
+    /// The arena ceiling in bytes.
+    pub arena_ceiling: u64,
+    /// The main thread's stack size in bytes (whole pages).
+    pub stack_size: u64,
+    /// Scheduling priority (recorded; the deadline scheduler interprets it).
+    pub priority: u64,
+}
+
+/// Longest module path.
+pub const MAX_PATH: usize = 256;
+/// Longest panic text a death report carries.
+pub const MAX_PANIC_TEXT: usize = 192;
+
+/// The death report the kernel sends on a dead process's parent channel, as bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct DeathReport {
+    /// [`DeathReport::MAGIC`].
+    pub magic: u32,
+    /// One of the `DEATH_*` kinds.
+    pub kind: u32,
+    /// The pid of the dead process.
+    pub pid: u64,
+    /// Exit code (`DEATH_EXIT`), fault kind (`DEATH_FAULT`), else 0.
+    pub code: i64,
+    /// Faulting instruction (`DEATH_FAULT`).
+    pub rip: u64,
+    /// Faulting address (page faults).
+    pub addr: u64,
+    /// Bytes of `text` in use (`DEATH_PANIC`).
+    pub text_len: u32,
+    /// Padding.
+    pub reserved: u32,
+    /// The panic message.
+    pub text: [u8; MAX_PANIC_TEXT],
+}
+
+/// `exit(code)`.
+pub const DEATH_EXIT: u32 = 1;
+/// A fault; `code` is a `FAULT_*` kind.
+pub const DEATH_FAULT: u32 = 2;
+/// Killed through a process handle.
+pub const DEATH_KILLED: u32 = 3;
+/// A panic; `text` says why.
+pub const DEATH_PANIC: u32 = 4;
+
+/// Fault kinds in a death report's `code`.
+pub mod fault {
+    /// Access to an unmapped page (null included).
+    pub const PAGE_FAULT: i64 = 1;
+    /// Write to a read-only page or execution of a non-executable one.
+    pub const PROTECTION: i64 = 2;
+    /// General protection.
+    pub const GENERAL_PROTECTION: i64 = 3;
+    /// Invalid opcode.
+    pub const INVALID_OPCODE: i64 = 4;
+    /// Divide by zero.
+    pub const DIVIDE_BY_ZERO: i64 = 5;
+    /// The stack ran into its guard page.
+    pub const STACK_OVERFLOW: i64 = 6;
+    /// The arena grew past its ceiling.
+    pub const ARENA_CEILING: i64 = 7;
+    /// Another exception (vector in `addr`).
+    pub const OTHER: i64 = 8;
+}
+
+impl DeathReport {
+    /// Marks a death report ("DEAD").
+    pub const MAGIC: u32 = u32::from_le_bytes(*b"DEAD");
+    /// Its size on the wire.
+    pub const SIZE: usize = core::mem::size_of::<DeathReport>();
+
+    /// The report as bytes (little-endian, the layout above).
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..4].copy_from_slice(&self.magic.to_le_bytes());
+        b[4..8].copy_from_slice(&self.kind.to_le_bytes());
+        b[8..16].copy_from_slice(&self.pid.to_le_bytes());
+        b[16..24].copy_from_slice(&self.code.to_le_bytes());
+        b[24..32].copy_from_slice(&self.rip.to_le_bytes());
+        b[32..40].copy_from_slice(&self.addr.to_le_bytes());
+        b[40..44].copy_from_slice(&self.text_len.to_le_bytes());
+        b[44..48].copy_from_slice(&self.reserved.to_le_bytes());
+        b[48..].copy_from_slice(&self.text);
+        b
+    }
+
+    /// Parses a report; `None` for anything that is not one.
+    pub fn from_bytes(b: &[u8]) -> Option<DeathReport> {
+        if b.len() != Self::SIZE {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
+        let r = DeathReport {
+            magic: u32_at(0),
+            kind: u32_at(4),
+            pid: u64_at(8),
+            code: u64_at(16) as i64,
+            rip: u64_at(24),
+            addr: u64_at(32),
+            text_len: u32_at(40),
+            reserved: u32_at(44),
+            text: b[48..].try_into().ok()?,
+        };
+        (r.magic == Self::MAGIC && r.text_len as usize <= MAX_PANIC_TEXT).then_some(r)
+    }
+
+    /// The panic text.
+    pub fn text(&self) -> &str {
+        let t = &self.text[..(self.text_len as usize).min(MAX_PANIC_TEXT)];
+        core::str::from_utf8(t).unwrap_or("<invalid utf-8>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for n in 0..32 {
+            if let Some(s) = Sys::from_number(n) {
+                assert_eq!(s as u64, n);
+            }
+        }
+        assert_eq!(Sys::from_number(11), Some(Sys::Panic));
+        assert_eq!(Sys::from_number(12), None);
+    }
+
+    #[test]
+    fn death_report_round_trips_and_rejects_garbage() {
+        let mut r = DeathReport {
+            magic: DeathReport::MAGIC,
+            kind: DEATH_PANIC,
+            pid: 7,
+            code: -3,
+            rip: 0x40_1000,
+            addr: 8,
+            text_len: 5,
+            reserved: 0,
+            text: [0; MAX_PANIC_TEXT],
+        };
+        r.text[..5].copy_from_slice(b"boom!");
+        let b = r.to_bytes();
+        assert_eq!(DeathReport::from_bytes(&b), Some(r));
+        assert_eq!(DeathReport::from_bytes(&b).unwrap().text(), "boom!");
+        assert_eq!(DeathReport::from_bytes(&b[..10]), None);
+        let mut bad = b;
+        bad[0] ^= 1;
+        assert_eq!(DeathReport::from_bytes(&bad), None);
+        let mut long = b;
+        long[40] = 255;
+        assert_eq!(DeathReport::from_bytes(&long), None);
+    }
+}

@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod arch;
 mod bench;
 mod bundle;
+mod ipc;
 mod ktest;
 mod loader;
 mod log;

@@ -1,18 +1,23 @@
 //! Processes: the sovereign unit. Each has its own address space (module image at the fixed
 //! base, the export page, an arena mapped on demand up to the ceiling its parent set, a stack
-//! with a guard page below it), its threads, and a death record that the kernel fills in exactly
-//! once — by exit, fault or kill — and reports.
+//! with a guard page below it), its handle table (handle 0 is the parent channel), its threads,
+//! and a death record that the kernel fills in exactly once — by exit, panic, fault or kill —
+//! and reports to the parent as a typed message on the parent channel.
 use crate::arch::context::Start;
 use crate::arch::frames::{self, KernelTables};
 use crate::arch::paging::{AddressSpace, MapError, Perms, kernel_space};
+use crate::ipc::{Endpoint, Object};
 use crate::loader::{self, LoadError};
 use crate::sched::{self, Tid};
+use abi::Rights;
 use abi::layout::{
     ARENA_BASE, ARENA_MAX, EXPORT_BASE, PAGE_SIZE, STACK_MAX, STACK_SLOT, STACKS_BASE,
 };
+use abi::syscall::{DeathReport, MAX_PANIC_TEXT};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use handles::HandleTable;
 use spin::Mutex;
 
 /// A process identifier (never reused while the kernel runs).
@@ -23,6 +28,10 @@ pub type Pid = u64;
 pub enum Death {
     /// It called `exit(code)`.
     Exit(i64),
+    /// It panicked, with this message.
+    Panic(String),
+    /// A holder of its process handle killed it.
+    Killed,
     /// It faulted.
     Fault {
         /// What happened.
@@ -55,6 +64,59 @@ pub enum FaultKind {
     Other(u64),
 }
 
+impl Death {
+    /// The wire form sent on the parent channel.
+    pub fn report(&self, pid: Pid) -> DeathReport {
+        use abi::syscall::{DEATH_EXIT, DEATH_FAULT, DEATH_KILLED, DEATH_PANIC, fault};
+        let mut r = DeathReport {
+            magic: DeathReport::MAGIC,
+            kind: 0,
+            pid,
+            code: 0,
+            rip: 0,
+            addr: 0,
+            text_len: 0,
+            reserved: 0,
+            text: [0; MAX_PANIC_TEXT],
+        };
+        match self {
+            Death::Exit(c) => {
+                r.kind = DEATH_EXIT;
+                r.code = *c;
+            }
+            Death::Panic(t) => {
+                r.kind = DEATH_PANIC;
+                let mut n = t.len().min(MAX_PANIC_TEXT);
+                while !t.is_char_boundary(n) {
+                    n -= 1;
+                }
+                r.text[..n].copy_from_slice(&t.as_bytes()[..n]);
+                r.text_len = n as u32;
+            }
+            Death::Killed => r.kind = DEATH_KILLED,
+            Death::Fault { kind, rip, addr } => {
+                r.kind = DEATH_FAULT;
+                r.rip = *rip;
+                r.addr = *addr;
+                r.code = match kind {
+                    FaultKind::PageFault => fault::PAGE_FAULT,
+                    FaultKind::ProtectionFault => fault::PROTECTION,
+                    FaultKind::GeneralProtection => fault::GENERAL_PROTECTION,
+                    FaultKind::InvalidOpcode => fault::INVALID_OPCODE,
+                    FaultKind::DivideByZero => fault::DIVIDE_BY_ZERO,
+                    FaultKind::StackOverflow => fault::STACK_OVERFLOW,
+                    FaultKind::ArenaCeiling => fault::ARENA_CEILING,
+                    FaultKind::Other(v) => {
+                        r.addr = *v;
+                        fault::OTHER
+                    }
+                };
+            }
+        }
+        r
+    }
+}
+
 /// What a parent asks for at spawn.
 #[derive(Clone, Copy, Debug)]
 pub struct SpawnOptions {
@@ -62,6 +124,8 @@ pub struct SpawnOptions {
     pub arena_ceiling: u64,
     /// Size of the main thread's stack.
     pub stack_size: u64,
+    /// Scheduling priority, recorded for the scheduler.
+    pub priority: u64,
 }
 
 impl Default for SpawnOptions {
@@ -69,6 +133,7 @@ impl Default for SpawnOptions {
         SpawnOptions {
             arena_ceiling: 16 << 20,
             stack_size: 64 << 10,
+            priority: 0,
         }
     }
 }
@@ -84,6 +149,18 @@ pub enum SpawnError {
     NoMemory,
     /// A spawn option is outside its limits.
     BadOption(&'static str),
+}
+
+impl SpawnError {
+    /// The error code a system call returns for it.
+    pub fn to_abi(&self) -> abi::Error {
+        match self {
+            SpawnError::NotFound(_) => abi::Error::NotFound,
+            SpawnError::Load(e) => e.to_abi(),
+            SpawnError::NoMemory => abi::Error::NoMemory,
+            SpawnError::BadOption(_) => abi::Error::Failed,
+        }
+    }
 }
 
 impl core::fmt::Display for SpawnError {
@@ -105,12 +182,20 @@ impl From<MapError> for SpawnError {
 
 struct Process {
     name: String,
+    /// Its capabilities; handle 0 is the parent channel.
+    handles: HandleTable<Object>,
     space: Arc<AddressSpace>,
     arena_ceiling: u64,
     stack_bottom: u64,
+    /// Recorded at spawn; the scheduler's policy will read it.
+    #[allow(dead_code)]
+    priority: u64,
     threads: Vec<Tid>,
     death: Option<Death>,
     waiters: Vec<Tid>,
+    /// The kernel will `wait` for it (else its record goes at death: the parent learns of the
+    /// death from the report on the parent channel).
+    kernel_waits: bool,
 }
 
 static PROCS: Mutex<Vec<(Pid, Process)>> = Mutex::new(Vec::new());
@@ -124,8 +209,124 @@ fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Option<R> {
         .map(|(_, pr)| f(pr))
 }
 
-/// Spawns the module at `path` from the boot bundle; its main thread starts with `arg` in `rdi`.
+/// Runs `f` on the calling process's handle table (`None` for kernel threads or a dead process).
+pub fn with_handles<R>(f: impl FnOnce(&mut HandleTable<Object>) -> R) -> Option<R> {
+    let pid = sched::current_pid()?;
+    with_proc(pid, |p| {
+        if p.death.is_some() {
+            None
+        } else {
+            Some(f(&mut p.handles))
+        }
+    })
+    .flatten()
+}
+
+/// A handed-back list of objects (what a failed spawn returns).
+pub type Gifts = Vec<(Object, Rights)>;
+
+/// Spawns the module at `path` from the boot bundle; its main thread starts with `arg` in `rdi`
+/// and its pid in `rsi`. The parent's end of the parent channel is dropped: for processes the
+/// kernel starts and only waits for.
 pub fn spawn(path: &str, arg: u64, opts: SpawnOptions) -> Result<Pid, SpawnError> {
+    spawn_inner(path, arg, opts, Vec::new(), true)
+        .map(|(pid, _parent)| pid)
+        .map_err(|(e, _)| e)
+}
+
+/// Spawns like [`spawn`], moving `gifts` into the child as handles 1, 2, ...; returns the pid
+/// and the parent's end of the child's parent channel. On failure the gifts come back.
+pub fn spawn_with(
+    path: &str,
+    arg: u64,
+    opts: SpawnOptions,
+    gifts: Gifts,
+) -> Result<(Pid, Endpoint), (SpawnError, Gifts)> {
+    spawn_inner(path, arg, opts, gifts, false)
+}
+
+/// Like [`spawn_with`], for a child the kernel itself will `wait` for.
+pub fn spawn_watched(
+    path: &str,
+    arg: u64,
+    opts: SpawnOptions,
+    gifts: Gifts,
+) -> Result<(Pid, Endpoint), (SpawnError, Gifts)> {
+    spawn_inner(path, arg, opts, gifts, true)
+}
+
+fn spawn_inner(
+    path: &str,
+    arg: u64,
+    opts: SpawnOptions,
+    gifts: Gifts,
+    kernel_waits: bool,
+) -> Result<(Pid, Endpoint), (SpawnError, Gifts)> {
+    if gifts.len() + 1 > abi::limits::MAX_HANDLES {
+        return Err((SpawnError::BadOption("too many handles"), gifts));
+    }
+    let (space, entry) = match prepare(path, opts) {
+        Ok(p) => p,
+        Err(e) => return Err((e, gifts)),
+    };
+    let (parent_end, child_end) = Endpoint::pair();
+    let mut table = HandleTable::new(abi::limits::MAX_HANDLES);
+    let mut all = alloc::vec![(
+        Object::Endpoint(child_end),
+        Rights::SEND.union(Rights::RECV)
+    )];
+    all.extend(gifts);
+    for (obj, rights) in all {
+        if table.insert(obj, rights).is_err() {
+            teardown(&space);
+            return Err((SpawnError::NoMemory, Vec::new()));
+        }
+    }
+    let pid = {
+        let mut n = NEXT_PID.lock();
+        *n += 1;
+        *n - 1
+    };
+    let stack_top = STACKS_BASE + STACK_SLOT;
+    let tid = match sched::spawn(
+        Start::User {
+            rip: entry,
+            rsp: stack_top - 8,
+            args: [arg, pid, 0],
+        },
+        Some(space.clone()),
+        Some(pid),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            teardown(&space);
+            return Err((e.into(), Vec::new()));
+        }
+    };
+    PROCS.lock().push((
+        pid,
+        Process {
+            name: path.rsplit('/').next().unwrap_or(path).to_string(),
+            handles: table,
+            space,
+            arena_ceiling: opts.arena_ceiling,
+            stack_bottom: stack_top - opts.stack_size,
+            priority: opts.priority,
+            threads: alloc::vec![tid],
+            death: None,
+            waiters: Vec::new(),
+            kernel_waits,
+        },
+    ));
+    ::log::debug!(
+        "spawned {path} as process {pid} (priority {})",
+        opts.priority
+    );
+    Ok((pid, parent_end))
+}
+
+/// Checks the options, loads the module and builds its address space.
+fn prepare(path: &str, opts: SpawnOptions) -> Result<(Arc<AddressSpace>, u64), SpawnError> {
     if opts.arena_ceiling > ARENA_MAX {
         return Err(SpawnError::BadOption(
             "arena ceiling above the layout's maximum",
@@ -142,117 +343,47 @@ pub fn spawn(path: &str, arg: u64, opts: SpawnOptions) -> Result<Pid, SpawnError
     let file = crate::bundle::file(path).ok_or_else(|| SpawnError::NotFound(path.to_string()))?;
     let image = loader::load(file).map_err(SpawnError::Load)?;
     let space = Arc::new(AddressSpace::new_user(&mut KernelTables)?);
-    let built = build(&space, &image, opts);
-    if let Err(e) = built {
+    if let Err(e) = build(&space, &image, opts) {
         teardown(&space);
         return Err(e);
     }
-    let pid = {
-        let mut n = NEXT_PID.lock();
-        *n += 1;
-        *n - 1
-    };
-    let stack_top = STACKS_BASE + STACK_SLOT;
-    let tid = match sched::spawn(
-        Start::User {
-            rip: image.entry,
-            rsp: stack_top - 8,
-            args: [arg, pid, 0],
-        },
-        Some(space.clone()),
-        Some(pid),
-    ) {
-        Ok(t) => t,
-        Err(e) => {
-            teardown(&space);
-            return Err(e.into());
-        }
-    };
-    PROCS.lock().push((
-        pid,
-        Process {
-            name: path.rsplit('/').next().unwrap_or(path).to_string(),
-            space,
-            arena_ceiling: opts.arena_ceiling,
-            stack_bottom: stack_top - opts.stack_size,
-            threads: alloc::vec![tid],
-            death: None,
-            waiters: Vec::new(),
-        },
-    ));
-    Ok(pid)
+    Ok((space, image.entry))
 }
 
-fn map_fresh(
-    space: &AddressSpace,
-    va: u64,
-    perms: Perms,
-    bytes: Option<&[u8]>,
-) -> Result<(), SpawnError> {
-    let mut frame = frames::alloc_zeroed().ok_or(SpawnError::NoMemory)?;
-    if let Some(b) = bytes {
-        frame.bytes_mut()[..b.len()].copy_from_slice(b);
-    }
-    let phys = frame.phys();
-    if let Err(e) = space.map(va, phys, perms, true, &mut KernelTables) {
-        let _ = frames::free(frame);
-        return Err(e.into());
-    }
-    let _ = frame.into_phys();
-    Ok(())
-}
-
-fn build(
-    space: &AddressSpace,
-    image: &loader::Image,
-    opts: SpawnOptions,
-) -> Result<(), SpawnError> {
-    for page in &image.pages {
-        map_fresh(space, page.vaddr, page.perms, Some(&page.bytes[..]))?;
-    }
-    space.map_shared(
-        EXPORT_BASE,
-        crate::arch::export::page(),
-        Perms::ReadExec,
-        &mut KernelTables,
-    )?;
-    let top = STACKS_BASE + STACK_SLOT;
-    for va in (top - opts.stack_size..top).step_by(PAGE_SIZE as usize) {
-        map_fresh(space, va, Perms::ReadWrite, None)?;
-    }
-    Ok(())
-}
-
-/// Frees everything the space maps and the space itself. It must not be active.
-fn teardown(space: &AddressSpace) {
-    kernel_space().activate();
-    space.free_user_half(&mut |p| {
-        let _ = frames::free_phys(p);
-    });
-    let _ = frames::free_phys(space.root());
-}
-
-/// Ends process `pid` (called by its own thread for exit and faults, or by a killer).
+/// Ends process `pid` (called by its own thread for exit, panic and faults, or by a killer):
+/// records the death once, sends the report on its parent channel, closes every handle (peers
+/// see `Closed`), frees its memory, removes its threads, wakes whoever waits for it.
 pub fn die(pid: Pid, how: Death) {
     let me = sched::current();
-    let record = {
+    let taken = {
         let mut procs = PROCS.lock();
-        let Some(i) = procs.iter().position(|(p, _)| *p == pid) else {
+        let Some((_, p)) = procs.iter_mut().find(|(p, _)| *p == pid) else {
             return;
         };
-        if procs[i].1.death.is_some() {
+        if p.death.is_some() {
             return;
         }
-        procs[i].1.death = Some(how.clone());
+        p.death = Some(how.clone());
+        let objects: Vec<(abi::Handle, Object, Rights)> = p.handles.drain().collect();
         (
-            procs[i].1.threads.clone(),
-            procs[i].1.space.clone(),
-            procs[i].1.waiters.clone(),
-            procs[i].1.name.clone(),
+            objects,
+            p.threads.clone(),
+            p.space.clone(),
+            core::mem::take(&mut p.waiters),
+            p.name.clone(),
         )
     };
-    let (threads, space, waiters, name) = record;
+    let (objects, threads, space, waiters, name) = taken;
     ::log::debug!("process {pid} ({name}) died: {how:?}");
+    // The report goes first, so the parent reads it before it sees the channel close.
+    if let Some((_, Object::Endpoint(parent), _)) =
+        objects.iter().find(|(h, _, _)| *h == abi::Handle::PARENT)
+    {
+        let bytes = how.report(pid).to_bytes().to_vec();
+        // A parent that died first: the send goes into a void, as the earth law says.
+        let _ = parent.send(channel::Message::new(bytes, Vec::new()));
+    }
+    drop(objects);
     for t in &threads {
         if *t != me {
             sched::kill(*t);
@@ -262,12 +393,13 @@ pub fn die(pid: Pid, how: Death) {
     for w in waiters {
         sched::wake(w);
     }
+    PROCS.lock().retain(|(p, pr)| *p != pid || pr.kernel_waits);
     if threads.contains(&me) {
         sched::exit_current();
     }
 }
 
-/// Blocks until `pid` has died and returns how.
+/// Blocks until `pid` has died, forgets it, and returns how it died.
 pub fn wait(pid: Pid) -> Option<Death> {
     loop {
         let state = with_proc(pid, |p| {
@@ -311,4 +443,56 @@ pub fn page_fault(pid: Pid, addr: u64, error_code: u64) -> Result<(), FaultKind>
         return Err(FaultKind::StackOverflow);
     }
     Err(FaultKind::PageFault)
+}
+fn map_fresh(
+    space: &AddressSpace,
+    va: u64,
+    perms: Perms,
+    bytes: Option<&[u8]>,
+) -> Result<(), SpawnError> {
+    let mut frame = frames::alloc_zeroed().ok_or(SpawnError::NoMemory)?;
+    if let Some(b) = bytes {
+        frame.bytes_mut()[..b.len()].copy_from_slice(b);
+    }
+    let phys = frame.phys();
+    if let Err(e) = space.map(va, phys, perms, true, &mut KernelTables) {
+        let _ = frames::free(frame);
+        return Err(e.into());
+    }
+    let _ = frame.into_phys();
+    Ok(())
+}
+
+fn build(
+    space: &AddressSpace,
+    image: &loader::Image,
+    opts: SpawnOptions,
+) -> Result<(), SpawnError> {
+    for page in &image.pages {
+        map_fresh(space, page.vaddr, page.perms, Some(&page.bytes[..]))?;
+    }
+    space.map_shared(
+        EXPORT_BASE,
+        crate::arch::export::page(),
+        Perms::ReadExec,
+        &mut KernelTables,
+    )?;
+    let top = STACKS_BASE + STACK_SLOT;
+    for va in (top - opts.stack_size..top).step_by(PAGE_SIZE as usize) {
+        map_fresh(space, va, Perms::ReadWrite, None)?;
+    }
+    Ok(())
+}
+
+/// Frees everything the space maps and the space itself. It must not be active.
+fn teardown(space: &AddressSpace) {
+    // Leave the space first if this CPU is in it (a process ending itself); a killer in
+    // another process keeps its own.
+    if crate::arch::cpu::cr3() == space.root() {
+        kernel_space().activate();
+    }
+    space.free_user_half(&mut |p| {
+        let _ = frames::free_phys(p);
+    });
+    let _ = frames::free_phys(space.root());
 }

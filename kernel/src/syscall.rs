@@ -1,24 +1,44 @@
 //! System-call dispatch: every call is decoded and checked first, then performed. Results go
 //! back in the trap frame: status in `rax` (0 or an `abi::Error` code), value in `rdx`.
+//!
+//! Handles are looked up in the calling process's table with the rights the call needs
+//! (`InvalidHandle` for a forged, stale or given-away handle, `WrongType`, `NoRights`). Calls that
+//! move handles are all-or-nothing: on any failure every handle is back where it was.
 use crate::arch::idt::TrapFrame;
 use crate::arch::usermem::UserSlice;
-use crate::process;
+use crate::ipc::{Endpoint, Msg, Object, Port};
+use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
-use abi::Error;
-use abi::syscall::{MAX_LOG_BYTES, Sys};
+use abi::syscall::{
+    DEADLINE_NEVER, DEADLINE_NOW, MAX_LOG_BYTES, MAX_PANIC_TEXT, MAX_PATH, MAX_WAIT_ITEMS,
+    SpawnRequest, Sys, WaitItem,
+};
+use abi::{Error, Handle, Rights};
+use alloc::vec;
+use alloc::vec::Vec;
+use channel::RecvError;
+
 /// Entry from `arch::syscall`.
 pub fn dispatch(frame: &mut TrapFrame) {
-    let args = [
+    let a = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
     let result = match Sys::from_number(frame.rax) {
         Some(Sys::Null) => Ok(0),
-        Some(Sys::Log) => log(args[0], args[1]),
-        Some(Sys::Exit) => exit(args[0] as i64),
+        Some(Sys::Log) => log(a[0], a[1]),
+        Some(Sys::Exit) => end(Death::Exit(a[0] as i64)),
         Some(Sys::Yield) => {
             sched::yield_now();
             Ok(0)
         }
+        Some(Sys::ChannelCreate) => channel_create(),
+        Some(Sys::Close) => close(a[0]),
+        Some(Sys::Send) => send(a[0], a[1], a[2], a[3], a[4]),
+        Some(Sys::Recv) => recv(a[0], a[1], a[2], a[3], a[4], a[5]),
+        Some(Sys::Wait) => wait(a[0], a[1], a[2]),
+        Some(Sys::Spawn) => spawn(a[0]),
+        Some(Sys::Kill) => kill(a[0]),
+        Some(Sys::Panic) => panic(a[0], a[1]),
         None => Err(Error::BadSyscall),
     };
     match result {
@@ -33,13 +53,32 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
 }
 
+fn handle(raw: u64) -> Result<Handle, Error> {
+    u32::try_from(raw)
+        .map(Handle)
+        .map_err(|_| Error::InvalidHandle)
+}
+
+/// Runs `f` on the caller's handle table; kernel threads have none.
+fn table<R>(f: impl FnOnce(&mut handles::HandleTable<Object>) -> R) -> Result<R, Error> {
+    process::with_handles(f).ok_or(Error::Failed)
+}
+
+/// A non-owning reference to the endpoint `h` names, checked for `rights`; it outlives the
+/// table lock (the table keeps owning the endpoint).
+fn endpoint(h: Handle, rights: Rights) -> Result<Port, Error> {
+    table(|t| match t.check(h, rights)? {
+        Object::Endpoint(e) => Ok(e.port()),
+        _ => Err(Error::WrongType),
+    })?
+}
+
 fn log(ptr: u64, len: u64) -> Result<u64, Error> {
     if len > MAX_LOG_BYTES as u64 {
         return Err(Error::TooBig);
     }
-    let src = UserSlice::new(ptr, len as usize)?;
     let mut buf = [0u8; MAX_LOG_BYTES];
-    src.read_into(&mut buf[..len as usize])?;
+    UserSlice::new(ptr, len as usize)?.read_into(&mut buf[..len as usize])?;
     let text = core::str::from_utf8(&buf[..len as usize]).unwrap_or("<invalid utf-8>");
     let pid = sched::current_pid().unwrap_or(0);
     let name = process::name(pid).unwrap_or_default();
@@ -47,9 +86,256 @@ fn log(ptr: u64, len: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
-fn exit(code: i64) -> Result<u64, Error> {
+fn end(how: Death) -> Result<u64, Error> {
     if let Some(pid) = sched::current_pid() {
-        process::die(pid, process::Death::Exit(code));
+        process::die(pid, how);
     }
     Err(Error::Failed)
+}
+
+fn panic(ptr: u64, len: u64) -> Result<u64, Error> {
+    let len = (len as usize).min(MAX_PANIC_TEXT);
+    let mut buf = [0u8; MAX_PANIC_TEXT];
+    let text = match UserSlice::new(ptr, len).and_then(|s| s.read_into(&mut buf[..len])) {
+        Ok(()) => alloc::string::String::from_utf8_lossy(&buf[..len]).into_owned(),
+        Err(_) => "<panic text unreadable>".into(),
+    };
+    end(Death::Panic(text))
+}
+
+fn channel_create() -> Result<u64, Error> {
+    let (a, b) = Endpoint::pair();
+    let items = vec![
+        (Object::Endpoint(a), Rights::CHANNEL_ALL),
+        (Object::Endpoint(b), Rights::CHANNEL_ALL),
+    ];
+    let hs = table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
+    Ok(hs[0].0 as u64 | (hs[1].0 as u64) << 32)
+}
+
+fn close(h: u64) -> Result<u64, Error> {
+    let h = handle(h)?;
+    let obj = table(|t| t.remove(h))?.map_err(Error::from)?;
+    drop(obj);
+    Ok(0)
+}
+
+fn read_handles(ptr: u64, count: u64) -> Result<Vec<Handle>, Error> {
+    if count > abi::limits::MAX_MESSAGE_HANDLES as u64 {
+        return Err(Error::TooBig);
+    }
+    let mut raw = vec![0u8; count as usize * 4];
+    UserSlice::new(ptr, raw.len())?.read_into(&mut raw)?;
+    Ok(raw
+        .chunks_exact(4)
+        .map(|c| Handle(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect())
+}
+
+fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Error> {
+    let h = handle(h)?;
+    if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
+        return Err(Error::TooBig);
+    }
+    let moving = read_handles(hptr, hcount)?;
+    let mut data = vec![0u8; len as usize];
+    UserSlice::new(bytes, len as usize)?.read_into(&mut data)?;
+    let target = endpoint(h, Rights::SEND)?;
+    // The parent channel of a process whose parent died is inert: sends succeed into a void.
+    let inert = h == Handle::PARENT;
+    match target.check_send(data.len(), moving.len()) {
+        Err(Error::Closed) if inert => {}
+        r => r?,
+    }
+    // Take the handles out (all or nothing); refuse to send an endpoint through its own
+    // channel, or the sending handle itself.
+    let objects = table(|t| {
+        for m in &moving {
+            match t.get(*m).map_err(Error::from)?.0 {
+                Object::Endpoint(e) if e.same_channel(&target) => return Err(Error::Failed),
+                _ => {}
+            }
+        }
+        t.remove_many(&moving, Rights::TRANSFER)
+    })??;
+    let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
+    let msg = Msg::new(data, objects.into_iter().map(|(o, _)| o).collect());
+    match target.send(msg) {
+        Ok(()) => Ok(0),
+        // Into the void: the message and the handles it carried are dropped (closed).
+        Err(e) if inert && e.error() == Error::Closed => Ok(0),
+        Err(e) => {
+            let kind = e.error();
+            let back = e.into_message().handles;
+            table(|t| {
+                for ((obj, r), h) in back.into_iter().zip(rights).zip(moving) {
+                    let _ = t.restore(h, obj, r);
+                }
+            })?;
+            Err(kind)
+        }
+    }
+}
+
+fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Result<u64, Error> {
+    let h = handle(h)?;
+    let source = endpoint(h, Rights::RECV)?;
+    loop {
+        match source.peek_size() {
+            Some((len, count)) => {
+                if len as u64 > cap || count as u64 > hcap {
+                    return Err(Error::TooBig);
+                }
+                let out = UserSlice::new(buf, len)?;
+                let hout = UserSlice::new(hptr, count * 4)?;
+                // Copy the bytes before taking the message, so a bad buffer loses nothing.
+                source.peek_bytes(|b| out.write_from(b)).unwrap_or(Ok(()))?;
+                hout.write_from(&vec![0u8; count * 4])?;
+                table(|t| t.reserve(count))?.map_err(Error::from)?;
+                let msg = source.try_recv()?;
+                let items: Vec<(Object, Rights)> = msg
+                    .handles
+                    .into_iter()
+                    .map(|o| (o, Rights::CHANNEL_ALL))
+                    .collect();
+                let hs =
+                    table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
+                let raw: Vec<u8> = hs.iter().flat_map(|h| h.0.to_le_bytes()).collect();
+                hout.write_from(&raw)?;
+                return Ok(len as u64 | (count as u64) << 32);
+            }
+            None => match source.try_recv() {
+                Err(RecvError::Empty) => {}
+                Err(e) => return Err(e.into()),
+                Ok(_) => unreachable!("peek saw no message"),
+            },
+        }
+        match deadline {
+            DEADLINE_NOW => return Err(Error::Timeout),
+            DEADLINE_NEVER => {
+                source.watch();
+                sched::block();
+                // The handle may have been closed meanwhile (by another thread).
+                endpoint(h, Rights::RECV)?;
+            }
+            _ => return Err(Error::Failed),
+        }
+    }
+}
+
+fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
+    if count == 0 || count > MAX_WAIT_ITEMS as u64 {
+        return Err(Error::TooBig);
+    }
+    let size = core::mem::size_of::<WaitItem>();
+    let user = UserSlice::new(items_ptr, count as usize * size)?;
+    let mut raw = vec![0u8; count as usize * size];
+    user.read_into(&mut raw)?;
+    let mut items: Vec<WaitItem> = raw
+        .chunks_exact(size)
+        .map(|c| WaitItem {
+            handle: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            wanted: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            observed: 0,
+            reserved: 0,
+        })
+        .collect();
+    loop {
+        let mut ready = None;
+        let mut ends = Vec::with_capacity(items.len());
+        for (i, it) in items.iter_mut().enumerate() {
+            let e = endpoint(Handle(it.handle), Rights::NONE)?;
+            it.observed = e.signals();
+            if it.observed & it.wanted != 0 && ready.is_none() {
+                ready = Some(i);
+            }
+            ends.push(e);
+        }
+        if let Some(i) = ready {
+            let out: Vec<u8> = items
+                .iter()
+                .flat_map(|it| {
+                    [it.handle, it.wanted, it.observed, 0]
+                        .into_iter()
+                        .flat_map(u32::to_le_bytes)
+                })
+                .collect();
+            user.write_from(&out)?;
+            return Ok(i as u64);
+        }
+        match deadline {
+            DEADLINE_NOW => return Err(Error::Timeout),
+            DEADLINE_NEVER => {
+                for e in &ends {
+                    e.watch();
+                }
+                drop(ends);
+                sched::block();
+            }
+            _ => return Err(Error::Failed),
+        }
+    }
+}
+
+fn spawn(req_ptr: u64) -> Result<u64, Error> {
+    let size = core::mem::size_of::<SpawnRequest>();
+    let mut raw = vec![0u8; size];
+    UserSlice::new(req_ptr, size)?.read_into(&mut raw)?;
+    let f = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    };
+    let req = SpawnRequest {
+        path: f(0),
+        path_len: f(1),
+        arg: f(2),
+        handles: f(3),
+        handle_count: f(4),
+        arena_ceiling: f(5),
+        stack_size: f(6),
+        priority: f(7),
+    };
+    if req.path_len as usize > MAX_PATH {
+        return Err(Error::TooBig);
+    }
+    let mut path = vec![0u8; req.path_len as usize];
+    UserSlice::new(req.path, path.len())?.read_into(&mut path)?;
+    let path = core::str::from_utf8(&path).map_err(|_| Error::Failed)?;
+    let moving = read_handles(req.handles, req.handle_count)?;
+    let gifts = table(|t| t.remove_many(&moving, Rights::TRANSFER))??;
+    let opts = SpawnOptions {
+        arena_ceiling: req.arena_ceiling,
+        stack_size: req.stack_size,
+        priority: req.priority,
+    };
+    match process::spawn_with(path, req.arg, opts, gifts) {
+        Ok((pid, parent_end)) => {
+            let items = vec![
+                (Object::Endpoint(parent_end), Rights::CHANNEL_ALL),
+                (Object::Process(pid), Rights::KILL),
+            ];
+            let hs = table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
+            Ok(hs[0].0 as u64 | (hs[1].0 as u64) << 32)
+        }
+        Err((e, back)) => {
+            ::log::debug!("spawn {path}: {e}");
+            table(|t| {
+                for ((obj, r), h) in back.into_iter().zip(moving) {
+                    let _ = t.restore(h, obj, r);
+                }
+            })?;
+            Err(e.to_abi())
+        }
+    }
+}
+
+fn kill(h: u64) -> Result<u64, Error> {
+    let h = handle(h)?;
+    let pid = table(|t| match t.check(h, Rights::KILL)? {
+        Object::Process(pid) => Ok(*pid),
+        _ => Err(Error::WrongType),
+    })??;
+    process::die(pid, Death::Killed);
+    Ok(0)
 }

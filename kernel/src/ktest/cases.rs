@@ -65,6 +65,34 @@ pub const CASES: &[Case] = &[
         name: "process_1000_spawn_exit_cycles",
         run: super::process_cases::spawn_exit_cycles_return_every_frame,
     },
+    Case {
+        name: "channel_exchange_and_exit_report",
+        run: super::channel_cases::exchange_both_ways_then_exit_report,
+    },
+    Case {
+        name: "channel_fault_and_panic_reports",
+        run: super::channel_cases::fault_and_panic_reports_on_parent_channel,
+    },
+    Case {
+        name: "channel_hostile_handles",
+        run: super::channel_cases::hostile_handles_get_their_errors,
+    },
+    Case {
+        name: "channel_backpressure",
+        run: super::channel_cases::backpressure_full_then_writable_exactly_once_in_order,
+    },
+    Case {
+        name: "channel_parent_dies_first",
+        run: super::channel_cases::parent_dies_first_child_channel_is_inert,
+    },
+    Case {
+        name: "process_kill_reported",
+        run: super::channel_cases::kill_through_process_handle_is_reported,
+    },
+    Case {
+        name: "process_arena_ceiling",
+        run: super::channel_cases::arena_grows_on_demand_up_to_its_ceiling,
+    },
 ];
 
 /// A virtual window for test mappings: above the heap, in the kernel half, never used otherwise.

@@ -15,6 +15,7 @@ use abi::qemu::ExitCode;
 use alloc::string::String;
 
 mod cases;
+mod channel_cases;
 mod process_cases;
 
 /// One in-kernel test case.

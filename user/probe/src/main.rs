@@ -19,6 +19,219 @@ mod behaviour {
     pub const YIELD_LOOP: u64 = 8;
     pub const SSE_STATE: u64 = 9;
     pub const BENCH_NULL_SYSCALL: u64 = 10;
+    pub const ECHO: u64 = 11;
+    pub const HOSTILE: u64 = 12;
+    pub const BACKPRESSURE_SENDER: u64 = 13;
+    pub const PARENT_DIES: u64 = 14;
+    pub const ORPHAN: u64 = 15;
+    pub const KILLER: u64 = 16;
+    pub const YIELD_FOREVER: u64 = 17;
+    pub const ARENA: u64 = 18;
+}
+
+extern crate alloc;
+
+use abi::Handle;
+use abi::syscall::{DEADLINE_NEVER, DEADLINE_NOW, WaitItem, signal};
+use behaviour::{ORPHAN, YIELD_FOREVER};
+use moxie_rt::chan;
+
+const PARENT: Handle = Handle::PARENT;
+
+/// Echoes every message on the parent channel back with an `echo:` prefix until `exit`.
+fn echo() -> i32 {
+    let mut buf = [0u8; 256];
+    loop {
+        let Ok((n, _)) = chan::recv(PARENT, &mut buf, &mut [], DEADLINE_NEVER) else {
+            return 2;
+        };
+        if &buf[..n] == b"exit" {
+            return 0;
+        }
+        let mut out = alloc::vec::Vec::from(&b"echo:"[..]);
+        out.extend_from_slice(&buf[..n]);
+        if chan::send(PARENT, &out, &[]).is_err() {
+            return 3;
+        }
+    }
+}
+
+/// Every misuse of handles gets its documented error and changes nothing; returns the number
+/// of the first check that failed, or 0.
+fn hostile() -> i32 {
+    use Error::*;
+    let mut step = 0;
+    let mut check = |ok: bool| {
+        step += 1;
+        if ok { Ok(()) } else { Err(step) }
+    };
+    let mut run = || -> Result<(), i32> {
+        // Forged indexes.
+        check(chan::close(Handle(0x7777)) == Err(InvalidHandle))?;
+        check(chan::send(Handle(500), b"x", &[]) == Err(InvalidHandle))?;
+        // Stale generation after close, even once the slot is reused.
+        let (a, _b) = chan::channel_create().map_err(|_| 100)?;
+        check(chan::close(a).is_ok())?;
+        check(chan::send(a, b"x", &[]) == Err(InvalidHandle))?;
+        let (c, d) = chan::channel_create().map_err(|_| 101)?;
+        check(c.index() == a.index() && c != a)?;
+        check(chan::send(a, b"x", &[]) == Err(InvalidHandle))?;
+        check(chan::send(c, b"ok", &[]).is_ok())?;
+        let mut buf = [0u8; 16];
+        check(chan::recv(d, &mut buf, &mut [], DEADLINE_NOW) == Ok((2, 0)))?;
+        // Wrong types and missing rights.
+        let (pc, ph) = chan::spawn("bin/probe", YIELD_FOREVER, &[]).map_err(|_| 102)?;
+        let mut items = [WaitItem {
+            handle: ph.0,
+            wanted: signal::READABLE,
+            ..Default::default()
+        }];
+        check(chan::wait(&mut items, DEADLINE_NOW) == Err(WrongType))?;
+        check(chan::kill(pc) == Err(NoRights))?;
+        check(chan::send(ph, b"x", &[]) == Err(NoRights))?;
+        check(chan::kill(ph).is_ok())?;
+        // A handle given away in a message is gone from the sender.
+        let (x, y) = chan::channel_create().map_err(|_| 103)?;
+        let (p, q) = chan::channel_create().map_err(|_| 104)?;
+        check(chan::send(p, b"take", &[x]).is_ok())?;
+        check(chan::send(x, b"x", &[]) == Err(InvalidHandle))?;
+        let mut hs = [Handle(0); 1];
+        let got = chan::recv(q, &mut buf, &mut hs, DEADLINE_NOW);
+        check(got == Ok((4, 1)))?;
+        check(chan::send(hs[0], b"hi", &[]).is_ok())?;
+        check(chan::recv(y, &mut buf, &mut [], DEADLINE_NOW) == Ok((2, 0)))?;
+        // Bad pointers and sizes: refused, nothing sent.
+        check(chan::send_raw(p.0 as u64, 0, 8, 0, 0) == Err(BadAddress))?;
+        check(chan::send_raw(p.0 as u64, buf.as_ptr() as u64, 1, 0, 1) == Err(BadAddress))?;
+        check(chan::send_raw(p.0 as u64, 0xffff_8000_0000_0000, 8, 0, 0) == Err(BadAddress))?;
+        check(chan::send_raw(p.0 as u64, buf.as_ptr() as u64, 1 << 20, 0, 0) == Err(TooBig))?;
+        check(
+            chan::send_raw(p.0 as u64, buf.as_ptr() as u64, 1, buf.as_ptr() as u64, 9)
+                == Err(TooBig),
+        )?;
+        check(chan::recv(q, &mut buf, &mut [], DEADLINE_NOW) == Err(Timeout))?;
+        // An endpoint may not travel through its own channel; it stays with the sender.
+        check(chan::send(p, b"self", &[q]) == Err(Failed))?;
+        check(chan::send(q, b"still mine", &[]).is_ok())?;
+        // A receive buffer that is too small leaves the message queued.
+        check(chan::send(p, b"0123456789", &[]).is_ok())?;
+        let mut small = [0u8; 4];
+        check(chan::recv(q, &mut small, &mut [], DEADLINE_NOW) == Err(TooBig))?;
+        check(chan::recv(q, &mut buf, &mut [], DEADLINE_NOW) == Ok((10, 0)))?;
+        // Receiving into a bad buffer fails and keeps the message.
+        check(chan::send(p, b"kept", &[]).is_ok())?;
+        check(chan::recv(q, unsafe_bad_buffer(), &mut [], DEADLINE_NOW) == Err(BadAddress))?;
+        check(chan::recv(q, &mut buf, &mut [], DEADLINE_NOW) == Ok((4, 0)))?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(step) => step,
+    }
+}
+
+/// A slice whose pointer is in the kernel half: the kernel must refuse to write there.
+fn unsafe_bad_buffer() -> &'static mut [u8] {
+    // SAFETY: never dereferenced here; only its address and length reach the kernel, which
+    // checks them and refuses.
+    unsafe { core::slice::from_raw_parts_mut(0xffff_8000_0000_1000 as *mut u8, 16) }
+}
+
+/// Sends 200 numbered messages on the parent channel; on `Full` waits for room. Ends with a
+/// `done` message carrying how many sends met `Full`.
+fn backpressure_sender() -> i32 {
+    let mut fulls = 0u32;
+    let mut i = 0u32;
+    while i < 200 {
+        match chan::send(PARENT, &i.to_le_bytes(), &[]) {
+            Ok(()) => i += 1,
+            Err(Error::Full) => {
+                fulls += 1;
+                let mut items = [WaitItem {
+                    handle: PARENT.0,
+                    wanted: signal::WRITABLE,
+                    ..Default::default()
+                }];
+                if chan::wait(&mut items, DEADLINE_NEVER) != Ok(0) {
+                    return 2;
+                }
+            }
+            Err(_) => return 3,
+        }
+    }
+    let mut done = alloc::vec::Vec::from(&b"done"[..]);
+    done.extend_from_slice(&fulls.to_le_bytes());
+    loop {
+        match chan::send(PARENT, &done, &[]) {
+            Ok(()) => return 0,
+            Err(Error::Full) => {
+                let _ = moxie_rt::yield_now();
+            }
+            Err(_) => return 4,
+        }
+    }
+}
+
+/// Spawns an orphan (moving it handle 1, the test's report channel) and exits at once.
+fn parent_dies() -> i32 {
+    match chan::spawn("bin/probe", ORPHAN, &[Handle::new(1, 0)]) {
+        Ok(_) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Runs after its parent died: sends on the parent channel must succeed (into a void), and
+/// receives must report `Closed`. Tells the test on handle 1.
+fn orphan() -> i32 {
+    for _ in 0..20 {
+        let _ = moxie_rt::yield_now();
+    }
+    let report = Handle::new(1, 0);
+    let sent = chan::send(PARENT, b"anyone?", &[]);
+    let mut buf = [0u8; 8];
+    let got = chan::recv(PARENT, &mut buf, &mut [], DEADLINE_NOW);
+    let verdict: &[u8] = if sent.is_ok() && got == Err(Error::Closed) {
+        b"orphan ok"
+    } else {
+        b"orphan bad"
+    };
+    let _ = chan::send(report, verdict, &[]);
+    0
+}
+
+/// Spawns a child that never stops, kills it, and checks the death report says so.
+fn killer() -> i32 {
+    let Ok((pc, ph)) = chan::spawn("bin/probe", YIELD_FOREVER, &[]) else {
+        return 1;
+    };
+    let _ = moxie_rt::yield_now();
+    if chan::kill(ph).is_err() {
+        return 2;
+    }
+    let mut buf = [0u8; abi::syscall::DeathReport::SIZE];
+    match chan::recv(pc, &mut buf, &mut [], DEADLINE_NEVER) {
+        Ok((n, 0)) => match abi::syscall::DeathReport::from_bytes(&buf[..n]) {
+            Some(r) if r.kind == abi::syscall::DEATH_KILLED => {}
+            _ => return 3,
+        },
+        _ => return 4,
+    }
+    // After the report, the channel is closed.
+    if chan::recv(pc, &mut buf, &mut [], DEADLINE_NOW) != Err(Error::Closed) {
+        return 5;
+    }
+    0
+}
+
+/// Fills `mib` MiB of the arena through the global allocator.
+fn arena(mib: u64) -> i32 {
+    let mut v: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
+    v.resize((mib << 20) as usize, 0x5a);
+    if v.iter().step_by(4096).all(|&b| b == 0x5a) {
+        0
+    } else {
+        1
+    }
 }
 
 /// Prints the instructions per null system call (the TSC counts instructions under icount).
@@ -131,6 +344,16 @@ pub extern "C" fn main(arg: u64) -> i32 {
         }
         SSE_STATE => sse_state(arg >> 8),
         BENCH_NULL_SYSCALL => bench_null(),
+        ECHO => echo(),
+        HOSTILE => hostile(),
+        BACKPRESSURE_SENDER => backpressure_sender(),
+        PARENT_DIES => parent_dies(),
+        ORPHAN => orphan(),
+        KILLER => killer(),
+        YIELD_FOREVER => loop {
+            let _ = moxie_rt::yield_now();
+        },
+        ARENA => arena(arg >> 8),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

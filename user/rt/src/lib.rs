@@ -9,7 +9,13 @@
 //! `#[unsafe(no_mangle)] pub extern "C" fn main(arg: u64) -> i32` and uses `moxie_rt`.
 #![no_std]
 
+extern crate alloc;
+
+pub mod arena;
+pub mod chan;
+
 use abi::Error;
+pub use abi::{Handle, Rights};
 
 /// The exit code of a process whose code panicked.
 pub const PANIC_EXIT_CODE: i32 = 101;
@@ -126,8 +132,18 @@ macro_rules! println {
     }};
 }
 
+/// Ends the process as panicked, with `text` carried to the parent in the death report.
+pub fn panic_exit(text: &str) -> ! {
+    let _ = syscall6(
+        abi::syscall::Sys::Panic as u64,
+        [text.as_ptr() as u64, text.len() as u64, 0, 0, 0, 0],
+    );
+    exit(PANIC_EXIT_CODE)
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    println!("panic: {}", info);
-    exit(PANIC_EXIT_CODE)
+    let mut line = LineBuf::default();
+    let _ = core::fmt::Write::write_fmt(&mut line, format_args!("{}", info));
+    panic_exit(line.as_str())
 }

@@ -1,0 +1,200 @@
+//! Channels as kernel objects (the water law): an [`Endpoint`] is one side of a channel whose
+//! state machine is the host-tested `channel` crate; this module adds what only the kernel can
+//! do — waking the threads that wait on an endpoint, and closing an endpoint when the last
+//! reference to it goes away (a closed handle, a dead process, a dropped message).
+//!
+//! Lock order: the process table, then a channel, then the scheduler. Objects that leave a
+//! channel (messages drained at close) are dropped only after its lock is released, because they
+//! may hold endpoints of the same channel.
+use crate::sched::{self, Tid};
+use abi::Error;
+use abi::syscall::signal;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use channel::{Channel, Limits, Message, RecvError, SendError, Side};
+use spin::Mutex;
+
+/// A kernel object a handle can name.
+pub enum Object {
+    /// One side of a channel.
+    Endpoint(Endpoint),
+    /// A process (kill right, later suspend right).
+    Process(crate::process::Pid),
+}
+
+/// A message as the kernel moves it: bytes and objects.
+pub type Msg = Message<Object>;
+
+struct Shared {
+    core: Channel<Object>,
+    /// Threads waiting for something on each side (readable, writable, peer closed).
+    waiters: [Vec<Tid>; 2],
+}
+
+/// One side of a channel, owned: what a handle or a message holds. Dropping it closes that side.
+pub struct Endpoint(Port);
+
+/// A reference to one side of a channel that does not own it (dropping it closes nothing): what
+/// a system call works through after it has looked the handle up.
+#[derive(Clone)]
+pub struct Port {
+    chan: Arc<Mutex<Shared>>,
+    side: Side,
+}
+
+impl core::ops::Deref for Endpoint {
+    type Target = Port;
+    fn deref(&self) -> &Port {
+        &self.0
+    }
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl Endpoint {
+    /// A new channel's two endpoints.
+    pub fn pair() -> (Endpoint, Endpoint) {
+        let chan = Arc::new(Mutex::new(Shared {
+            core: Channel::new(Limits::default()),
+            waiters: [Vec::new(), Vec::new()],
+        }));
+        (
+            Endpoint(Port {
+                chan: chan.clone(),
+                side: Side::A,
+            }),
+            Endpoint(Port {
+                chan,
+                side: Side::B,
+            }),
+        )
+    }
+
+    /// A non-owning reference to this endpoint.
+    pub fn port(&self) -> Port {
+        self.0.clone()
+    }
+}
+
+impl Port {
+    /// True when `other` is an endpoint of the same channel.
+    pub fn same_channel(&self, other: &Port) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+
+    /// Checks whether a message of this size could be sent now (`Full`, `Closed`, `TooBig`).
+    pub fn check_send(&self, bytes: usize, handles: usize) -> Result<(), Error> {
+        self.chan
+            .lock()
+            .core
+            .check_send(self.side, bytes, handles)
+            .map_err(Error::from)
+    }
+
+    /// Sends without blocking; on failure the message comes back in the error. (Callers refuse
+    /// to move an endpoint through its own channel, which could keep it alive with no holder.)
+    pub fn send(&self, msg: Msg) -> Result<(), SendError<Object>> {
+        let woken = {
+            let mut s = self.chan.lock();
+            s.core.send(self.side, msg)?;
+            core::mem::take(&mut s.waiters[idx(self.side.peer())])
+        };
+        woken.into_iter().for_each(sched::wake);
+        Ok(())
+    }
+
+    /// Bytes and handle count of the oldest queued message, if any.
+    pub fn peek_size(&self) -> Option<(usize, usize)> {
+        self.chan
+            .lock()
+            .core
+            .peek(self.side)
+            .map(|m| (m.bytes.len(), m.handles.len()))
+    }
+
+    /// Runs `f` on the oldest queued message's bytes, if any.
+    pub fn peek_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.chan.lock().core.peek(self.side).map(|m| f(&m.bytes))
+    }
+
+    /// Takes the oldest message without blocking.
+    pub fn try_recv(&self) -> Result<Msg, RecvError> {
+        let (msg, woken) = {
+            let mut s = self.chan.lock();
+            let m = s.core.recv(self.side)?;
+            (m, core::mem::take(&mut s.waiters[idx(self.side.peer())]))
+        };
+        woken.into_iter().for_each(sched::wake);
+        Ok(msg)
+    }
+
+    /// The signals this endpoint shows now (`abi::syscall::signal`).
+    pub fn signals(&self) -> u32 {
+        let s = self.chan.lock();
+        let mut bits = 0;
+        if s.core.readable(self.side) {
+            bits |= signal::READABLE;
+        }
+        if s.core.writable(self.side) {
+            bits |= signal::WRITABLE;
+        }
+        if s.core.peer_closed(self.side) {
+            bits |= signal::PEER_CLOSED;
+        }
+        if s.core.peer_suspended(self.side) {
+            bits |= signal::PEER_SUSPENDED;
+        }
+        bits
+    }
+
+    /// Registers the running thread to be woken at the next change on this endpoint.
+    pub fn watch(&self) {
+        let me = sched::current();
+        let mut s = self.chan.lock();
+        let w = &mut s.waiters[idx(self.side)];
+        if !w.contains(&me) {
+            w.push(me);
+        }
+    }
+
+    /// Receives, blocking the calling thread until a message arrives (`DEADLINE_NEVER`), or
+    /// returning `Timeout` at once when there is none (`DEADLINE_NOW`). Finite deadlines need
+    /// the timer and are refused with `Failed` for now.
+    pub fn recv_blocking(&self, deadline: u64) -> Result<Msg, Error> {
+        loop {
+            match self.try_recv() {
+                Ok(m) => return Ok(m),
+                Err(RecvError::Empty) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match deadline {
+                abi::syscall::DEADLINE_NOW => return Err(Error::Timeout),
+                abi::syscall::DEADLINE_NEVER => {
+                    self.watch();
+                    sched::block();
+                }
+                _ => return Err(Error::Failed),
+            }
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let (drained, woken) = {
+            let mut s = self.0.chan.lock();
+            let drained = s.core.close(self.0.side);
+            let mut woken = core::mem::take(&mut s.waiters[0]);
+            woken.append(&mut s.waiters[1]);
+            (drained, woken)
+        };
+        // Dropping the drained messages closes the endpoints they carried.
+        drop(drained);
+        woken.into_iter().for_each(sched::wake);
+    }
+}
