@@ -36,13 +36,15 @@ pub fn run(which: &str, bi: &BootInfo, core_entry_tsc: u64) -> ! {
             bi.core_uncompressed_size
         );
     }
-    if wanted("syscall") {
-        // The probe measures in ring 3 and prints its own `bench:` line.
-        match crate::process::spawn("bin/probe", 10, crate::process::SpawnOptions::default()) {
-            Ok(pid) => {
-                crate::process::wait(pid);
+    // The probe measures in ring 3 and prints its own `bench:` lines.
+    for (name, arg) in [("syscall", 10), ("channel", 20), ("spawn", 21)] {
+        if wanted(name) {
+            match crate::process::spawn("bin/probe", arg, crate::process::SpawnOptions::default()) {
+                Ok(pid) => {
+                    crate::process::wait(pid);
+                }
+                Err(e) => crate::println!("bench: cannot spawn the probe: {e}"),
             }
-            Err(e) => crate::println!("bench: cannot spawn the probe: {e}"),
         }
     }
     crate::println!("bench: done");

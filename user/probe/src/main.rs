@@ -27,6 +27,77 @@ mod behaviour {
     pub const KILLER: u64 = 16;
     pub const YIELD_FOREVER: u64 = 17;
     pub const ARENA: u64 = 18;
+    pub const PONG: u64 = 19;
+    pub const BENCH_CHANNEL: u64 = 20;
+    pub const BENCH_SPAWN: u64 = 21;
+}
+
+fn tsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter, which ring 3 may read.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Returns every message on the parent channel unchanged, until the channel closes.
+fn pong() -> i32 {
+    let mut buf = alloc::vec![0u8; 4096];
+    loop {
+        match chan::recv(PARENT, &mut buf, &mut [], DEADLINE_NEVER) {
+            Ok((n, _)) => {
+                if chan::send(PARENT, &buf[..n], &[]).is_err() {
+                    return 2;
+                }
+            }
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// Round trips (send + receive both ways) with a `pong` child on the same core, for 8 B,
+/// 256 B and 4 KiB messages.
+fn bench_channel() -> i32 {
+    let Ok((ch, _proc)) = chan::spawn("bin/probe", behaviour::PONG, &[]) else {
+        return 1;
+    };
+    let mut buf = alloc::vec![0u8; 4096];
+    for size in [8usize, 256, 4096] {
+        let msg = alloc::vec![0xa5u8; size];
+        const N: u64 = 2000;
+        for _ in 0..50 {
+            let _ = chan::send(ch, &msg, &[]);
+            let _ = chan::recv(ch, &mut buf, &mut [], DEADLINE_NEVER);
+        }
+        let t0 = tsc();
+        for _ in 0..N {
+            if chan::send(ch, &msg, &[]).is_err()
+                || chan::recv(ch, &mut buf, &mut [], DEADLINE_NEVER) != Ok((size, 0))
+            {
+                return 2;
+            }
+        }
+        let t1 = tsc();
+        println!("bench: channel_rt_{} {} instr", size, (t1 - t0) / N);
+    }
+    0
+}
+
+/// Spawn a child that exits at once, and receive its death report.
+fn bench_spawn() -> i32 {
+    const N: u64 = 100;
+    let mut buf = [0u8; abi::syscall::DeathReport::SIZE];
+    let t0 = tsc();
+    for _ in 0..N {
+        let Ok((ch, ph)) = chan::spawn("bin/probe", behaviour::EXIT_42, &[]) else {
+            return 1;
+        };
+        if chan::recv(ch, &mut buf, &mut [], DEADLINE_NEVER).is_err() {
+            return 2;
+        }
+        let _ = chan::close(ch);
+        let _ = chan::close(ph);
+    }
+    let t1 = tsc();
+    println!("bench: spawn_exit {} instr", (t1 - t0) / N);
+    0
 }
 
 extern crate alloc;
@@ -354,6 +425,9 @@ pub extern "C" fn main(arg: u64) -> i32 {
             let _ = moxie_rt::yield_now();
         },
         ARENA => arena(arg >> 8),
+        PONG => pong(),
+        BENCH_CHANNEL => bench_channel(),
+        BENCH_SPAWN => bench_spawn(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
