@@ -102,6 +102,10 @@ pub fn build() -> Result<Artifacts> {
         strip_debug(&built, &stripped)?;
         programs.push((format!("bin/{name}"), fs::read(&stripped)?));
     }
+    if let Some((_, probe)) = programs.iter().find(|(n, _)| n == "bin/probe") {
+        let bad = malformed_modules(probe)?;
+        programs.extend(bad);
+    }
     let bundle = out.join("bundle.cpio");
     write_if_changed(&bundle, &bundle_archive(&programs)?)?;
     Ok(Artifacts {
@@ -118,6 +122,41 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
         fs::write(path, bytes)?;
     }
     Ok(())
+}
+
+/// Broken copies of a good module, for the in-kernel test that the loader refuses each with its
+/// message: `bad/magic`, `bad/machine`, `bad/exec` (ET_EXEC), `bad/truncated`,
+/// `bad/unknown-symbol`, `bad/wx` (a writable and executable segment).
+fn malformed_modules(good: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut m = good.to_vec();
+    m[0] ^= 0xff;
+    out.push(("bad/magic".to_string(), m));
+    let mut m = good.to_vec();
+    m[18..20].copy_from_slice(&3u16.to_le_bytes());
+    out.push(("bad/machine".to_string(), m));
+    let mut m = good.to_vec();
+    m[16..18].copy_from_slice(&2u16.to_le_bytes());
+    out.push(("bad/exec".to_string(), m));
+    out.push(("bad/truncated".to_string(), good[..200].to_vec()));
+    let mut m = good.to_vec();
+    let name = b"moxie_sys_null\0";
+    let at = m
+        .windows(name.len())
+        .position(|w| w == name)
+        .ok_or_else(|| anyhow::anyhow!("probe does not import moxie_sys_null"))?;
+    m[at + name.len() - 2] = b'x';
+    out.push(("bad/unknown-symbol".to_string(), m));
+    let mut m = good.to_vec();
+    let phoff = u64::from_le_bytes(m[32..40].try_into()?) as usize;
+    let phnum = u16::from_le_bytes(m[56..58].try_into()?) as usize;
+    let load = (0..phnum)
+        .map(|i| phoff + i * 56)
+        .find(|&at| u32::from_le_bytes(m[at..at + 4].try_into().unwrap_or_default()) == 1)
+        .ok_or_else(|| anyhow::anyhow!("probe has no PT_LOAD"))?;
+    m[load + 4..load + 8].copy_from_slice(&7u32.to_le_bytes());
+    out.push(("bad/wx".to_string(), m));
+    Ok(out)
 }
 
 /// The user programs packed into the boot bundle as `bin/NAME`.

@@ -66,6 +66,10 @@ pub const CASES: &[Case] = &[
         run: super::process_cases::spawn_exit_cycles_return_every_frame,
     },
     Case {
+        name: "process_malformed_modules",
+        run: super::process_cases::malformed_modules_are_refused_with_their_message,
+    },
+    Case {
         name: "channel_exchange_and_exit_report",
         run: super::channel_cases::exchange_both_ways_then_exit_report,
     },

@@ -132,3 +132,36 @@ pub fn spawn_exit_cycles_return_every_frame() -> Result<(), String> {
     );
     Ok(())
 }
+
+pub fn malformed_modules_are_refused_with_their_message() -> Result<(), String> {
+    let cases = [
+        ("bad/magic", "not an ELF file (bad magic)"),
+        ("bad/machine", "wrong machine 3"),
+        ("bad/exec", "not position-independent: ELF type 2"),
+        ("bad/truncated", "truncated file"),
+        ("bad/unknown-symbol", "unknown symbol `moxie_sys_nulx`"),
+        ("bad/wx", "both writable and executable"),
+    ];
+    let before = frames::free_frames();
+    for (path, want) in cases {
+        match process::spawn(path, 0, SpawnOptions::default()) {
+            Err(SpawnError::Load(e)) => {
+                let msg = format!("{e}");
+                ensure!(
+                    msg.contains(want),
+                    "{path}: refused with \"{msg}\", expected \"{want}\""
+                );
+            }
+            Ok(pid) => {
+                let d = process::wait(pid);
+                return Err(format!("{path} was loaded and ran: {d:?}"));
+            }
+            Err(other) => return Err(format!("{path}: {other}")),
+        }
+    }
+    ensure!(
+        frames::free_frames() == before,
+        "refused loads leaked frames"
+    );
+    Ok(())
+}
