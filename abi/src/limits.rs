@@ -10,3 +10,6 @@ pub const CHANNEL_MAX_MESSAGES: usize = 64;
 pub const CHANNEL_MAX_BYTES: usize = 256 * 1024;
 /// Most handles one process holds.
 pub const MAX_HANDLES: usize = 1024;
+/// Channel buffer bytes one process may have queued at once (its sends not yet received),
+/// charged to its resource ledger; past it a send is `Overloaded`.
+pub const LEDGER_CHANNEL_BYTES: usize = 1024 * 1024;

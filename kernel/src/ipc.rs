@@ -9,6 +9,7 @@
 use crate::sched::{self, Tid};
 use abi::Error;
 use abi::syscall::signal;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use channel::{Channel, Limits, Message, RecvError, SendError, Side};
@@ -29,6 +30,18 @@ struct Shared {
     core: Channel<Object>,
     /// Threads waiting for something on each side (readable, writable, peer closed).
     waiters: [Vec<Tid>; 2],
+    /// For each queued message, in queue order: who sent it and how many bytes it charged to
+    /// that process's ledger (refunded when the message leaves the queue).
+    charges: [VecDeque<Charge>; 2],
+}
+
+/// A ledger charge carried by a queued message.
+#[derive(Clone, Copy, Debug)]
+pub struct Charge {
+    /// The sending process (none: the kernel).
+    pub payer: Option<crate::process::Pid>,
+    /// Bytes charged.
+    pub bytes: usize,
 }
 
 /// One side of a channel, owned: what a handle or a message holds. Dropping it closes that side.
@@ -62,6 +75,7 @@ impl Endpoint {
         let chan = Arc::new(Mutex::new(Shared {
             core: Channel::new(Limits::default()),
             waiters: [Vec::new(), Vec::new()],
+            charges: [VecDeque::new(), VecDeque::new()],
         }));
         (
             Endpoint(Port {
@@ -99,9 +113,22 @@ impl Port {
     /// Sends without blocking; on failure the message comes back in the error. (Callers refuse
     /// to move an endpoint through its own channel, which could keep it alive with no holder.)
     pub fn send(&self, msg: Msg) -> Result<(), SendError<Object>> {
+        self.send_charged(
+            msg,
+            Charge {
+                payer: None,
+                bytes: 0,
+            },
+        )
+    }
+
+    /// Sends a message whose bytes were charged to `charge.payer`'s ledger; the charge is
+    /// refunded when the message is received or dropped at close.
+    pub fn send_charged(&self, msg: Msg, charge: Charge) -> Result<(), SendError<Object>> {
         let woken = {
             let mut s = self.chan.lock();
             s.core.send(self.side, msg)?;
+            s.charges[idx(self.side.peer())].push_back(charge);
             core::mem::take(&mut s.waiters[idx(self.side.peer())])
         };
         woken.into_iter().for_each(sched::wake);
@@ -124,12 +151,20 @@ impl Port {
 
     /// Takes the oldest message without blocking.
     pub fn try_recv(&self) -> Result<Msg, RecvError> {
-        let (msg, woken) = {
+        let (msg, woken, charge) = {
             let mut s = self.chan.lock();
             let m = s.core.recv(self.side)?;
-            (m, core::mem::take(&mut s.waiters[idx(self.side.peer())]))
+            let charge = s.charges[idx(self.side)].pop_front();
+            (
+                m,
+                core::mem::take(&mut s.waiters[idx(self.side.peer())]),
+                charge,
+            )
         };
         woken.into_iter().for_each(sched::wake);
+        if let Some(c) = charge {
+            crate::process::refund(c);
+        }
         Ok(msg)
     }
 
@@ -186,15 +221,17 @@ impl Port {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let (drained, woken) = {
+        let (drained, woken, charges) = {
             let mut s = self.0.chan.lock();
             let drained = s.core.close(self.0.side);
+            let charges = core::mem::take(&mut s.charges[idx(self.0.side)]);
             let mut woken = core::mem::take(&mut s.waiters[0]);
             woken.append(&mut s.waiters[1]);
-            (drained, woken)
+            (drained, woken, charges)
         };
         // Dropping the drained messages closes the endpoints they carried.
         drop(drained);
+        charges.into_iter().for_each(crate::process::refund);
         woken.into_iter().for_each(sched::wake);
     }
 }

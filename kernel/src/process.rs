@@ -193,6 +193,8 @@ struct Process {
     threads: Vec<Tid>,
     death: Option<Death>,
     waiters: Vec<Tid>,
+    /// Channel buffer bytes its sends have queued and nobody has received yet.
+    buffered_bytes: usize,
     /// The kernel will `wait` for it (else its record goes at death: the parent learns of the
     /// death from the report on the parent channel).
     kernel_waits: bool,
@@ -315,6 +317,7 @@ fn spawn_inner(
             threads: alloc::vec![tid],
             death: None,
             waiters: Vec::new(),
+            buffered_bytes: 0,
             kernel_waits,
         },
     ));
@@ -419,6 +422,38 @@ pub fn wait(pid: Pid) -> Option<Death> {
 /// The name of a live or dead-but-unreaped process.
 pub fn name(pid: Pid) -> Option<String> {
     with_proc(pid, |p| p.name.clone())
+}
+
+/// Charges `bytes` of channel buffer to the calling process's ledger, or refuses with
+/// `Overloaded` when that would pass `LEDGER_CHANNEL_BYTES` (nothing is charged then).
+pub fn charge_current(bytes: usize) -> Result<crate::ipc::Charge, abi::Error> {
+    let pid = sched::current_pid().ok_or(abi::Error::Failed)?;
+    with_proc(pid, |p| {
+        let total = p.buffered_bytes + bytes;
+        if total > abi::limits::LEDGER_CHANNEL_BYTES {
+            ::log::debug!(
+                "process {pid}: channel buffer ledger full ({} of {} bytes queued)",
+                p.buffered_bytes,
+                abi::limits::LEDGER_CHANNEL_BYTES
+            );
+            return Err(abi::Error::Overloaded);
+        }
+        p.buffered_bytes = total;
+        Ok(crate::ipc::Charge {
+            payer: Some(pid),
+            bytes,
+        })
+    })
+    .ok_or(abi::Error::Failed)?
+}
+
+/// Gives a charge back (its message left the queue). A payer that died is simply gone.
+pub fn refund(charge: crate::ipc::Charge) {
+    if let Some(pid) = charge.payer {
+        with_proc(pid, |p| {
+            p.buffered_bytes = p.buffered_bytes.saturating_sub(charge.bytes)
+        });
+    }
 }
 
 /// A page fault from ring 3, or from the kernel touching user memory on a process's behalf.

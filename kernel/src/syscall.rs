@@ -159,22 +159,47 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         t.remove_many(&moving, Rights::TRANSFER)
     })??;
     let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
-    let msg = Msg::new(data, objects.into_iter().map(|(o, _)| o).collect());
-    match target.send(msg) {
-        Ok(()) => Ok(0),
-        // Into the void: the message and the handles it carried are dropped (closed).
-        Err(e) if inert && e.error() == Error::Closed => Ok(0),
+    let charge = match process::charge_current(data.len()) {
+        Ok(c) => c,
         Err(e) => {
+            restore(
+                objects.into_iter().map(|(o, _)| o).collect(),
+                rights,
+                moving,
+            )?;
+            return Err(e);
+        }
+    };
+    let msg = Msg::new(data, objects.into_iter().map(|(o, _)| o).collect());
+    match target.send_charged(msg, charge) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            process::refund(charge);
+            if inert && e.error() == Error::Closed {
+                // Into the void: the message and the handles it carried are dropped (closed).
+                return Ok(0);
+            }
             let kind = e.error();
-            let back = e.into_message().handles;
-            table(|t| {
-                for ((obj, r), h) in back.into_iter().zip(rights).zip(moving) {
-                    let _ = t.restore(h, obj, r);
-                }
-            })?;
+            restore(e.into_message().handles, rights, moving)?;
             Err(kind)
         }
     }
+}
+
+/// Puts handles taken out for a message that was not sent back in their slots. Objects that
+/// cannot go back (never expected: the slots stayed free) are dropped outside the table lock.
+fn restore(objects: Vec<Object>, rights: Vec<Rights>, slots: Vec<Handle>) -> Result<(), Error> {
+    let refused = table(|t| {
+        let mut refused = Vec::new();
+        for ((obj, r), h) in objects.into_iter().zip(rights).zip(slots) {
+            if let Err(back) = t.restore(h, obj, r) {
+                refused.push(back.value);
+            }
+        }
+        refused
+    })?;
+    drop(refused);
+    Ok(())
 }
 
 fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Result<u64, Error> {
@@ -320,11 +345,8 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
         }
         Err((e, back)) => {
             ::log::debug!("spawn {path}: {e}");
-            table(|t| {
-                for ((obj, r), h) in back.into_iter().zip(moving) {
-                    let _ = t.restore(h, obj, r);
-                }
-            })?;
+            let (objects, rights): (Vec<Object>, Vec<Rights>) = back.into_iter().unzip();
+            restore(objects, rights, moving)?;
             Err(e.to_abi())
         }
     }

@@ -90,6 +90,10 @@ pub const CASES: &[Case] = &[
         run: super::channel_cases::parent_dies_first_child_channel_is_inert,
     },
     Case {
+        name: "channel_buffer_ledger",
+        run: super::channel_cases::buffer_bytes_are_charged_to_the_sender,
+    },
+    Case {
         name: "process_kill_reported",
         run: super::channel_cases::kill_through_process_handle_is_reported,
     },

@@ -165,3 +165,13 @@ pub fn arena_grows_on_demand_up_to_its_ceiling() -> Result<(), String> {
     );
     Ok(())
 }
+
+pub fn buffer_bytes_are_charged_to_the_sender() -> Result<(), String> {
+    let (pid, _end) = spawn(22, Vec::new())?;
+    let d = process::wait(pid);
+    ensure!(
+        d == Some(Death::Exit(0)),
+        "ledger probe ended with {d:?} (Exit(n): step n misbehaved; see user/probe)"
+    );
+    Ok(())
+}

@@ -30,6 +30,62 @@ mod behaviour {
     pub const PONG: u64 = 19;
     pub const BENCH_CHANNEL: u64 = 20;
     pub const BENCH_SPAWN: u64 = 21;
+    pub const LEDGER: u64 = 22;
+}
+
+/// Queues 64 KiB messages nobody reads until the channel-buffer ledger (1 MiB) refuses with
+/// `Overloaded`; a receive refunds its bytes; closing refunds the rest.
+fn ledger() -> i32 {
+    let msg = alloc::vec![7u8; abi::limits::MAX_MESSAGE_BYTES];
+    let mut ends = alloc::vec::Vec::new();
+    for _ in 0..5 {
+        match chan::channel_create() {
+            Ok(p) => ends.push(p),
+            Err(_) => return 1,
+        }
+    }
+    let per_channel = abi::limits::CHANNEL_MAX_BYTES / msg.len();
+    let budget = abi::limits::LEDGER_CHANNEL_BYTES / msg.len();
+    let mut sent = 0;
+    for (a, _) in &ends[..budget / per_channel] {
+        for _ in 0..per_channel {
+            if chan::send(*a, &msg, &[]).is_err() {
+                return 2;
+            }
+            sent += 1;
+        }
+    }
+    if sent != budget {
+        return 3;
+    }
+    let (spare, _) = ends[budget / per_channel];
+    if chan::send(spare, &msg, &[]) != Err(Error::Overloaded) {
+        return 4;
+    }
+    let mut buf = alloc::vec![0u8; msg.len()];
+    if chan::recv(ends[0].1, &mut buf, &mut [], DEADLINE_NOW) != Ok((msg.len(), 0)) {
+        return 5;
+    }
+    if chan::send(spare, &msg, &[]).is_err() {
+        return 6;
+    }
+    if chan::send(spare, &msg, &[]) != Err(Error::Overloaded) {
+        return 7;
+    }
+    for (a, b) in &ends {
+        let _ = chan::close(*b);
+        let _ = chan::close(*a);
+    }
+    // Everything queued was dropped with the channels: the whole budget is free again.
+    let Ok((a, _b)) = chan::channel_create() else {
+        return 8;
+    };
+    for _ in 0..per_channel {
+        if chan::send(a, &msg, &[]).is_err() {
+            return 9;
+        }
+    }
+    0
 }
 
 fn tsc() -> u64 {
@@ -428,6 +484,7 @@ pub extern "C" fn main(arg: u64) -> i32 {
         PONG => pong(),
         BENCH_CHANNEL => bench_channel(),
         BENCH_SPAWN => bench_spawn(),
+        LEDGER => ledger(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
