@@ -248,6 +248,7 @@ fn hostile() -> i32 {
         // Receiving into a bad buffer fails and keeps the message.
         check(chan::send(p, b"kept", &[]).is_ok())?;
         check(chan::recv(q, unsafe_bad_buffer(), &mut [], DEADLINE_NOW) == Err(BadAddress))?;
+        check(chan::recv(q, read_only_buffer(), &mut [], DEADLINE_NOW) == Err(BadAddress))?;
         check(chan::recv(q, &mut buf, &mut [], DEADLINE_NOW) == Ok((4, 0)))?;
         Ok(())
     };
@@ -262,6 +263,14 @@ fn unsafe_bad_buffer() -> &'static mut [u8] {
     // SAFETY: never dereferenced here; only its address and length reach the kernel, which
     // checks them and refuses.
     unsafe { core::slice::from_raw_parts_mut(0xffff_8000_0000_1000 as *mut u8, 16) }
+}
+
+/// A slice over the module's read-only data: the kernel must refuse to write there.
+fn read_only_buffer() -> &'static mut [u8] {
+    static TEXT: [u8; 16] = *b"read-only bytes!";
+    // SAFETY: never written here; the kernel's write to it faults on the read-only page and is
+    // turned into `BadAddress`.
+    unsafe { core::slice::from_raw_parts_mut(TEXT.as_ptr() as *mut u8, TEXT.len()) }
 }
 
 /// Sends 200 numbered messages on the parent channel; on `Full` waits for room. Ends with a
