@@ -39,6 +39,13 @@ pub enum Sys {
     Kill = 10,
     /// `panic(text, len)`: ends the calling process, reporting the text to its parent.
     Panic = 11,
+    /// `now() -> ns`: the monotonic clock, in nanoseconds since boot.
+    Now = 12,
+    /// `sleep(deadline)`: blocks the calling thread until the monotonic clock reaches
+    /// `deadline` (nanoseconds since boot).
+    Sleep = 13,
+    /// `thread_stats() -> cpu_ns`: CPU time the calling thread has used, in nanoseconds.
+    CpuTime = 14,
 }
 
 impl Sys {
@@ -57,6 +64,9 @@ impl Sys {
             9 => Sys::Spawn,
             10 => Sys::Kill,
             11 => Sys::Panic,
+            12 => Sys::Now,
+            13 => Sys::Sleep,
+            14 => Sys::CpuTime,
             _ => return None,
         })
     }
@@ -65,6 +75,8 @@ impl Sys {
 /// Most bytes one `log` call prints.
 pub const MAX_LOG_BYTES: usize = 512;
 
+/// Deadlines are absolute times on the monotonic clock (`now()`, nanoseconds since boot), with
+/// two special values:
 /// A deadline meaning "do not block": the call returns `Timeout` at once when it would wait.
 pub const DEADLINE_NOW: u64 = 0;
 /// A deadline meaning "wait as long as it takes".
@@ -244,7 +256,8 @@ mod tests {
             }
         }
         assert_eq!(Sys::from_number(11), Some(Sys::Panic));
-        assert_eq!(Sys::from_number(12), None);
+        assert_eq!(Sys::from_number(14), Some(Sys::CpuTime));
+        assert_eq!(Sys::from_number(15), None);
     }
 
     #[test]

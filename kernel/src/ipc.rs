@@ -197,9 +197,8 @@ impl Port {
         }
     }
 
-    /// Receives, blocking the calling thread until a message arrives (`DEADLINE_NEVER`), or
-    /// returning `Timeout` at once when there is none (`DEADLINE_NOW`). Finite deadlines need
-    /// the timer and are refused with `Failed` for now.
+    /// Receives, blocking the calling thread until a message arrives or the deadline (on the
+    /// monotonic clock; `DEADLINE_NOW`, `DEADLINE_NEVER`) passes (`Timeout`).
     pub fn recv_blocking(&self, deadline: u64) -> Result<Msg, Error> {
         loop {
             match self.try_recv() {
@@ -207,13 +206,14 @@ impl Port {
                 Err(RecvError::Empty) => {}
                 Err(e) => return Err(e.into()),
             }
-            match deadline {
-                abi::syscall::DEADLINE_NOW => return Err(Error::Timeout),
-                abi::syscall::DEADLINE_NEVER => {
-                    self.watch();
-                    sched::block();
-                }
-                _ => return Err(Error::Failed),
+            if deadline == abi::syscall::DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
+                return Err(Error::Timeout);
+            }
+            self.watch();
+            if deadline == abi::syscall::DEADLINE_NEVER {
+                sched::block();
+            } else {
+                sched::block_until(deadline);
             }
         }
     }

@@ -106,6 +106,23 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         Some(bytes) => bundle::init(bytes),
         None => ::log::error!("no boot bundle module: nothing can be spawned"),
     }
+    let timer = arch::apic::init();
+    ::log::info!(
+        "timer: {} mode, TSC {}.{:03} MHz (calibrated against the PIT){}; {}",
+        if timer.deadline_mode {
+            "TSC-deadline"
+        } else {
+            "APIC one-shot"
+        },
+        timer.tsc_hz / 1_000_000,
+        (timer.tsc_hz / 1_000) % 1_000,
+        if timer.deadline_mode {
+            alloc::string::String::new()
+        } else {
+            alloc::format!(", APIC timer {} Hz", timer.apic_hz)
+        },
+        if timer.x2apic { "x2APIC" } else { "xAPIC" }
+    );
     if let Err(e) = sched::init() {
         panic!("cannot start the scheduler: {e:?}");
     }

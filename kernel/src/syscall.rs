@@ -39,6 +39,14 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Spawn) => spawn(a[0]),
         Some(Sys::Kill) => kill(a[0]),
         Some(Sys::Panic) => panic(a[0], a[1]),
+        Some(Sys::Now) => Ok(crate::arch::apic::now_ns()),
+        Some(Sys::Sleep) => {
+            while crate::arch::apic::now_ns() < a[0] {
+                sched::block_until(a[0]);
+            }
+            Ok(0)
+        }
+        Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current()).unwrap_or(0)),
         None => Err(Error::BadSyscall),
     };
     match result {
@@ -235,16 +243,17 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 Ok(_) => unreachable!("peek saw no message"),
             },
         }
-        match deadline {
-            DEADLINE_NOW => return Err(Error::Timeout),
-            DEADLINE_NEVER => {
-                source.watch();
-                sched::block();
-                // The handle may have been closed meanwhile (by another thread).
-                endpoint(h, Rights::RECV)?;
-            }
-            _ => return Err(Error::Failed),
+        if deadline == DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
+            return Err(Error::Timeout);
         }
+        source.watch();
+        if deadline == DEADLINE_NEVER {
+            sched::block();
+        } else {
+            sched::block_until(deadline);
+        }
+        // The handle may have been closed meanwhile (by another thread).
+        endpoint(h, Rights::RECV)?;
     }
 }
 
@@ -288,16 +297,17 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
             user.write_from(&out)?;
             return Ok(i as u64);
         }
-        match deadline {
-            DEADLINE_NOW => return Err(Error::Timeout),
-            DEADLINE_NEVER => {
-                for e in &ends {
-                    e.watch();
-                }
-                drop(ends);
-                sched::block();
-            }
-            _ => return Err(Error::Failed),
+        if deadline == DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
+            return Err(Error::Timeout);
+        }
+        for e in &ends {
+            e.watch();
+        }
+        drop(ends);
+        if deadline == DEADLINE_NEVER {
+            sched::block();
+        } else {
+            sched::block_until(deadline);
         }
     }
 }

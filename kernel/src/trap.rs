@@ -1,6 +1,7 @@
 //! What the core does with each trap: breakpoints return, faults at instructions listed in the
 //! exception table resume at their fixup, and anything else in ring 0 is a kernel bug that gets a
 //! full report (vector, error code, registers, CR2, backtrace) before the machine stops.
+use crate::arch::apic;
 use crate::arch::cpu;
 use crate::arch::extable;
 use crate::arch::idt::TrapFrame;
@@ -47,6 +48,21 @@ pub fn vector_name(v: u64) -> &'static str {
 
 /// Entry from `arch::idt` for every trap.
 pub fn handle(frame: &mut TrapFrame) {
+    match frame.vector {
+        v if v == apic::TIMER_VECTOR as u64 => {
+            apic::TIMER_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+            crate::sched::timer_interrupt();
+            return;
+        }
+        v if v == apic::SPURIOUS_VECTOR as u64 => return,
+        v if v == apic::ERROR_VECTOR as u64 => {
+            apic::eoi();
+            log::warn!("local APIC error interrupt");
+            return;
+        }
+        _ => {}
+    }
     if frame.from_user() {
         return user_trap(frame);
     }

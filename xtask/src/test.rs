@@ -169,13 +169,15 @@ fn ktest_suite(a: &Artifacts, t: &mut Tally) -> Result<()> {
     eprintln!("xtask: in-kernel test suite");
     let mut processed = 0usize;
     loop {
-        let o = boot(
+        // Under -icount guest time is exact, so the scheduler cases can hold tight bounds.
+        let mut args = qemu::machine_args(1, true);
+        args.extend(qemu::boot_args(
             a,
             &a.moxie_elf,
             None,
             &format!("log=warn test=all test-skip={processed}"),
-            None,
-        )?;
+        ));
+        let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;
         let mut done = false;
         for line in o.log.lines() {

@@ -101,6 +101,22 @@ pub const CASES: &[Case] = &[
         name: "process_arena_ceiling",
         run: super::channel_cases::arena_grows_on_demand_up_to_its_ceiling,
     },
+    Case {
+        name: "sched_alone_no_timer_interrupts",
+        run: super::sched_cases::one_busy_thread_takes_no_timer_interrupts,
+    },
+    Case {
+        name: "sched_quanta_and_waits_bounded",
+        run: super::sched_cases::quanta_and_waits_within_bounds,
+    },
+    Case {
+        name: "sched_sleep_and_receive_deadlines",
+        run: super::sched_cases::sleep_and_receive_deadlines,
+    },
+    Case {
+        name: "sched_block_hands_over_at_once",
+        run: super::sched_cases::blocking_mid_quantum_hands_over_at_once,
+    },
 ];
 
 /// A virtual window for test mappings: above the heap, in the kernel half, never used otherwise.

@@ -17,6 +17,7 @@ use alloc::string::String;
 mod cases;
 mod channel_cases;
 mod process_cases;
+mod sched_cases;
 
 /// One in-kernel test case.
 pub struct Case {

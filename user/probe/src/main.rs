@@ -31,6 +31,65 @@ mod behaviour {
     pub const BENCH_CHANNEL: u64 = 20;
     pub const BENCH_SPAWN: u64 = 21;
     pub const LEDGER: u64 = 22;
+    pub const BUSY: u64 = 23;
+    pub const SLEEP: u64 = 24;
+    pub const RECV_TIMEOUT: u64 = 25;
+    pub const BLOCK_SOON: u64 = 26;
+}
+
+/// Burns `ms` milliseconds of its own CPU time.
+fn busy(ms: u64) -> i32 {
+    while moxie_rt::cpu_time() < ms * 1_000_000 {
+        core::hint::spin_loop();
+    }
+    0
+}
+
+/// Sleeps `ms` milliseconds; fails if it woke early or more than 1 ms late.
+fn sleep(ms: u64) -> i32 {
+    let t0 = moxie_rt::now();
+    let target = t0 + ms * 1_000_000;
+    moxie_rt::sleep_until(target);
+    let t1 = moxie_rt::now();
+    if t1 < target {
+        1
+    } else if t1 > target + 1_000_000 {
+        2
+    } else {
+        0
+    }
+}
+
+/// A receive with a 3 ms deadline on a silent channel times out after 3 ms (not much later).
+fn recv_timeout() -> i32 {
+    let Ok((_a, b)) = chan::channel_create() else {
+        return 1;
+    };
+    let t0 = moxie_rt::now();
+    let deadline = t0 + 3_000_000;
+    let mut buf = [0u8; 8];
+    if chan::recv(b, &mut buf, &mut [], deadline) != Err(Error::Timeout) {
+        return 2;
+    }
+    let t1 = moxie_rt::now();
+    if t1 < deadline {
+        3
+    } else if t1 > deadline + 1_000_000 {
+        4
+    } else {
+        0
+    }
+}
+
+/// Works a few microseconds, then blocks on its parent channel until it closes.
+fn block_soon() -> i32 {
+    let t0 = moxie_rt::now();
+    while moxie_rt::now() < t0 + 20_000 {
+        core::hint::spin_loop();
+    }
+    let mut buf = [0u8; 8];
+    let _ = chan::recv(PARENT, &mut buf, &mut [], DEADLINE_NEVER);
+    0
 }
 
 /// Queues 64 KiB messages nobody reads until the channel-buffer ledger (1 MiB) refuses with
@@ -494,6 +553,10 @@ pub extern "C" fn main(arg: u64) -> i32 {
         BENCH_CHANNEL => bench_channel(),
         BENCH_SPAWN => bench_spawn(),
         LEDGER => ledger(),
+        BUSY => busy(arg >> 8),
+        SLEEP => sleep(arg >> 8),
+        RECV_TIMEOUT => recv_timeout(),
+        BLOCK_SOON => block_soon(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

@@ -73,6 +73,21 @@ pub fn syscall6(n: u64, args: [u64; 6]) -> Result<u64, Error> {
     result(unsafe { moxie_syscall6(n, args[0], args[1], args[2], args[3], args[4], args[5]) })
 }
 
+/// The monotonic clock: nanoseconds since boot.
+pub fn now() -> u64 {
+    syscall6(abi::syscall::Sys::Now as u64, [0; 6]).unwrap_or(0)
+}
+
+/// Blocks until the monotonic clock reaches `deadline` (nanoseconds since boot).
+pub fn sleep_until(deadline: u64) {
+    let _ = syscall6(abi::syscall::Sys::Sleep as u64, [deadline, 0, 0, 0, 0, 0]);
+}
+
+/// CPU time the calling thread has used, in nanoseconds.
+pub fn cpu_time() -> u64 {
+    syscall6(abi::syscall::Sys::CpuTime as u64, [0; 6]).unwrap_or(0)
+}
+
 /// Ends the process with `code`.
 pub fn exit(code: i32) -> ! {
     // SAFETY: never returns.

@@ -1,0 +1,184 @@
+//! The local APIC (through the `x2apic` crate: x2APIC mode where the CPU has it, xAPIC through
+//! the direct map otherwise) and the one-shot timer the scheduler programs for each decision:
+//! TSC-deadline mode where CPUID reports it, the APIC's one-shot count-down otherwise. The TSC
+//! (and the APIC timer, when it is needed) is calibrated against the PIT at boot.
+use super::cpu;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use spin::Mutex;
+use x2apic::lapic::{LocalApic, LocalApicBuilder, TimerDivide, TimerMode};
+use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::Msr;
+
+/// The timer's interrupt vector.
+pub const TIMER_VECTOR: u8 = 0x40;
+/// APIC error vector.
+pub const ERROR_VECTOR: u8 = 0x41;
+/// Rescheduling IPI vector.
+pub const RESCHEDULE_VECTOR: u8 = 0x42;
+/// Spurious-interrupt vector.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
+
+/// The boot CPU's APIC handle. `LocalApic` is `!Send` because its registers belong to the CPU
+/// that executes the access; this one is only ever used on the boot CPU.
+struct CpuApic(LocalApic);
+// SAFETY: see above: accesses happen on the boot CPU, serialised by the mutex.
+unsafe impl Send for CpuApic {}
+
+static LAPIC: Mutex<Option<CpuApic>> = Mutex::new(None);
+static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+static APIC_HZ: AtomicU64 = AtomicU64::new(0);
+static DEADLINE_MODE: AtomicBool = AtomicBool::new(false);
+/// Timer interrupts taken on the boot CPU.
+pub static TIMER_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+/// How the timer works on this machine.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerInfo {
+    /// TSC frequency, calibrated.
+    pub tsc_hz: u64,
+    /// TSC-deadline mode (else the APIC's one-shot count-down).
+    pub deadline_mode: bool,
+    /// The APIC timer frequency (one-shot mode only).
+    pub apic_hz: u64,
+    /// x2APIC mode.
+    pub x2apic: bool,
+}
+
+fn tsc_deadline_supported() -> bool {
+    core::arch::x86_64::__cpuid(1).ecx & (1 << 24) != 0
+}
+
+fn x2apic_supported() -> bool {
+    core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0
+}
+
+/// Runs `f` while PIT channel 2 counts down 10 ms; returns what `f` returned before and after.
+fn over_10ms<T>(mut f: impl FnMut() -> T) -> (T, T) {
+    const PIT_HZ: u64 = 1_193_182;
+    let count = (PIT_HZ / 100) as u16;
+    // SAFETY: ports 0x42/0x43/0x61 are the PIT's channel 2 and its gate on every PC; the
+    // speaker stays off (bit 1 clear) and nothing else uses channel 2.
+    unsafe {
+        let mut gate = Port::<u8>::new(0x61);
+        let g = gate.read();
+        gate.write((g & !0x02) | 0x01);
+        Port::<u8>::new(0x43).write(0xb0);
+        Port::<u8>::new(0x42).write(count as u8);
+        Port::<u8>::new(0x42).write((count >> 8) as u8);
+        let start = f();
+        while gate.read() & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+        let end = f();
+        (start, end)
+    }
+}
+
+/// Brings up this CPU's local APIC and calibrates the clocks; returns what it found.
+pub fn init() -> TimerInfo {
+    let (t0, t1) = over_10ms(cpu::rdtsc);
+    let tsc_hz = (t1 - t0) * 100;
+    TSC_HZ.store(tsc_hz.max(1), Ordering::Relaxed);
+    let deadline = tsc_deadline_supported();
+    DEADLINE_MODE.store(deadline, Ordering::Relaxed);
+    // SAFETY: reads the APIC base MSR, present on every x86_64 CPU.
+    let base = unsafe { x2apic::lapic::xapic_base() };
+    let mut lapic = LocalApicBuilder::new()
+        .timer_vector(TIMER_VECTOR as usize)
+        .error_vector(ERROR_VECTOR as usize)
+        .spurious_vector(SPURIOUS_VECTOR as usize)
+        .timer_mode(if deadline {
+            TimerMode::TscDeadline
+        } else {
+            TimerMode::OneShot
+        })
+        .timer_divide(TimerDivide::Div16)
+        .timer_initial(0)
+        .set_xapic_base(super::phys::to_virt(base))
+        .build()
+        .expect("every vector is set");
+    // SAFETY: enabling this CPU's APIC with the vectors above, which the IDT routes to the
+    // trap handler; the timer stays disarmed (initial count 0 / no deadline).
+    unsafe {
+        lapic.enable();
+        lapic.disable_timer();
+    }
+    let mut apic_hz = 0;
+    if !deadline {
+        // SAFETY: a one-off count-down of the masked timer, read back to calibrate.
+        unsafe {
+            lapic.set_timer_initial(u32::MAX);
+            let (a, b) = over_10ms(|| lapic.timer_current());
+            apic_hz = u64::from(a - b) * 100;
+            lapic.set_timer_initial(0);
+        }
+        APIC_HZ.store(apic_hz.max(1), Ordering::Relaxed);
+    }
+    // SAFETY: unmask the timer line; with no deadline/initial count it never fires.
+    unsafe { lapic.enable_timer() };
+    *LAPIC.lock() = Some(CpuApic(lapic));
+    TimerInfo {
+        tsc_hz,
+        deadline_mode: deadline,
+        apic_hz,
+        x2apic: x2apic_supported(),
+    }
+}
+
+/// Nanoseconds since boot on the monotonic clock (the TSC).
+pub fn now_ns() -> u64 {
+    ticks_to_ns(cpu::rdtsc())
+}
+
+fn ticks_to_ns(t: u64) -> u64 {
+    (u128::from(t) * 1_000_000_000 / u128::from(TSC_HZ.load(Ordering::Relaxed))) as u64
+}
+
+fn ns_to_ticks(ns: u64) -> u64 {
+    (u128::from(ns) * u128::from(TSC_HZ.load(Ordering::Relaxed)) / 1_000_000_000) as u64
+}
+
+/// Arms the one-shot timer to fire at `deadline_ns` on the monotonic clock (at once if it has
+/// passed).
+pub fn arm(deadline_ns: u64) {
+    let mut l = LAPIC.lock();
+    let Some(CpuApic(lapic)) = l.as_mut() else {
+        return;
+    };
+    if DEADLINE_MODE.load(Ordering::Relaxed) {
+        let ticks = ns_to_ticks(deadline_ns).max(1);
+        // SAFETY: IA32_TSC_DEADLINE arms this CPU's timer; it exists in TSC-deadline mode.
+        unsafe { Msr::new(IA32_TSC_DEADLINE).write(ticks) };
+    } else {
+        let delta = deadline_ns.saturating_sub(now_ns()).max(1_000);
+        let count =
+            u128::from(delta) * u128::from(APIC_HZ.load(Ordering::Relaxed)) / 16 / 1_000_000_000;
+        // SAFETY: a new initial count restarts this CPU's one-shot count-down.
+        unsafe { lapic.set_timer_initial(count.clamp(1, u32::MAX as u128) as u32) };
+    }
+}
+
+/// Disarms the timer: no interrupt until the next `arm`.
+pub fn disarm() {
+    let mut l = LAPIC.lock();
+    let Some(CpuApic(lapic)) = l.as_mut() else {
+        return;
+    };
+    if DEADLINE_MODE.load(Ordering::Relaxed) {
+        // SAFETY: writing 0 to IA32_TSC_DEADLINE disarms the timer.
+        unsafe { Msr::new(IA32_TSC_DEADLINE).write(0) };
+    } else {
+        // SAFETY: an initial count of 0 stops the count-down.
+        unsafe { lapic.set_timer_initial(0) };
+    }
+}
+
+/// Signals the end of the interrupt being handled.
+pub fn eoi() {
+    if let Some(CpuApic(lapic)) = LAPIC.lock().as_mut() {
+        // SAFETY: called once per APIC interrupt, at the end of its handling.
+        unsafe { lapic.end_of_interrupt() };
+    }
+}
