@@ -123,6 +123,23 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         },
         if timer.x2apic { "x2APIC" } else { "xAPIC" }
     );
+    match arch::acpi::topology(bi.rsdp, arch::apic::id()) {
+        Ok(t) => {
+            ::log::info!(
+                "cpus: {} (local APIC ids {:?}){}; I/O APIC at {:#x}",
+                t.cpus,
+                &t.apic_ids[..t.cpus],
+                if t.ignored > 0 {
+                    alloc::format!(", {} more ignored", t.ignored)
+                } else {
+                    alloc::string::String::new()
+                },
+                t.ioapic
+            );
+            arch::acpi::set_topology(t);
+        }
+        Err(e) => ::log::warn!("no ACPI processor table ({e:?}); running on the boot CPU only"),
+    }
     if let Err(e) = sched::init() {
         panic!("cannot start the scheduler: {e:?}");
     }

@@ -377,6 +377,20 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
             ),
         );
     }
+    let name = "boot::acpi_madt_lists_four_cpus";
+    if wanted(name) {
+        let mut args = qemu::machine_args(4, false);
+        args.extend(qemu::boot_args(a, &a.moxie_elf, None, ""));
+        let o = qemu::captured(&args, BOOT_TIMEOUT, Some(CORE_UP))?;
+        t.record(
+            name,
+            expect(
+                &o,
+                None,
+                &["cpus: 4 (local APIC ids [0, 1, 2, 3])", CORE_UP],
+            ),
+        );
+    }
     let name = "boot::bad_cmdline_value_reported";
     if wanted(name) {
         let o = boot(a, &a.moxie_elf, None, "log=loud", Some(CORE_UP))?;

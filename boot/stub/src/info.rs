@@ -154,6 +154,13 @@ fn read_mb2(addr: u32, bi: &mut BootInfo) -> Result<(), StubError> {
         ));
         paint(bi, start, end, MemoryKind::Module)?;
     }
+    // GRUB copies the RSDP into its tag; the copy stays valid (the information structure is
+    // painted below and never reused), 8 bytes past the tag header.
+    if let Some(tag) = mb.rsdp_v2_tag() {
+        bi.rsdp = core::ptr::from_ref(tag) as *const u8 as u64 + 8;
+    } else if let Some(tag) = mb.rsdp_v1_tag() {
+        bi.rsdp = core::ptr::from_ref(tag) as *const u8 as u64 + 8;
+    }
     paint(
         bi,
         mb.start_address() as u64,

@@ -136,6 +136,9 @@ pub struct BootInfo {
     pub timings: BootTimings,
     /// What the stub enabled.
     pub protections: Protections,
+    /// Physical address of the ACPI RSDP the bootloader handed over (multiboot2), or 0: the
+    /// core then searches the BIOS areas for it.
+    pub rsdp: u64,
 }
 
 impl BootInfo {
@@ -167,6 +170,7 @@ impl BootInfo {
                 smap: false,
                 umip: false,
             },
+            rsdp: 0,
         }
     }
 

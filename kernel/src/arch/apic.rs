@@ -127,6 +127,12 @@ pub fn init() -> TimerInfo {
     }
 }
 
+/// This CPU's local APIC id (from CPUID, valid before the APIC is set up).
+pub fn id() -> u32 {
+    let leaf1 = core::arch::x86_64::__cpuid(1);
+    leaf1.ebx >> 24
+}
+
 /// Nanoseconds since boot on the monotonic clock (the TSC).
 pub fn now_ns() -> u64 {
     ticks_to_ns(cpu::rdtsc())

@@ -4,6 +4,7 @@
 //! safe functions and types exported here; each `unsafe` block below states why it is sound.
 #![allow(unsafe_code)]
 
+pub mod acpi;
 pub mod apic;
 pub mod context;
 pub mod cpu;
