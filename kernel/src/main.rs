@@ -62,10 +62,10 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         ::log::warn!("ignoring unknown command-line word \"{word}\"");
     }
 
-    let selectors = arch::gdt::init();
+    arch::percpu::init(0);
+    let selectors = arch::gdt::init(0);
     arch::idt::init();
     arch::cpu::disable_legacy_pic();
-    arch::percpu::init_boot_cpu();
     arch::syscall::init(&selectors);
     arch::context::init_fpu();
     arch::usermem::init(bi.protections.smap);
@@ -143,6 +143,8 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
     if let Err(e) = sched::init() {
         panic!("cannot start the scheduler: {e:?}");
     }
+    let online = arch::smp::start_aps();
+    ::log::info!("{online} CPU{} online", if online == 1 { "" } else { "s" });
     ::log::info!("root={} init={}", cmdline.root, cmdline.init);
 
     if let Some(what) = cmdline.crash {

@@ -1,18 +1,22 @@
-//! The scheduler's mechanism: threads, the run queue, blocking, sleeping and waking, timer
-//! preemption, CPU-time accounting and the context switch.
+//! The scheduler's mechanism: threads, one run queue per core, blocking, sleeping and waking,
+//! timer preemption, cross-core wake-ups by IPI, CPU-time accounting and the context switch.
 //!
-//! Tickless: for each decision a one-shot timer is armed only when it is needed — for the
-//! running thread's quantum when other threads are runnable, or for the earliest sleeper — and
-//! never while a single thread is runnable and nobody sleeps. The kernel runs with interrupts off
-//! except in the idle thread and in ring 3, so the scheduler's lock is never contended on one
-//! CPU and never held across a switch.
+//! Tickless: after every decision a core arms its one-shot timer only when it is needed — for
+//! the running thread's quantum when other threads are runnable on that core, or for the
+//! earliest sleeper of that core — and never while a single thread is runnable and nobody
+//! sleeps. The kernel runs with interrupts off except in idle threads and in ring 3.
+//!
+//! Locks, in the order they may be taken: the process table, a channel, the scheduler (one lock
+//! for every core's state), a CPU's APIC. The scheduler's lock is never held across a switch.
 use crate::arch::apic;
 use crate::arch::context::{Context, Start, SwitchPair, switch_to};
 use crate::arch::paging::{AddressSpace, MapError, kernel_space};
+use crate::arch::percpu::cpu_id;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A thread's index in the thread table.
@@ -32,42 +36,55 @@ pub fn quantum_ns(runnable: usize) -> u64 {
 /// What a thread is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// In the run queue.
+    /// In its core's run queue.
     Runnable,
-    /// On the CPU.
+    /// On a CPU.
     Running,
     /// Waiting for a wake-up.
     Blocked,
-    /// Finished; its resources go back at the next switch.
+    /// Finished; its resources go back at its core's next switch.
     Dead,
 }
 
 struct Thread {
     ctx: Context,
     state: State,
+    /// The core it runs on (its affinity).
+    core: usize,
     /// When it last became runnable (for the waiting-time measurement).
     runnable_since: u64,
     /// Nanoseconds of CPU time used.
     cpu_ns: u64,
+    /// Killed while running on another core: it ends at its next trap.
+    doomed: bool,
+    /// A wake-up arrived while it was still running (between registering as a waiter and
+    /// blocking, possibly from another core): its next block returns at once.
+    wake_pending: bool,
     /// The address space it runs in (none: the kernel's).
     space: Option<Arc<AddressSpace>>,
     /// The process it belongs to.
     pid: Option<crate::process::Pid>,
 }
 
-struct Scheduler {
-    threads: Vec<Option<Box<Thread>>>,
+struct Core {
     queue: VecDeque<Tid>,
     current: Tid,
     idle: Tid,
     /// A dead thread whose kernel stack was in use at its last switch; freed at the next one.
     reap: Option<Tid>,
-    /// Blocked threads with a wake-up time.
+    /// Blocked threads of this core with a wake-up time.
     sleepers: Vec<(u64, Tid)>,
     /// When the running thread was dispatched.
     dispatched_at: u64,
     /// When the running thread's quantum ends (`None`: it runs until it blocks or yields).
     quantum_end: Option<u64>,
+    /// The core's local APIC id, for IPIs.
+    apic_id: u32,
+}
+
+struct Scheduler {
+    threads: Vec<Option<Box<Thread>>>,
+    cores: Vec<Core>,
 }
 
 static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
@@ -95,62 +112,111 @@ static STATS: Mutex<Stats> = Mutex::new(Stats {
     longest_waiter: (0, None),
 });
 
+/// When the measurements were last reset: waits that began earlier count from here.
+static STATS_SINCE: AtomicU64 = AtomicU64::new(0);
+
 /// The measurements since the last [`reset_stats`].
 pub fn stats() -> Stats {
     *STATS.lock()
 }
 
-/// When the measurements were last reset: waits that began earlier count from here.
-static STATS_SINCE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
 /// Starts the measurements afresh.
 pub fn reset_stats() {
-    STATS_SINCE.store(apic::now_ns(), core::sync::atomic::Ordering::Relaxed);
+    STATS_SINCE.store(apic::now_ns(), Ordering::Relaxed);
     *STATS.lock() = Stats {
         preempted_run_min: u64::MAX,
         ..Stats::default()
     };
 }
 
+/// Set on a core while the timer is the reason for its switch.
+static PREEMPTING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+
 fn thread(
     ctx: Context,
     state: State,
+    core: usize,
     space: Option<Arc<AddressSpace>>,
     pid: Option<crate::process::Pid>,
 ) -> Box<Thread> {
     Box::new(Thread {
         ctx,
         state,
+        core,
         runnable_since: apic::now_ns(),
         cpu_ns: 0,
+        doomed: false,
+        wake_pending: false,
         space,
         pid,
     })
 }
 
-/// Turns the boot code into thread 0 and creates the idle thread.
-pub fn init() -> Result<(), MapError> {
-    let boot = thread(Context::current_boot(), State::Running, None, None);
-    let idle = thread(
-        Context::new(Start::Kernel {
-            entry: idle_loop,
-            arg: 0,
-        })?,
-        State::Blocked,
-        None,
-        None,
-    );
-    *SCHED.lock() = Some(Scheduler {
-        threads: alloc::vec![Some(boot), Some(idle)],
+fn add_thread(s: &mut Scheduler, t: Box<Thread>) -> Tid {
+    match s.threads.iter().position(Option::is_none) {
+        Some(i) => {
+            s.threads[i] = Some(t);
+            i
+        }
+        None => {
+            s.threads.push(Some(t));
+            s.threads.len() - 1
+        }
+    }
+}
+
+fn new_core(current: Tid, idle: Tid, apic_id: u32) -> Core {
+    Core {
         queue: VecDeque::new(),
-        current: 0,
-        idle: 1,
+        current,
+        idle,
         reap: None,
         sleepers: Vec::new(),
         dispatched_at: apic::now_ns(),
         quantum_end: None,
-    });
+        apic_id,
+    }
+}
+
+/// Turns the boot code into thread 0 on core 0 and creates core 0's idle thread.
+pub fn init() -> Result<(), MapError> {
+    let idle_ctx = Context::new(Start::Kernel {
+        entry: idle_loop,
+        arg: 0,
+    })?;
+    let mut s = Scheduler {
+        threads: Vec::new(),
+        cores: Vec::new(),
+    };
+    let boot = add_thread(
+        &mut s,
+        thread(Context::current_boot(), State::Running, 0, None, None),
+    );
+    let idle = add_thread(&mut s, thread(idle_ctx, State::Blocked, 0, None, None));
+    s.cores.push(new_core(boot, idle, apic::id()));
+    *SCHED.lock() = Some(s);
     Ok(())
+}
+
+/// An application processor joins: its start-up context becomes its idle thread. Never
+/// returns.
+pub fn ap_main(cpu: usize) -> ! {
+    with(|s| {
+        while s.cores.len() < cpu {
+            // Cores register in order; a gap means an earlier AP failed: leave a dead slot.
+            let n = s.cores.len();
+            s.cores.push(new_core(usize::MAX, usize::MAX, u32::MAX));
+            log::warn!("core {n} is missing");
+        }
+        let idle = add_thread(
+            s,
+            thread(Context::current_boot(), State::Running, cpu, None, None),
+        );
+        s.cores.push(new_core(idle, idle, apic::id()));
+    });
+    log::debug!("cpu {cpu} online (APIC id {})", apic::id());
+    idle_loop(0)
 }
 
 extern "C" fn idle_loop(_: u64) -> ! {
@@ -165,46 +231,65 @@ fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
     f(SCHED.lock().as_mut().expect("scheduler initialised"))
 }
 
-/// Creates a runnable thread in `space` for process `pid` starting at `start`.
-pub fn spawn(
+/// The core with the fewest runnable threads (ties: the lowest index).
+fn least_loaded(s: &Scheduler) -> usize {
+    (0..s.cores.len())
+        .filter(|&c| s.cores[c].idle != usize::MAX)
+        .min_by_key(|&c| {
+            let core = &s.cores[c];
+            core.queue.len() + usize::from(core.current != core.idle)
+        })
+        .unwrap_or(0)
+}
+
+/// Creates a runnable thread in `space` for process `pid` starting at `start`, on `core`
+/// (`None`: the least loaded core).
+pub fn spawn_on(
     start: Start,
     space: Option<Arc<AddressSpace>>,
     pid: Option<crate::process::Pid>,
+    core: Option<usize>,
 ) -> Result<Tid, MapError> {
     let ctx = Context::new(start)?;
     Ok(with(|s| {
-        let t = thread(ctx, State::Runnable, space, pid);
-        let tid = match s.threads.iter().position(Option::is_none) {
-            Some(i) => {
-                s.threads[i] = Some(t);
-                i
-            }
-            None => {
-                s.threads.push(Some(t));
-                s.threads.len() - 1
-            }
-        };
+        let c = core
+            .filter(|&c| c < s.cores.len() && s.cores[c].idle != usize::MAX)
+            .unwrap_or_else(|| least_loaded(s));
+        let tid = add_thread(s, thread(ctx, State::Blocked, c, space, pid));
         s.make_runnable(tid);
         tid
     }))
 }
 
-/// The running thread.
+/// Creates a runnable thread on the least loaded core.
+pub fn spawn(
+    start: Start,
+    space: Option<Arc<AddressSpace>>,
+    pid: Option<crate::process::Pid>,
+) -> Result<Tid, MapError> {
+    spawn_on(start, space, pid, None)
+}
+
+/// The running thread on this CPU.
 pub fn current() -> Tid {
-    with(|s| s.current)
+    with(|s| s.cores[cpu_id()].current)
 }
 
 /// The process of the running thread.
 pub fn current_pid() -> Option<crate::process::Pid> {
-    with(|s| s.threads[s.current].as_ref().and_then(|t| t.pid))
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        s.threads[cur].as_ref().and_then(|t| t.pid)
+    })
 }
 
-/// CPU time a thread has used, in nanoseconds (the running thread's includes its current run).
+/// CPU time a thread has used, in nanoseconds (a running thread's includes its current run).
 pub fn cpu_time(tid: Tid) -> Option<u64> {
     with(|s| {
         let t = s.threads.get(tid)?.as_ref()?;
-        let running = if tid == s.current {
-            apic::now_ns() - s.dispatched_at
+        let core = &s.cores[t.core];
+        let running = if core.current == tid {
+            apic::now_ns() - core.dispatched_at
         } else {
             0
         };
@@ -213,76 +298,68 @@ pub fn cpu_time(tid: Tid) -> Option<u64> {
 }
 
 impl Scheduler {
+    /// Puts `tid` on its core's queue; kicks that core if it is another one.
     fn make_runnable(&mut self, tid: Tid) {
-        if let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut)
-            && t.state == State::Blocked
-        {
+        let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
+            return;
+        };
+        if t.state == State::Blocked {
             t.state = State::Runnable;
             t.runnable_since = apic::now_ns();
         }
-        if !self.queue.contains(&tid) && tid != self.idle {
-            self.queue.push_back(tid);
+        let c = t.core;
+        let core = &mut self.cores[c];
+        if !core.queue.contains(&tid) && tid != core.idle && core.current != tid {
+            core.queue.push_back(tid);
         }
-        // A newly runnable thread next to a running one: the running one now needs a quantum.
-        if self.current != self.idle && self.quantum_end.is_none() {
-            let end = apic::now_ns() + quantum_ns(self.queue.len() + 1);
-            self.quantum_end = Some(end);
-        }
-        self.program_timer();
-    }
-
-    /// Arms the timer for the nearest event (quantum end or sleeper), or disarms it.
-    fn program_timer(&self) {
-        let sleeper = self.sleepers.iter().map(|(d, _)| *d).min();
-        let next = match (self.quantum_end, sleeper) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match next {
-            Some(t) => apic::arm(t),
-            None => apic::disarm(),
-        }
-    }
-
-    fn wake_sleepers(&mut self, now: u64) {
-        let mut due = Vec::new();
-        self.sleepers.retain(|&(d, t)| {
-            if d <= now {
-                due.push(t);
-                false
-            } else {
-                true
+        if c == cpu_id() {
+            // A newly runnable thread next to a running one: the running one needs a quantum.
+            if core.current != core.idle && core.quantum_end.is_none() {
+                core.quantum_end = Some(apic::now_ns() + quantum_ns(core.queue.len() + 1));
             }
-        });
-        for t in due {
-            if self
-                .threads
-                .get(t)
-                .and_then(Option::as_ref)
-                .is_some_and(|th| th.state == State::Blocked)
-            {
-                self.make_runnable(t);
-            }
+            program_timer(core);
+        } else {
+            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
         }
     }
 }
 
-/// Makes a blocked thread runnable.
+/// Arms this core's timer for its nearest event (quantum end or sleeper), or disarms it.
+fn program_timer(core: &Core) {
+    let sleeper = core.sleepers.iter().map(|(d, _)| *d).min();
+    let next = match (core.quantum_end, sleeper) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    match next {
+        Some(t) => apic::arm(t),
+        None => apic::disarm(),
+    }
+}
+
+/// Makes a blocked thread runnable (on its own core).
 pub fn wake(tid: Tid) {
     with(|s| {
-        if s.threads
-            .get(tid)
-            .and_then(Option::as_ref)
-            .is_some_and(|t| t.state == State::Blocked)
-            && tid != s.idle
-        {
-            s.sleepers.retain(|&(_, t)| t != tid);
-            s.make_runnable(tid);
+        let Some(t) = s.threads.get(tid).and_then(Option::as_ref) else {
+            return;
+        };
+        let c = t.core;
+        match t.state {
+            State::Blocked if s.cores[c].idle != tid => {
+                s.cores[c].sleepers.retain(|&(_, x)| x != tid);
+                s.make_runnable(tid);
+            }
+            State::Running | State::Runnable => {
+                if let Some(t) = s.threads[tid].as_mut() {
+                    t.wake_pending = true;
+                }
+            }
+            _ => {}
         }
     });
 }
 
-/// Puts the running thread at the back of the queue and runs the next one.
+/// Puts the running thread at the back of its queue and runs the next one.
 pub fn yield_now() {
     schedule(State::Runnable);
 }
@@ -295,37 +372,66 @@ pub fn block() {
 /// Blocks the running thread until [`wake`] or until `deadline_ns` on the monotonic clock.
 pub fn block_until(deadline_ns: u64) {
     with(|s| {
-        let me = s.current;
-        s.sleepers.push((deadline_ns, me));
+        let core = &mut s.cores[cpu_id()];
+        let me = core.current;
+        core.sleepers.push((deadline_ns, me));
     });
     schedule(State::Blocked);
 }
 
-/// The timer fired: wake sleepers that are due and preempt the running thread if its quantum
-/// is over and another thread is waiting.
+/// This core's timer fired (or another core kicked it): wake sleepers that are due, and
+/// preempt the running thread if its quantum is over and another thread is waiting.
 pub fn timer_interrupt() {
     let preempt = with(|s| {
         let now = apic::now_ns();
-        s.wake_sleepers(now);
-        let expired = s.quantum_end.is_some_and(|e| e <= now);
-        if expired && s.queue.is_empty() {
-            s.quantum_end = None;
+        let cpu = cpu_id();
+        let mut due = Vec::new();
+        s.cores[cpu].sleepers.retain(|&(d, t)| {
+            if d <= now {
+                due.push(t);
+                false
+            } else {
+                true
+            }
+        });
+        for t in due {
+            if s.threads
+                .get(t)
+                .and_then(Option::as_ref)
+                .is_some_and(|th| th.state == State::Blocked)
+            {
+                s.make_runnable(t);
+            }
         }
-        s.program_timer();
-        (expired && !s.queue.is_empty()) || (s.current == s.idle && !s.queue.is_empty())
+        let core = &mut s.cores[cpu];
+        if core.current != core.idle && !core.queue.is_empty() && core.quantum_end.is_none() {
+            core.quantum_end = Some(now + quantum_ns(core.queue.len() + 1));
+        }
+        let expired = core.quantum_end.is_some_and(|e| e <= now);
+        if expired && core.queue.is_empty() {
+            core.quantum_end = None;
+        }
+        program_timer(core);
+        (expired && !core.queue.is_empty()) || (core.current == core.idle && !core.queue.is_empty())
     });
     if preempt {
-        schedule_preempted();
+        PREEMPTING[cpu_id()].store(true, Ordering::Relaxed);
+        schedule(State::Runnable);
     }
 }
 
-fn schedule_preempted() {
-    PREEMPTING.store(true, core::sync::atomic::Ordering::Relaxed);
-    schedule(State::Runnable);
+/// A reschedule IPI from another core.
+pub fn reschedule_ipi() {
+    timer_interrupt();
 }
 
-/// Set while the timer is the reason for the switch (so the run length counts as a quantum).
-static PREEMPTING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// True when the running thread was killed from another core (it must end now).
+pub fn current_doomed() -> bool {
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        s.threads[cur].as_ref().is_some_and(|t| t.doomed)
+    })
+}
 
 /// Ends the running thread.
 pub fn exit_current() -> ! {
@@ -333,85 +439,123 @@ pub fn exit_current() -> ! {
     unreachable!("a dead thread was scheduled again");
 }
 
-/// Marks a thread that is not running as dead and takes it off the queue.
+/// Ends a thread that is not the caller. A thread running on another core is marked and kicked;
+/// it ends at its next trap, and this returns only once it is off that CPU.
 pub fn kill(tid: Tid) {
-    with(|s| {
-        if tid == s.current {
-            return;
+    let running_elsewhere = with(|s| {
+        let Some(t) = s.threads.get_mut(tid).and_then(Option::as_mut) else {
+            return false;
+        };
+        let c = t.core;
+        if s.cores[c].current == tid {
+            if c == cpu_id() {
+                return false;
+            }
+            t.doomed = true;
+            apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
+            return true;
         }
-        s.queue.retain(|&q| q != tid);
-        s.sleepers.retain(|&(_, t)| t != tid);
-        if let Some(slot) = s.threads.get_mut(tid) {
-            *slot = None;
-        }
+        let core = &mut s.cores[c];
+        core.queue.retain(|&q| q != tid);
+        core.sleepers.retain(|&(_, x)| x != tid);
+        s.threads[tid] = None;
+        false
     });
+    if running_elsewhere {
+        // Wait for it to leave its CPU (it ends at its next interrupt or system call return).
+        while with(|s| {
+            s.threads
+                .get(tid)
+                .and_then(Option::as_ref)
+                .is_some_and(|t| t.state != State::Dead)
+        }) {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 fn schedule(now_state: State) {
+    let cpu = cpu_id();
     let pair = {
         let mut guard = SCHED.lock();
         let s = guard.as_mut().expect("scheduler initialised");
-        if let Some(r) = s.reap.take() {
-            s.threads[r] = None;
+        let cur = s.cores[cpu].current;
+        if now_state == State::Blocked
+            && let Some(t) = s.threads[cur].as_mut()
+            && t.wake_pending
+        {
+            // Woken before it got here: do not sleep through that wake-up.
+            t.wake_pending = false;
+            return;
         }
-        let cur = s.current;
-        let next = match s.queue.pop_front() {
+        if let Some(t) = s.threads[cur].as_mut() {
+            t.wake_pending = false;
+        }
+        let core = &mut s.cores[cpu];
+        let reap = core.reap.take();
+        let next = match core.queue.pop_front() {
             Some(n) => n,
-            None if now_state == State::Runnable && cur != s.idle => {
+            None if now_state == State::Runnable && cur != core.idle => {
                 // Alone: run on with no quantum and (unless someone sleeps) no timer.
-                s.quantum_end = None;
-                s.program_timer();
+                core.quantum_end = None;
+                program_timer(core);
+                if let Some(r) = reap {
+                    s.threads[r] = None;
+                }
                 return;
             }
-            None => s.idle,
+            None => core.idle,
         };
+        if let Some(r) = reap {
+            s.threads[r] = None;
+        }
+        let core = &mut s.cores[cpu];
         if next == cur {
             return;
         }
-        if now_state == State::Runnable && cur != s.idle {
-            s.queue.push_back(cur);
-            if let Some(t) = s.threads[cur].as_mut() {
-                t.runnable_since = apic::now_ns();
-            }
+        let now = apic::now_ns();
+        if now_state == State::Runnable && cur != core.idle {
+            core.queue.push_back(cur);
         }
         if now_state == State::Dead {
-            s.reap = Some(cur);
+            core.reap = Some(cur);
         }
-        let now = apic::now_ns();
-        let used = now - s.dispatched_at;
-        s.dispatched_at = now;
+        let used = now - core.dispatched_at;
+        core.dispatched_at = now;
+        core.current = next;
+        // The next thread gets a quantum only if others wait behind it.
+        core.quantum_end = if core.queue.is_empty() || next == core.idle {
+            None
+        } else {
+            Some(now + quantum_ns(core.queue.len() + 1))
+        };
+        program_timer(core);
+        let idle = core.idle;
         {
             let mut st = STATS.lock();
-            if PREEMPTING.swap(false, core::sync::atomic::Ordering::Relaxed) && cur != s.idle {
+            if PREEMPTING[cpu].swap(false, Ordering::Relaxed) && cur != idle {
                 st.preemptions += 1;
                 st.preempted_run_min = st.preempted_run_min.min(used);
                 st.preempted_run_max = st.preempted_run_max.max(used);
             }
-            if next != s.idle
+            if next != idle
                 && let Some(t) = s.threads[next].as_ref()
             {
-                let since = t
-                    .runnable_since
-                    .max(STATS_SINCE.load(core::sync::atomic::Ordering::Relaxed));
+                let since = t.runnable_since.max(STATS_SINCE.load(Ordering::Relaxed));
                 if now.saturating_sub(since) > st.longest_wait {
                     st.longest_wait = now.saturating_sub(since);
                     st.longest_waiter = (next, t.pid);
                 }
             }
         }
-        s.current = next;
-        // The next thread gets a quantum only if others wait behind it.
-        s.quantum_end = if s.queue.is_empty() || next == s.idle {
-            None
-        } else {
-            Some(now + quantum_ns(s.queue.len() + 1))
-        };
-        s.program_timer();
         let Ok([Some(from), Some(to)]) = s.threads.get_disjoint_mut([cur, next]) else {
             unreachable!("the current and the next thread are distinct live records");
         };
         from.state = now_state;
         from.cpu_ns += used;
+        if now_state == State::Runnable {
+            from.runnable_since = now;
+        }
         to.state = State::Running;
         match &to.space {
             Some(space) => space.activate(),

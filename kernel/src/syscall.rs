@@ -49,6 +49,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current()).unwrap_or(0)),
         None => Err(Error::BadSyscall),
     };
+    if sched::current_doomed() {
+        // Killed from another core while in this call: end here, before returning to ring 3.
+        sched::exit_current();
+    }
     match result {
         Ok(v) => {
             frame.rax = 0;

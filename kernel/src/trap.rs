@@ -50,9 +50,20 @@ pub fn vector_name(v: u64) -> &'static str {
 pub fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == apic::TIMER_VECTOR as u64 => {
-            apic::TIMER_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+            apic::count_timer_interrupt();
             apic::eoi();
             crate::sched::timer_interrupt();
+            if frame.from_user() && crate::sched::current_doomed() {
+                crate::sched::exit_current();
+            }
+            return;
+        }
+        v if v == apic::RESCHEDULE_VECTOR as u64 => {
+            apic::eoi();
+            crate::sched::reschedule_ipi();
+            if frame.from_user() && crate::sched::current_doomed() {
+                crate::sched::exit_current();
+            }
             return;
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => return,

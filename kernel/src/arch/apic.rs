@@ -20,18 +20,34 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 const IA32_TSC_DEADLINE: u32 = 0x6e0;
 
-/// The boot CPU's APIC handle. `LocalApic` is `!Send` because its registers belong to the CPU
-/// that executes the access; this one is only ever used on the boot CPU.
+/// A CPU's APIC handle. `LocalApic` is `!Send` because its registers belong to the CPU that
+/// executes the access; each slot below is only ever used by its own CPU.
 struct CpuApic(LocalApic);
-// SAFETY: see above: accesses happen on the boot CPU, serialised by the mutex.
+// SAFETY: see above: slot `i` is touched only on CPU `i`, serialised by its mutex.
 unsafe impl Send for CpuApic {}
 
-static LAPIC: Mutex<Option<CpuApic>> = Mutex::new(None);
+const MAX_CPUS: usize = super::acpi::MAX_CPUS;
+
+static LAPIC: [Mutex<Option<CpuApic>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+fn this_cpu() -> &'static Mutex<Option<CpuApic>> {
+    &LAPIC[super::percpu::cpu_id()]
+}
 static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 static APIC_HZ: AtomicU64 = AtomicU64::new(0);
 static DEADLINE_MODE: AtomicBool = AtomicBool::new(false);
-/// Timer interrupts taken on the boot CPU.
-pub static TIMER_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+/// Timer interrupts taken, per CPU.
+pub static TIMER_INTERRUPTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Timer interrupts taken on this CPU.
+pub fn timer_interrupts() -> u64 {
+    TIMER_INTERRUPTS[super::percpu::cpu_id()].load(Ordering::Relaxed)
+}
+
+/// Counts a timer interrupt on this CPU.
+pub fn count_timer_interrupt() {
+    TIMER_INTERRUPTS[super::percpu::cpu_id()].fetch_add(1, Ordering::Relaxed);
+}
 
 /// How the timer works on this machine.
 #[derive(Clone, Copy, Debug)]
@@ -76,13 +92,23 @@ fn over_10ms<T>(mut f: impl FnMut() -> T) -> (T, T) {
     }
 }
 
-/// Brings up this CPU's local APIC and calibrates the clocks; returns what it found.
+/// Brings up the boot CPU's local APIC and calibrates the clocks; returns what it found.
 pub fn init() -> TimerInfo {
     let (t0, t1) = over_10ms(cpu::rdtsc);
     let tsc_hz = (t1 - t0) * 100;
     TSC_HZ.store(tsc_hz.max(1), Ordering::Relaxed);
     let deadline = tsc_deadline_supported();
     DEADLINE_MODE.store(deadline, Ordering::Relaxed);
+    bring_up(true)
+}
+
+/// Brings up an application processor's local APIC with the boot CPU's calibration.
+pub fn init_ap() {
+    bring_up(false);
+}
+
+fn bring_up(calibrate: bool) -> TimerInfo {
+    let deadline = DEADLINE_MODE.load(Ordering::Relaxed);
     // SAFETY: reads the APIC base MSR, present on every x86_64 CPU.
     let base = unsafe { x2apic::lapic::xapic_base() };
     let mut lapic = LocalApicBuilder::new()
@@ -105,8 +131,8 @@ pub fn init() -> TimerInfo {
         lapic.enable();
         lapic.disable_timer();
     }
-    let mut apic_hz = 0;
-    if !deadline {
+    let mut apic_hz = APIC_HZ.load(Ordering::Relaxed);
+    if !deadline && calibrate {
         // SAFETY: a one-off count-down of the masked timer, read back to calibrate.
         unsafe {
             lapic.set_timer_initial(u32::MAX);
@@ -118,9 +144,9 @@ pub fn init() -> TimerInfo {
     }
     // SAFETY: unmask the timer line; with no deadline/initial count it never fires.
     unsafe { lapic.enable_timer() };
-    *LAPIC.lock() = Some(CpuApic(lapic));
+    *this_cpu().lock() = Some(CpuApic(lapic));
     TimerInfo {
-        tsc_hz,
+        tsc_hz: TSC_HZ.load(Ordering::Relaxed),
         deadline_mode: deadline,
         apic_hz,
         x2apic: x2apic_supported(),
@@ -149,7 +175,7 @@ fn ns_to_ticks(ns: u64) -> u64 {
 /// Arms the one-shot timer to fire at `deadline_ns` on the monotonic clock (at once if it has
 /// passed).
 pub fn arm(deadline_ns: u64) {
-    let mut l = LAPIC.lock();
+    let mut l = this_cpu().lock();
     let Some(CpuApic(lapic)) = l.as_mut() else {
         return;
     };
@@ -168,7 +194,7 @@ pub fn arm(deadline_ns: u64) {
 
 /// Disarms the timer: no interrupt until the next `arm`.
 pub fn disarm() {
-    let mut l = LAPIC.lock();
+    let mut l = this_cpu().lock();
     let Some(CpuApic(lapic)) = l.as_mut() else {
         return;
     };
@@ -183,8 +209,51 @@ pub fn disarm() {
 
 /// Signals the end of the interrupt being handled.
 pub fn eoi() {
-    if let Some(CpuApic(lapic)) = LAPIC.lock().as_mut() {
+    if let Some(CpuApic(lapic)) = this_cpu().lock().as_mut() {
         // SAFETY: called once per APIC interrupt, at the end of its handling.
         unsafe { lapic.end_of_interrupt() };
+    }
+}
+
+/// The ICR destination for `apic_id`: `x2apic` writes the destination into bits 32..64 of the
+/// 64-bit ICR value in both modes, but in xAPIC mode the field is the top byte of the high
+/// register, so the id must be shifted there (else every IPI goes to APIC id 0, the boot CPU).
+fn destination(apic_id: u32) -> u32 {
+    if x2apic_supported() {
+        apic_id
+    } else {
+        apic_id << 24
+    }
+}
+
+/// Sends a fixed interrupt `vector` to the CPU with local APIC id `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    if let Some(CpuApic(lapic)) = this_cpu().lock().as_mut() {
+        // SAFETY: an IPI to a CPU whose IDT routes `vector` to the trap handler.
+        unsafe { lapic.send_ipi(vector, destination(apic_id)) };
+    }
+}
+
+/// Starts the application processor `apic_id` at physical page `page` (INIT, then two
+/// start-up IPIs, with the waits the MP specification asks for).
+pub fn start_ap(apic_id: u32, page: u8) {
+    let wait_us = |us: u64| {
+        let end = now_ns() + us * 1000;
+        while now_ns() < end {
+            core::hint::spin_loop();
+        }
+    };
+    let mut l = this_cpu().lock();
+    let Some(CpuApic(lapic)) = l.as_mut() else {
+        return;
+    };
+    // SAFETY: INIT and SIPI to a processor the MADT lists as present and not yet started; the
+    // start-up page holds the trampoline.
+    unsafe {
+        lapic.send_init_ipi(destination(apic_id));
+        wait_us(10_000);
+        lapic.send_sipi(page, destination(apic_id));
+        wait_us(200);
+        lapic.send_sipi(page, destination(apic_id));
     }
 }

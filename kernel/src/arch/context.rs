@@ -90,6 +90,19 @@ pub fn init_fpu() {
     *FPU_INIT.lock() = Some(st);
 }
 
+/// Enables SSE for ring 3 on an application processor (the initial state is shared).
+pub fn init_fpu_ap() {
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    // SAFETY: as in `init_fpu`: only what user instructions may do changes.
+    unsafe {
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+    }
+}
+
 fn fresh_fpu() -> Box<FpuState> {
     let st = FPU_INIT.lock();
     Box::new(FpuState(st.as_ref().map_or([0; 512], |s| s.0)))

@@ -2,6 +2,8 @@
 //! check: those three must run on a known-good stack even when the current one is broken.
 //!
 //! Selector order is fixed for `syscall`/`sysret`: kernel code, kernel data, user data, user code.
+//! Every CPU has its own GDT, TSS and IST stacks (the TSS holds that CPU's kernel stack for ring-3
+//! interrupts); the selectors are the same on all of them.
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
@@ -21,7 +23,9 @@ const IST_STACK_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; IST_STACK_SIZE]);
 
-static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
+const MAX_CPUS: usize = super::acpi::MAX_CPUS;
+
+static mut IST_STACKS: [Stack; 3 * MAX_CPUS] = [const { Stack([0; IST_STACK_SIZE]) }; 3 * MAX_CPUS];
 
 /// The selectors the rest of the core needs.
 #[derive(Clone, Copy, Debug)]
@@ -38,32 +42,34 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-/// The boot CPU's TSS. Only that CPU writes it (`set_kernel_stack`), with interrupts off.
+/// One CPU's TSS. Only that CPU writes it (`set_kernel_stack`), with interrupts off.
 struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
 // SAFETY: each CPU touches only its own TSS, with interrupts disabled (see `set_kernel_stack`).
 unsafe impl Sync for TssCell {}
-static TSS: TssCell = TssCell(core::cell::UnsafeCell::new(TaskStateSegment::new()));
-static TSS_READY: Once<()> = Once::new();
-static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+static TSS: [TssCell; MAX_CPUS] =
+    [const { TssCell(core::cell::UnsafeCell::new(TaskStateSegment::new())) }; MAX_CPUS];
+static TSS_READY: [Once<()>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+static GDT: [Once<(GlobalDescriptorTable, Selectors)>; MAX_CPUS] =
+    [const { Once::new() }; MAX_CPUS];
 
-/// Builds and loads the GDT and TSS on the boot CPU.
-pub fn init() -> Selectors {
-    TSS_READY.call_once(|| {
-        // SAFETY: runs once, on the boot CPU, before the TSS is loaded: nothing else reads it.
-        let tss = unsafe { &mut *TSS.0.get() };
+/// Builds and loads the GDT and TSS of CPU `cpu` (an index below `MAX_CPUS`), on that CPU.
+pub fn init(cpu: usize) -> Selectors {
+    TSS_READY[cpu].call_once(|| {
+        // SAFETY: runs once, on CPU `cpu`, before its TSS is loaded: nothing else reads it.
+        let tss = unsafe { &mut *TSS[cpu].0.get() };
         for (slot, i) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
             .into_iter()
             .enumerate()
         {
             // Only the address is taken; the stacks are used by the CPU alone.
-            let base = (&raw const IST_STACKS) as u64 + (slot * IST_STACK_SIZE) as u64;
+            let base = (&raw const IST_STACKS) as u64 + ((cpu * 3 + slot) * IST_STACK_SIZE) as u64;
             tss.interrupt_stack_table[i as usize] = VirtAddr::new(base + IST_STACK_SIZE as u64);
         }
     });
     // SAFETY: the TSS is a static that lives forever; the GDT descriptor only records its
     // address, and later writes go through `set_kernel_stack` on this CPU.
-    let tss: &'static TaskStateSegment = unsafe { &*TSS.0.get() };
-    let (gdt, sel) = GDT.call_once(|| {
+    let tss: &'static TaskStateSegment = unsafe { &*TSS[cpu].0.get() };
+    let (gdt, sel) = GDT[cpu].call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
@@ -99,7 +105,7 @@ pub fn set_kernel_stack(top: u64) {
     // SAFETY: a single aligned store to this CPU's TSS with interrupts disabled; the CPU reads
     // the field only when it takes an interrupt, which cannot happen concurrently here.
     unsafe {
-        let tss = TSS.0.get();
+        let tss = TSS[super::percpu::cpu_id()].0.get();
         (&raw mut (*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
     }
 }

@@ -188,3 +188,10 @@ pub fn init() {
     });
     idt.load();
 }
+
+/// Loads the (already built) IDT on an application processor.
+pub fn load() {
+    if let Some(idt) = IDT.get() {
+        idt.load();
+    }
+}

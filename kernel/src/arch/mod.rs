@@ -19,5 +19,6 @@ pub mod paging;
 pub mod percpu;
 pub mod phys;
 pub mod serial;
+pub mod smp;
 pub mod syscall;
 pub mod usermem;

@@ -10,6 +10,8 @@ use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 /// Byte offsets the assembly uses; checked against the struct below at compile time.
 pub const OFF_KERNEL_RSP: usize = 8;
 /// See [`OFF_KERNEL_RSP`].
+pub const OFF_CPU_ID: usize = 24;
+/// See [`OFF_KERNEL_RSP`].
 pub const OFF_USER_RSP: usize = 16;
 
 /// One CPU's block.
@@ -24,32 +26,52 @@ pub struct PerCpu {
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
     assert!(core::mem::offset_of!(PerCpu, user_rsp) == OFF_USER_RSP);
+    assert!(core::mem::offset_of!(PerCpu, cpu_id) == OFF_CPU_ID);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
 // SAFETY: each CPU touches only its own block, with interrupts disabled.
 unsafe impl Sync for Cell {}
 
-static BOOT_CPU: Cell = Cell(UnsafeCell::new(PerCpu {
-    self_ptr: 0,
-    kernel_rsp: 0,
-    user_rsp: 0,
-    cpu_id: 0,
-}));
+const MAX_CPUS: usize = super::acpi::MAX_CPUS;
 
-/// Points GS at the boot CPU's block.
-pub fn init_boot_cpu() {
-    let p = BOOT_CPU.0.get();
-    // SAFETY: boot, one CPU, interrupts off: nothing else touches the block yet.
-    unsafe { (*p).self_ptr = p as u64 };
+static CPUS: [Cell; MAX_CPUS] = [const {
+    Cell(UnsafeCell::new(PerCpu {
+        self_ptr: 0,
+        kernel_rsp: 0,
+        user_rsp: 0,
+        cpu_id: 0,
+    }))
+}; MAX_CPUS];
+
+/// Points GS at CPU `cpu`'s block (on that CPU, at its start-up).
+pub fn init(cpu: usize) {
+    let p = CPUS[cpu].0.get();
+    // SAFETY: CPU `cpu` starting up, interrupts off: nothing else touches its block.
+    unsafe {
+        (*p).self_ptr = p as u64;
+        (*p).cpu_id = cpu as u64;
+    }
     GsBase::write(VirtAddr::new(p as u64));
     KernelGsBase::write(VirtAddr::new(0));
+}
+
+/// The index of the CPU running this code (0 is the boot CPU).
+#[inline]
+pub fn cpu_id() -> usize {
+    let id: u64;
+    // SAFETY: in ring 0 GS points at this CPU's block (set by `init` before anything calls
+    // this); the load reads its `cpu_id` field.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) id, off = const OFF_CPU_ID, options(nostack, readonly, preserves_flags));
+    }
+    id as usize
 }
 
 /// Records the kernel stack the next syscall from ring 3 on this CPU must use.
 pub fn set_kernel_rsp(top: u64) {
     // SAFETY: this CPU's block, written with interrupts off (callers switch threads with
     // interrupts disabled); the syscall entry reads it only on this CPU.
-    unsafe { (&raw mut (*BOOT_CPU.0.get()).kernel_rsp).write_volatile(top) };
+    unsafe { (&raw mut (*CPUS[cpu_id()].0.get()).kernel_rsp).write_volatile(top) };
     super::gdt::set_kernel_stack(top);
 }
