@@ -124,8 +124,10 @@ pub struct SpawnOptions {
     pub arena_ceiling: u64,
     /// Size of the main thread's stack.
     pub stack_size: u64,
-    /// Scheduling priority, recorded for the scheduler.
+    /// Scheduling priority: deadline tightness, 0 (normal) to 255 (see `schedpolicy`).
     pub priority: u64,
+    /// The core to run on (`None`: the least loaded).
+    pub core: Option<usize>,
 }
 
 impl Default for SpawnOptions {
@@ -134,6 +136,7 @@ impl Default for SpawnOptions {
             arena_ceiling: 16 << 20,
             stack_size: 64 << 10,
             priority: 0,
+            core: None,
         }
     }
 }
@@ -290,7 +293,7 @@ fn spawn_inner(
         *n - 1
     };
     let stack_top = STACKS_BASE + STACK_SLOT;
-    let tid = match sched::spawn(
+    let tid = match sched::spawn_on(
         Start::User {
             rip: entry,
             rsp: stack_top - 8,
@@ -298,6 +301,8 @@ fn spawn_inner(
         },
         Some(space.clone()),
         Some(pid),
+        opts.core,
+        schedpolicy::Priority(opts.priority.min(255) as u8),
     ) {
         Ok(t) => t,
         Err(e) => {

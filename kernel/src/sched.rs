@@ -13,10 +13,10 @@ use crate::arch::context::{Context, Start, SwitchPair, switch_to};
 use crate::arch::paging::{AddressSpace, MapError, kernel_space};
 use crate::arch::percpu::cpu_id;
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use schedpolicy::{Policy, Priority, RunQueue, Wake};
 use spin::Mutex;
 
 /// A thread's index in the thread table.
@@ -27,10 +27,10 @@ pub const QUANTUM_FLOOR_NS: u64 = 100_000;
 /// Longest quantum.
 pub const QUANTUM_CEILING_NS: u64 = 1_000_000;
 
-/// The quantum for a core with `runnable` threads: the ceiling shared out, never below the
-/// floor.
+/// The quantum for a core with `runnable` threads (the `schedpolicy` formula: the ceiling
+/// shared out, never below the floor).
 pub fn quantum_ns(runnable: usize) -> u64 {
-    (QUANTUM_CEILING_NS / runnable.max(1) as u64).clamp(QUANTUM_FLOOR_NS, QUANTUM_CEILING_NS)
+    Policy::DEFAULT.quantum(runnable)
 }
 
 /// What a thread is doing.
@@ -57,6 +57,8 @@ struct Thread {
     cpu_ns: u64,
     /// Killed while running on another core: it ends at its next trap.
     doomed: bool,
+    /// Deadline tightness (0 normal, higher runs sooner and more often).
+    priority: Priority,
     /// A wake-up arrived while it was still running (between registering as a waiter and
     /// blocking, possibly from another core): its next block returns at once.
     wake_pending: bool,
@@ -67,7 +69,9 @@ struct Thread {
 }
 
 struct Core {
-    queue: VecDeque<Tid>,
+    /// The policy's run queue: every runnable thread of this core, the running one included
+    /// (never the idle thread).
+    rq: RunQueue<Tid>,
     current: Tid,
     idle: Tid,
     /// A dead thread whose kernel stack was in use at its last switch; freed at the next one.
@@ -80,6 +84,16 @@ struct Core {
     quantum_end: Option<u64>,
     /// The core's local APIC id, for IPIs.
     apic_id: u32,
+    /// A thread with a tighter deadline became runnable: the running one yields its turn at
+    /// the next interrupt or system-call return.
+    need_resched: bool,
+}
+
+impl Core {
+    /// Runnable threads other than the running one.
+    fn waiting(&self) -> usize {
+        self.rq.len() - usize::from(self.rq.running().is_some())
+    }
 }
 
 struct Scheduler {
@@ -147,6 +161,7 @@ fn thread(
         runnable_since: apic::now_ns(),
         cpu_ns: 0,
         doomed: false,
+        priority: Priority::NORMAL,
         wake_pending: false,
         space,
         pid,
@@ -167,8 +182,15 @@ fn add_thread(s: &mut Scheduler, t: Box<Thread>) -> Tid {
 }
 
 fn new_core(current: Tid, idle: Tid, apic_id: u32) -> Core {
+    let mut rq = RunQueue::new(Policy::DEFAULT);
+    if current != idle {
+        // The code that is running (the boot thread) is this core's first runnable thread.
+        let now = apic::now_ns();
+        let _ = rq.insert(current, Priority::NORMAL, now);
+        let _ = rq.pick(now);
+    }
     Core {
-        queue: VecDeque::new(),
+        rq,
         current,
         idle,
         reap: None,
@@ -176,6 +198,7 @@ fn new_core(current: Tid, idle: Tid, apic_id: u32) -> Core {
         dispatched_at: apic::now_ns(),
         quantum_end: None,
         apic_id,
+        need_resched: false,
     }
 }
 
@@ -235,10 +258,7 @@ fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
 fn least_loaded(s: &Scheduler) -> usize {
     (0..s.cores.len())
         .filter(|&c| s.cores[c].idle != usize::MAX)
-        .min_by_key(|&c| {
-            let core = &s.cores[c];
-            core.queue.len() + usize::from(core.current != core.idle)
-        })
+        .min_by_key(|&c| s.cores[c].rq.len())
         .unwrap_or(0)
 }
 
@@ -249,25 +269,19 @@ pub fn spawn_on(
     space: Option<Arc<AddressSpace>>,
     pid: Option<crate::process::Pid>,
     core: Option<usize>,
+    priority: Priority,
 ) -> Result<Tid, MapError> {
     let ctx = Context::new(start)?;
     Ok(with(|s| {
         let c = core
             .filter(|&c| c < s.cores.len() && s.cores[c].idle != usize::MAX)
             .unwrap_or_else(|| least_loaded(s));
-        let tid = add_thread(s, thread(ctx, State::Blocked, c, space, pid));
+        let mut t = thread(ctx, State::Blocked, c, space, pid);
+        t.priority = priority;
+        let tid = add_thread(s, t);
         s.make_runnable(tid);
         tid
     }))
-}
-
-/// Creates a runnable thread on the least loaded core.
-pub fn spawn(
-    start: Start,
-    space: Option<Arc<AddressSpace>>,
-    pid: Option<crate::process::Pid>,
-) -> Result<Tid, MapError> {
-    spawn_on(start, space, pid, None)
 }
 
 /// The running thread on this CPU.
@@ -303,20 +317,23 @@ impl Scheduler {
         let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
             return;
         };
-        if t.state == State::Blocked {
-            t.state = State::Runnable;
-            t.runnable_since = apic::now_ns();
+        if t.state != State::Blocked {
+            return;
         }
-        let c = t.core;
+        let now = apic::now_ns();
+        t.state = State::Runnable;
+        t.runnable_since = now;
+        let (c, prio) = (t.core, t.priority);
         let core = &mut self.cores[c];
-        if !core.queue.contains(&tid) && tid != core.idle && core.current != tid {
-            core.queue.push_back(tid);
+        let wake = core.rq.insert(tid, prio, now);
+        if matches!(wake, Ok(Wake::Preempt)) && core.current != core.idle {
+            // A tighter deadline than the running thread's, or company for a thread that ran
+            // alone (with no timer): the running thread's turn ends at once — in the interrupt
+            // or system call that made this thread runnable (`timer_interrupt`,
+            // `preempt_if_needed`), or by the IPI below on another core.
+            core.need_resched = true;
         }
         if c == cpu_id() {
-            // A newly runnable thread next to a running one: the running one needs a quantum.
-            if core.current != core.idle && core.quantum_end.is_none() {
-                core.quantum_end = Some(apic::now_ns() + quantum_ns(core.queue.len() + 1));
-            }
             program_timer(core);
         } else {
             apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
@@ -395,26 +412,27 @@ pub fn timer_interrupt() {
             }
         });
         for t in due {
-            if s.threads
-                .get(t)
-                .and_then(Option::as_ref)
-                .is_some_and(|th| th.state == State::Blocked)
-            {
-                s.make_runnable(t);
-            }
+            s.make_runnable(t);
         }
         let core = &mut s.cores[cpu];
-        if core.current != core.idle && !core.queue.is_empty() && core.quantum_end.is_none() {
-            core.quantum_end = Some(now + quantum_ns(core.queue.len() + 1));
-        }
-        let expired = core.quantum_end.is_some_and(|e| e <= now);
-        if expired && core.queue.is_empty() {
-            core.quantum_end = None;
-        }
+        let expired = core.quantum_end.is_some_and(|e| e <= now) || core.need_resched;
         program_timer(core);
-        (expired && !core.queue.is_empty()) || (core.current == core.idle && !core.queue.is_empty())
+        (expired && core.waiting() > 0) || (core.current == core.idle && !core.rq.is_empty())
     });
     if preempt {
+        PREEMPTING[cpu_id()].store(true, Ordering::Relaxed);
+        schedule(State::Runnable);
+    }
+}
+
+/// Called before a system call returns to ring 3: yields the CPU if a thread with a tighter
+/// deadline became runnable meanwhile.
+pub fn preempt_if_needed() {
+    let needed = with(|s| {
+        let core = &mut s.cores[cpu_id()];
+        core.need_resched && core.waiting() > 0
+    });
+    if needed {
         PREEMPTING[cpu_id()].store(true, Ordering::Relaxed);
         schedule(State::Runnable);
     }
@@ -456,7 +474,7 @@ pub fn kill(tid: Tid) {
             return true;
         }
         let core = &mut s.cores[c];
-        core.queue.retain(|&q| q != tid);
+        let _ = core.rq.remove(tid, apic::now_ns());
         core.sleepers.retain(|&(_, x)| x != tid);
         s.threads[tid] = None;
         false
@@ -491,21 +509,24 @@ fn schedule(now_state: State) {
         if let Some(t) = s.threads[cur].as_mut() {
             t.wake_pending = false;
         }
+        let preempting = PREEMPTING[cpu].swap(false, Ordering::Relaxed);
+        let now = apic::now_ns();
         let core = &mut s.cores[cpu];
         let reap = core.reap.take();
-        let next = match core.queue.pop_front() {
-            Some(n) => n,
-            None if now_state == State::Runnable && cur != core.idle => {
-                // Alone: run on with no quantum and (unless someone sleeps) no timer.
-                core.quantum_end = None;
-                program_timer(core);
-                if let Some(r) = reap {
-                    s.threads[r] = None;
-                }
-                return;
-            }
-            None => core.idle,
-        };
+        // Account the running thread with the policy.
+        if cur != core.idle {
+            let _ = match now_state {
+                State::Runnable if preempting => core.rq.preempted(cur, now).map(|_| ()),
+                State::Runnable => core.rq.yielded(cur, now).map(|_| ()),
+                State::Blocked => core.rq.blocked(cur, now).map(|_| ()),
+                State::Dead | State::Running => core.rq.remove(cur, now).map(|_| ()),
+            };
+        }
+        core.need_resched = false;
+        let decision = core.rq.pick(now);
+        let next = decision.as_ref().map_or(core.idle, |d| d.id);
+        core.quantum_end = decision.and_then(|d| d.timer);
+        program_timer(core);
         if let Some(r) = reap {
             s.threads[r] = None;
         }
@@ -513,27 +534,16 @@ fn schedule(now_state: State) {
         if next == cur {
             return;
         }
-        let now = apic::now_ns();
-        if now_state == State::Runnable && cur != core.idle {
-            core.queue.push_back(cur);
-        }
         if now_state == State::Dead {
             core.reap = Some(cur);
         }
         let used = now - core.dispatched_at;
         core.dispatched_at = now;
         core.current = next;
-        // The next thread gets a quantum only if others wait behind it.
-        core.quantum_end = if core.queue.is_empty() || next == core.idle {
-            None
-        } else {
-            Some(now + quantum_ns(core.queue.len() + 1))
-        };
-        program_timer(core);
         let idle = core.idle;
         {
             let mut st = STATS.lock();
-            if PREEMPTING[cpu].swap(false, Ordering::Relaxed) && cur != idle {
+            if preempting && cur != idle {
                 st.preemptions += 1;
                 st.preempted_run_min = st.preempted_run_min.min(used);
                 st.preempted_run_max = st.preempted_run_max.max(used);
@@ -551,7 +561,11 @@ fn schedule(now_state: State) {
         let Ok([Some(from), Some(to)]) = s.threads.get_disjoint_mut([cur, next]) else {
             unreachable!("the current and the next thread are distinct live records");
         };
-        from.state = now_state;
+        from.state = if cur == idle {
+            State::Blocked
+        } else {
+            now_state
+        };
         from.cpu_ns += used;
         if now_state == State::Runnable {
             from.runnable_since = now;

@@ -53,6 +53,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // Killed from another core while in this call: end here, before returning to ring 3.
         sched::exit_current();
     }
+    sched::preempt_if_needed();
     match result {
         Ok(v) => {
             frame.rax = 0;
@@ -347,6 +348,7 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
         arena_ceiling: req.arena_ceiling,
         stack_size: req.stack_size,
         priority: req.priority,
+        core: None,
     };
     match process::spawn_with(path, req.arg, opts, gifts) {
         Ok((pid, parent_end)) => {

@@ -114,6 +114,10 @@ pub const CASES: &[Case] = &[
         run: super::sched_cases::sleep_and_receive_deadlines,
     },
     Case {
+        name: "sched_tighter_deadline_preempts",
+        run: super::sched_cases::tighter_deadline_preempts_within_one_quantum,
+    },
+    Case {
         name: "sched_block_hands_over_at_once",
         run: super::sched_cases::blocking_mid_quantum_hands_over_at_once,
     },

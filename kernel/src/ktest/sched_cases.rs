@@ -124,3 +124,35 @@ pub fn blocking_mid_quantum_hands_over_at_once() -> Result<(), String> {
     wait_ok(blocker, "the blocker")?;
     Ok(())
 }
+
+fn lateness_next_to_busy(priority: u64) -> Result<i64, String> {
+    let busy = spawn(BUSY | (20 << 8))?;
+    let opts = SpawnOptions {
+        priority,
+        ..SpawnOptions::default()
+    };
+    let sleeper = process::spawn(PROBE, 27 | (3 << 8), opts).map_err(|e| format!("spawn: {e}"))?;
+    let late = match process::wait(sleeper) {
+        Some(Death::Exit(us)) => us,
+        other => return Err(format!("the sleeper ended with {other:?}")),
+    };
+    wait_ok(busy, "the busy probe")?;
+    Ok(late)
+}
+
+pub fn tighter_deadline_preempts_within_one_quantum() -> Result<(), String> {
+    // A priority-9 thread (100 µs deadlines) that wakes next to a busy normal one runs at once;
+    // a normal one may wait for the busy thread's quantum (500 µs with two runnable).
+    let tight = lateness_next_to_busy(9)?;
+    let normal = lateness_next_to_busy(0)?;
+    ensure!(
+        (tight as u64) * 1_000 < quantum_ns(2),
+        "the tight thread woke {tight} µs late (a quantum is {} µs)",
+        quantum_ns(2) / 1_000
+    );
+    ensure!(
+        tight <= normal,
+        "the tight thread woke later ({tight} µs) than a normal one ({normal} µs)"
+    );
+    Ok(())
+}

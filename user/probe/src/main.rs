@@ -35,6 +35,14 @@ mod behaviour {
     pub const SLEEP: u64 = 24;
     pub const RECV_TIMEOUT: u64 = 25;
     pub const BLOCK_SOON: u64 = 26;
+    pub const SLEEP_LATENESS: u64 = 27;
+}
+
+/// Sleeps `ms` milliseconds and exits with how late it woke, in microseconds.
+fn sleep_lateness(ms: u64) -> i32 {
+    let target = moxie_rt::now() + ms * 1_000_000;
+    moxie_rt::sleep_until(target);
+    ((moxie_rt::now().saturating_sub(target)) / 1_000).min(i32::MAX as u64) as i32
 }
 
 /// Burns `ms` milliseconds of its own CPU time.
@@ -557,6 +565,7 @@ pub extern "C" fn main(arg: u64) -> i32 {
         SLEEP => sleep(arg >> 8),
         RECV_TIMEOUT => recv_timeout(),
         BLOCK_SOON => block_soon(),
+        SLEEP_LATENESS => sleep_lateness(arg >> 8),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
