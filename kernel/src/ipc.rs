@@ -135,6 +135,11 @@ impl Port {
         Ok(())
     }
 
+    /// Messages queued for this endpoint.
+    pub fn queued_messages(&self) -> usize {
+        self.chan.lock().core.queued_messages(self.side)
+    }
+
     /// Bytes and handle count of the oldest queued message, if any.
     pub fn peek_size(&self) -> Option<(usize, usize)> {
         self.chan
@@ -209,7 +214,14 @@ impl Port {
             if deadline == abi::syscall::DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
                 return Err(Error::Timeout);
             }
+            // Register first, then look again: a send in between (possibly from another core)
+            // either shows up now or wakes the block below.
             self.watch();
+            if self.signals() & (abi::syscall::signal::READABLE | abi::syscall::signal::PEER_CLOSED)
+                != 0
+            {
+                continue;
+            }
             if deadline == abi::syscall::DEADLINE_NEVER {
                 sched::block();
             } else {

@@ -424,6 +424,12 @@ pub fn wait(pid: Pid) -> Option<Death> {
     }
 }
 
+/// The core a live process's main thread runs on.
+pub fn main_core(pid: Pid) -> Option<usize> {
+    let tid = with_proc(pid, |p| p.threads.first().copied())??;
+    sched::core_of(tid)
+}
+
 /// The name of a live or dead-but-unreaped process.
 pub fn name(pid: Pid) -> Option<String> {
     with_proc(pid, |p| p.name.clone())

@@ -74,8 +74,10 @@ struct Core {
     rq: RunQueue<Tid>,
     current: Tid,
     idle: Tid,
-    /// A dead thread whose kernel stack was in use at its last switch; freed at the next one.
-    reap: Option<Tid>,
+    /// Dead threads of this core whose records (and kernel stacks) are freed on this core the
+    /// next time it switches: a kernel stack is unmapped only by the CPU that used it, so no
+    /// other CPU can hold a stale translation for it.
+    reap: Vec<Tid>,
     /// Blocked threads of this core with a wake-up time.
     sleepers: Vec<(u64, Tid)>,
     /// When the running thread was dispatched.
@@ -193,7 +195,7 @@ fn new_core(current: Tid, idle: Tid, apic_id: u32) -> Core {
         rq,
         current,
         idle,
-        reap: None,
+        reap: Vec::new(),
         sleepers: Vec::new(),
         dispatched_at: apic::now_ns(),
         quantum_end: None,
@@ -252,6 +254,16 @@ extern "C" fn idle_loop(_: u64) -> ! {
 
 fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
     f(SCHED.lock().as_mut().expect("scheduler initialised"))
+}
+
+/// Cores that are running the scheduler.
+pub fn cores() -> usize {
+    with(|s| s.cores.iter().filter(|c| c.idle != usize::MAX).count())
+}
+
+/// The core a thread runs on.
+pub fn core_of(tid: Tid) -> Option<usize> {
+    with(|s| s.threads.get(tid)?.as_ref().map(|t| t.core))
 }
 
 /// The core with the fewest runnable threads (ties: the lowest index).
@@ -438,8 +450,9 @@ pub fn preempt_if_needed() {
     }
 }
 
-/// A reschedule IPI from another core.
+/// A reschedule IPI from another core (a wake-up, a kill, a thread to free).
 pub fn reschedule_ipi() {
+    reap_now();
     timer_interrupt();
 }
 
@@ -473,10 +486,15 @@ pub fn kill(tid: Tid) {
             apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
             return true;
         }
+        t.state = State::Dead;
         let core = &mut s.cores[c];
         let _ = core.rq.remove(tid, apic::now_ns());
         core.sleepers.retain(|&(_, x)| x != tid);
-        s.threads[tid] = None;
+        core.reap.push(tid);
+        if c != cpu_id() {
+            // Let that core free it now rather than at its next switch.
+            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
+        }
         false
     });
     if running_elsewhere {
@@ -512,7 +530,7 @@ fn schedule(now_state: State) {
         let preempting = PREEMPTING[cpu].swap(false, Ordering::Relaxed);
         let now = apic::now_ns();
         let core = &mut s.cores[cpu];
-        let reap = core.reap.take();
+        let reap = core.reap.split_off(0);
         // Account the running thread with the policy.
         if cur != core.idle {
             let _ = match now_state {
@@ -527,15 +545,16 @@ fn schedule(now_state: State) {
         let next = decision.as_ref().map_or(core.idle, |d| d.id);
         core.quantum_end = decision.and_then(|d| d.timer);
         program_timer(core);
-        if let Some(r) = reap {
-            s.threads[r] = None;
-        }
+        // Records freed after the lock is released (dropping a kernel stack unmaps it).
+        let freed: Vec<Box<Thread>> = reap.iter().filter_map(|&r| s.threads[r].take()).collect();
         let core = &mut s.cores[cpu];
         if next == cur {
+            drop(guard);
+            drop(freed);
             return;
         }
         if now_state == State::Dead {
-            core.reap = Some(cur);
+            core.reap.push(cur);
         }
         let used = now - core.dispatched_at;
         core.dispatched_at = now;
@@ -575,7 +594,26 @@ fn schedule(now_state: State) {
             Some(space) => space.activate(),
             None => kernel_space().activate(),
         }
-        SwitchPair::new(&mut from.ctx, &to.ctx)
+        (SwitchPair::new(&mut from.ctx, &to.ctx), freed)
     };
+    let (pair, freed) = pair;
+    drop(freed);
     switch_to(pair);
+    // Back on this thread: free what died on this core meanwhile (its stack is no longer in use).
+    reap_now();
+}
+
+/// Frees the records of threads that died on this core, if it is not running one of them.
+fn reap_now() {
+    let freed: Vec<Box<Thread>> = with(|s| {
+        let cpu = cpu_id();
+        let cur = s.cores[cpu].current;
+        let reap = core::mem::take(&mut s.cores[cpu].reap);
+        let (keep, free): (Vec<Tid>, Vec<Tid>) = reap.into_iter().partition(|&r| r == cur);
+        s.cores[cpu].reap = keep;
+        free.into_iter()
+            .filter_map(|r| s.threads[r].take())
+            .collect()
+    });
+    drop(freed);
 }

@@ -16,7 +16,6 @@ use abi::syscall::{
 use abi::{Error, Handle, Rights};
 use alloc::vec;
 use alloc::vec::Vec;
-use channel::RecvError;
 
 /// Entry from `arch::syscall`.
 pub fn dispatch(frame: &mut TrapFrame) {
@@ -242,16 +241,31 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 hout.write_from(&raw)?;
                 return Ok(len as u64 | (count as u64) << 32);
             }
-            None => match source.try_recv() {
-                Err(RecvError::Empty) => {}
-                Err(e) => return Err(e.into()),
-                Ok(_) => unreachable!("peek saw no message"),
-            },
+            None => {
+                // Nothing queued at the peek; a message may arrive from another core at any
+                // moment, so decide from one consistent look at the endpoint.
+                let sig = source.signals();
+                if sig & abi::syscall::signal::READABLE != 0 {
+                    continue;
+                }
+                if sig & abi::syscall::signal::PEER_CLOSED != 0 {
+                    return Err(Error::Closed);
+                }
+                if sig & abi::syscall::signal::PEER_SUSPENDED != 0 {
+                    return Err(Error::PeerSuspended);
+                }
+            }
         }
         if deadline == DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
             return Err(Error::Timeout);
         }
+        // Register first, then look again: a message sent in between (possibly from another
+        // core) either shows up in this look or wakes the block below.
         source.watch();
+        if source.peek_size().is_some() || source.signals() & abi::syscall::signal::PEER_CLOSED != 0
+        {
+            continue;
+        }
         if deadline == DEADLINE_NEVER {
             sched::block();
         } else {
@@ -305,8 +319,16 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
         if deadline == DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
             return Err(Error::Timeout);
         }
+        // Register first, then look again (see `recv`).
         for e in &ends {
             e.watch();
+        }
+        if items
+            .iter()
+            .zip(&ends)
+            .any(|(it, e)| e.signals() & it.wanted != 0)
+        {
+            continue;
         }
         drop(ends);
         if deadline == DEADLINE_NEVER {

@@ -28,6 +28,10 @@ pub fn machine_args(smp: u32, icount: bool) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     a.extend(["-smp".into(), smp.to_string()]);
+    if smp > 1 && !icount {
+        // One host thread per CPU, so the CPUs really run in parallel.
+        a.extend(["-accel".into(), "tcg,thread=multi".into()]);
+    }
     if icount {
         // Instruction counting, plus everything else that could make two runs differ: a fixed
         // random seed, a virtual clock for the RTC, no boot-device probing delays.

@@ -18,6 +18,7 @@ const INIT_DONE: &str = "nothing more to run";
 struct Tally {
     passed: usize,
     failed: usize,
+    skipped: usize,
 }
 
 impl Tally {
@@ -49,10 +50,23 @@ pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
     let a = artifacts::build()?;
     let wanted = |name: &str| only.is_none_or(|o| name.contains(o));
     if wanted("ktest") {
-        ktest_suite(&a, &mut t)?;
+        // Under -icount guest time is exact, so the scheduler cases can hold tight bounds.
+        ktest_suite(&a, &mut t, "", 1, true, "all")?;
+    }
+    if wanted("ktest") || wanted("smp") {
+        // Several CPUs with multi-threaded TCG: real parallelism for the cross-core cases, and
+        // the process and channel cases again with threads spread over two cores.
+        ktest_suite(&a, &mut t, "smp2::", 2, false, "smp_*,process_*,channel_*")?;
     }
     boot_cases(&a, &mut t, &wanted)?;
-    println!("\n{} passed, {} failed", t.passed, t.failed);
+    if t.skipped > 0 {
+        println!(
+            "\n{} passed, {} failed, {} skipped",
+            t.passed, t.failed, t.skipped
+        );
+    } else {
+        println!("\n{} passed, {} failed", t.passed, t.failed);
+    }
     Ok(t.failed == 0)
 }
 
@@ -165,17 +179,27 @@ fn boot(
 
 /// Boots `test=all`, counting each in-kernel case; a case that takes the machine down is a
 /// failure, and the suite resumes after it in a fresh boot.
-fn ktest_suite(a: &Artifacts, t: &mut Tally) -> Result<()> {
-    eprintln!("xtask: in-kernel test suite");
+fn ktest_suite(
+    a: &Artifacts,
+    t: &mut Tally,
+    label: &str,
+    smp: u32,
+    icount: bool,
+    filter: &str,
+) -> Result<()> {
+    eprintln!(
+        "xtask: in-kernel test suite ({smp} CPU{}{})",
+        if smp == 1 { "" } else { "s" },
+        if icount { ", -icount" } else { "" }
+    );
     let mut processed = 0usize;
     loop {
-        // Under -icount guest time is exact, so the scheduler cases can hold tight bounds.
-        let mut args = qemu::machine_args(1, true);
+        let mut args = qemu::machine_args(smp, icount);
         args.extend(qemu::boot_args(
             a,
             &a.moxie_elf,
             None,
-            &format!("log=warn test=all test-skip={processed}"),
+            &format!("log=warn test={filter} test-skip={processed}"),
         ));
         let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;
@@ -184,14 +208,22 @@ fn ktest_suite(a: &Artifacts, t: &mut Tally) -> Result<()> {
             if let Some(name) = line.strip_prefix("ktest: start ") {
                 current = Some(name.to_string());
             } else if let Some(name) = line.strip_prefix("ktest: ok ") {
-                t.record(&format!("ktest::{name}"), Ok(()));
+                t.record(&format!("{label}ktest::{name}"), Ok(()));
+                processed += 1;
+                current = None;
+            } else if let Some(rest) = line.strip_prefix("ktest: skip ") {
+                let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
+                println!("test {label}ktest::{name} ... skipped ({why})");
+                t.skipped += 1;
                 processed += 1;
                 current = None;
             } else if let Some(rest) = line.strip_prefix("ktest: FAIL ") {
                 let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
-                t.record(&format!("ktest::{name}"), Err(why.to_string()));
+                t.record(&format!("{label}ktest::{name}"), Err(why.to_string()));
                 processed += 1;
                 current = None;
+            } else if let Some(info) = line.strip_prefix("ktest: info ") {
+                println!("    {label}{info}");
             } else if line.starts_with("ktest: done") {
                 done = true;
             }
@@ -207,11 +239,11 @@ fn ktest_suite(a: &Artifacts, t: &mut Tally) -> Result<()> {
         );
         match current {
             Some(name) => {
-                t.record(&format!("ktest::{name}"), Err(why));
+                t.record(&format!("{label}ktest::{name}"), Err(why));
                 processed += 1;
             }
             None => {
-                t.record("ktest suite", Err(why));
+                t.record(&format!("{label}ktest suite"), Err(why));
                 return Ok(());
             }
         }

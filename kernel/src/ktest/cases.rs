@@ -16,110 +16,152 @@ pub const CASES: &[Case] = &[
     Case {
         name: "frames_exhaust_and_free",
         run: frames_exhaust_and_free,
+        min_cpus: 1,
     },
     Case {
         name: "frames_refuse_bad_free",
         run: frames_refuse_bad_free,
+        min_cpus: 1,
     },
     Case {
         name: "paging_map_write_read_unmap",
         run: paging_map_write_read_unmap,
+        min_cpus: 1,
     },
     Case {
         name: "paging_protect_and_errors",
         run: paging_protect_and_errors,
+        min_cpus: 1,
     },
     Case {
         name: "breakpoint_returns",
         run: breakpoint_returns,
+        min_cpus: 1,
     },
     Case {
         name: "heap_stress",
         run: heap_stress,
+        min_cpus: 1,
     },
     Case {
         name: "process_exit_code",
         run: super::process_cases::exit_code_is_reported,
+        min_cpus: 1,
     },
     Case {
         name: "process_fault_reports",
         run: super::process_cases::each_fault_kind_is_reported,
+        min_cpus: 1,
     },
     Case {
         name: "process_panic_report",
         run: super::process_cases::panic_is_reported,
+        min_cpus: 1,
     },
     Case {
         name: "process_bad_pointers",
         run: super::process_cases::bad_pointers_get_bad_address,
+        min_cpus: 1,
     },
     Case {
         name: "process_sse_state_per_thread",
         run: super::process_cases::sse_state_is_per_thread,
+        min_cpus: 1,
     },
     Case {
         name: "process_spawn_errors",
         run: super::process_cases::spawn_errors_are_clean,
+        min_cpus: 1,
     },
     Case {
         name: "process_1000_spawn_exit_cycles",
         run: super::process_cases::spawn_exit_cycles_return_every_frame,
+        min_cpus: 1,
     },
     Case {
         name: "process_malformed_modules",
         run: super::process_cases::malformed_modules_are_refused_with_their_message,
+        min_cpus: 1,
     },
     Case {
         name: "channel_exchange_and_exit_report",
         run: super::channel_cases::exchange_both_ways_then_exit_report,
+        min_cpus: 1,
     },
     Case {
         name: "channel_fault_and_panic_reports",
         run: super::channel_cases::fault_and_panic_reports_on_parent_channel,
+        min_cpus: 1,
     },
     Case {
         name: "channel_hostile_handles",
         run: super::channel_cases::hostile_handles_get_their_errors,
+        min_cpus: 1,
     },
     Case {
         name: "channel_backpressure",
         run: super::channel_cases::backpressure_full_then_writable_exactly_once_in_order,
+        min_cpus: 1,
     },
     Case {
         name: "channel_parent_dies_first",
         run: super::channel_cases::parent_dies_first_child_channel_is_inert,
+        min_cpus: 1,
     },
     Case {
         name: "channel_buffer_ledger",
         run: super::channel_cases::buffer_bytes_are_charged_to_the_sender,
+        min_cpus: 1,
     },
     Case {
         name: "process_kill_reported",
         run: super::channel_cases::kill_through_process_handle_is_reported,
+        min_cpus: 1,
     },
     Case {
         name: "process_arena_ceiling",
         run: super::channel_cases::arena_grows_on_demand_up_to_its_ceiling,
+        min_cpus: 1,
     },
     Case {
         name: "sched_alone_no_timer_interrupts",
         run: super::sched_cases::one_busy_thread_takes_no_timer_interrupts,
+        min_cpus: 1,
     },
     Case {
         name: "sched_quanta_and_waits_bounded",
         run: super::sched_cases::quanta_and_waits_within_bounds,
+        min_cpus: 1,
     },
     Case {
         name: "sched_sleep_and_receive_deadlines",
         run: super::sched_cases::sleep_and_receive_deadlines,
+        min_cpus: 1,
     },
     Case {
         name: "sched_tighter_deadline_preempts",
         run: super::sched_cases::tighter_deadline_preempts_within_one_quantum,
+        min_cpus: 1,
     },
     Case {
         name: "sched_block_hands_over_at_once",
         run: super::sched_cases::blocking_mid_quantum_hands_over_at_once,
+        min_cpus: 1,
+    },
+    Case {
+        name: "smp_cross_core_pingpong_100k",
+        run: super::smp_cases::cross_core_pingpong_100k_in_order,
+        min_cpus: 2,
+    },
+    Case {
+        name: "smp_cross_core_wake_stress",
+        run: super::smp_cases::cross_core_wake_stress,
+        min_cpus: 2,
+    },
+    Case {
+        name: "smp_busy_processes_in_parallel",
+        run: super::smp_cases::busy_processes_run_in_parallel,
+        min_cpus: 2,
     },
 ];
 

@@ -86,9 +86,13 @@ pub fn hostile_handles_get_their_errors() -> Result<(), String> {
 
 pub fn backpressure_full_then_writable_exactly_once_in_order() -> Result<(), String> {
     let (pid, end) = spawn(13, Vec::new())?;
-    // Let the sender fill the buffer before draining anything.
-    for _ in 0..10 {
-        crate::sched::yield_now();
+    // Let the sender fill the buffer before draining anything (it may run on another core:
+    // wait, up to a second, until the peer's buffer is full).
+    let give_up = crate::arch::apic::now_ns() + 1_000_000_000;
+    while end.queued_messages() < abi::limits::CHANNEL_MAX_MESSAGES
+        && crate::arch::apic::now_ns() < give_up
+    {
+        crate::sched::block_until(crate::arch::apic::now_ns() + 1_000_000);
     }
     let mut next = 0u32;
     loop {
@@ -158,7 +162,7 @@ pub fn arena_grows_on_demand_up_to_its_ceiling() -> Result<(), String> {
         }) if addr >= abi::layout::ARENA_BASE + (4 << 20) => {}
         other => return Err(format!("8 MiB under a 4 MiB ceiling ended with {other:?}")),
     }
-    let after = crate::arch::frames::free_frames();
+    let after = super::settled_free_frames(before);
     ensure!(
         after == before,
         "arena frames not freed: {before} before, {after} after"

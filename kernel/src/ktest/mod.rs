@@ -18,6 +18,7 @@ mod cases;
 mod channel_cases;
 mod process_cases;
 mod sched_cases;
+mod smp_cases;
 
 /// One in-kernel test case.
 pub struct Case {
@@ -25,6 +26,22 @@ pub struct Case {
     pub name: &'static str,
     /// The test; `Err` carries the reason it failed.
     pub run: fn() -> Result<(), String>,
+    /// CPUs the case needs; with fewer it is reported as skipped (`ktest: skip NAME: why`).
+    pub min_cpus: usize,
+}
+
+/// The free-frame count once it stops changing: a thread that died on another CPU is freed by
+/// that CPU a moment after its death is reported, so frame accounting waits (at most 100 ms)
+/// for the count to reach `expected`.
+pub fn settled_free_frames(expected: u64) -> u64 {
+    let give_up = crate::arch::apic::now_ns() + 100_000_000;
+    loop {
+        let now = crate::arch::frames::free_frames();
+        if now == expected || crate::arch::apic::now_ns() > give_up {
+            return now;
+        }
+        crate::sched::block_until(crate::arch::apic::now_ns() + 1_000_000);
+    }
 }
 
 /// Fails the current case with a formatted reason unless `cond` holds.
@@ -39,14 +56,29 @@ macro_rules! ensure {
 
 /// Runs the selected cases and stops QEMU with success only if all passed.
 pub fn run(filter: &str, skip: usize) -> ! {
-    let selected = cases::CASES
-        .iter()
-        .filter(|c| filter == "all" || filter.split(',').any(|n| n == c.name));
-    let (mut passed, mut failed) = (0, 0);
+    let matches = |name: &str| {
+        filter == "all"
+            || filter.split(',').any(|n| match n.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => n == name,
+            })
+    };
+    let selected = cases::CASES.iter().filter(|c| matches(c.name));
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut any = false;
+    let cpus = crate::sched::cores();
     for case in selected.skip(skip) {
         any = true;
         crate::println!("ktest: start {}", case.name);
+        if cpus < case.min_cpus {
+            skipped += 1;
+            crate::println!(
+                "ktest: skip {}: needs {} CPUs, this boot has {cpus}",
+                case.name,
+                case.min_cpus
+            );
+            continue;
+        }
         match (case.run)() {
             Ok(()) => {
                 passed += 1;
@@ -62,7 +94,7 @@ pub fn run(filter: &str, skip: usize) -> ! {
         crate::println!("ktest: no case matches \"{filter}\"");
         failed += 1;
     }
-    crate::println!("ktest: done {passed} passed, {failed} failed");
+    crate::println!("ktest: done {passed} passed, {failed} failed, {skipped} skipped");
     cpu::exit_qemu(if failed == 0 {
         ExitCode::Success
     } else {

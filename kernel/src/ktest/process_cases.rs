@@ -125,7 +125,7 @@ pub fn spawn_exit_cycles_return_every_frame() -> Result<(), String> {
         let d = run_probe(0)?;
         ensure!(d == Death::Exit(42), "cycle {i}: {d:?}");
     }
-    let after = frames::free_frames();
+    let after = super::settled_free_frames(before);
     ensure!(
         after == before,
         "free frames {before} before 1000 spawn/exit cycles, {after} after"

@@ -36,6 +36,58 @@ mod behaviour {
     pub const RECV_TIMEOUT: u64 = 25;
     pub const BLOCK_SOON: u64 = 26;
     pub const SLEEP_LATENESS: u64 = 27;
+    pub const PINGER: u64 = 28;
+    pub const PONG_ON: u64 = 29;
+    pub const WORK: u64 = 30;
+}
+
+/// Sends `n` numbered messages on handle 1 and checks each comes back, in order.
+fn pinger(n: u64) -> i32 {
+    let h = Handle::new(1, 0);
+    let mut buf = [0u8; 8];
+    for i in 0..n {
+        if chan::send(h, &i.to_le_bytes(), &[]).is_err() {
+            return 2;
+        }
+        match chan::recv(h, &mut buf, &mut [], DEADLINE_NEVER) {
+            Ok((8, 0)) if u64::from_le_bytes(buf) == i => {}
+            _ => return 3,
+        }
+    }
+    0
+}
+
+/// Echoes every message on handle `h` until the channel closes.
+fn pong_on(h: u32) -> i32 {
+    let h = Handle::new(h as u16, 0);
+    let mut buf = alloc::vec![0u8; 4096];
+    loop {
+        match chan::recv(h, &mut buf, &mut [], DEADLINE_NEVER) {
+            Ok((n, _)) => {
+                if chan::send(h, &buf[..n], &[]).is_err() {
+                    return 0;
+                }
+            }
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// Waits for a message on the parent channel, then does a fixed amount of arithmetic:
+/// `millions` million steps of a linear congruential generator.
+fn work(millions: u64) -> i32 {
+    let mut go = [0u8; 8];
+    let _ = chan::recv(PARENT, &mut go, &mut [], DEADLINE_NEVER);
+    let start = moxie_rt::cpu_time();
+    let mut x = core::hint::black_box(1u64);
+    for _ in 0..millions * 1_000_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+    let _ = core::hint::black_box(x);
+    // The exit code is the CPU time the work took, in microseconds.
+    ((moxie_rt::cpu_time() - start) / 1_000).min(i32::MAX as u64) as i32
 }
 
 /// Sleeps `ms` milliseconds and exits with how late it woke, in microseconds.
@@ -566,6 +618,9 @@ pub extern "C" fn main(arg: u64) -> i32 {
         RECV_TIMEOUT => recv_timeout(),
         BLOCK_SOON => block_soon(),
         SLEEP_LATENESS => sleep_lateness(arg >> 8),
+        PINGER => pinger(arg >> 8),
+        PONG_ON => pong_on((arg >> 8) as u32),
+        WORK => work(arg >> 8),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
