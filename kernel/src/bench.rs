@@ -2,7 +2,8 @@
 //!
 //! Under QEMU `-icount shift=0,sleep=off` the TSC advances one tick per guest instruction, so
 //! TSC differences are instruction counts, exact and repeatable.
-use crate::arch::cpu;
+use crate::arch::{apic, cpu};
+use crate::process::{self, SpawnOptions};
 use abi::qemu::ExitCode;
 use bootinfo::BootInfo;
 
@@ -47,6 +48,91 @@ pub fn run(which: &str, bi: &BootInfo, core_entry_tsc: u64) -> ! {
             }
         }
     }
+    if wanted("sched") {
+        sched_benchmarks();
+    }
+    if wanted("crosscore") {
+        cross_core_wake();
+    }
     crate::println!("bench: done");
     cpu::exit_qemu(ExitCode::Success)
+}
+
+fn spawn_on(arg: u64, core: usize) -> Option<u64> {
+    let opts = SpawnOptions {
+        core: Some(core),
+        ..SpawnOptions::default()
+    };
+    match process::spawn("bin/probe", arg, opts) {
+        Ok(pid) => Some(pid),
+        Err(e) => {
+            crate::println!("bench: cannot spawn the probe: {e}");
+            None
+        }
+    }
+}
+
+/// Context switch (yield ping-pong between two processes on one core) and timer interrupts per
+/// second with 1, 2 and 8 busy threads on one core.
+fn sched_benchmarks() {
+    const N: u64 = 20_000;
+    let pids: alloc::vec::Vec<u64> = [31 | (1 << 8) | (N << 9), 31 | (N << 9)]
+        .into_iter()
+        .filter_map(|arg| spawn_on(arg, 0))
+        .collect();
+    for pid in pids {
+        process::wait(pid);
+    }
+    for k in [1usize, 2, 8] {
+        let before = apic::timer_interrupts();
+        let t0 = apic::now_ns();
+        let pids: alloc::vec::Vec<u64> =
+            (0..k).filter_map(|_| spawn_on(23 | (50 << 8), 0)).collect();
+        for pid in pids {
+            process::wait(pid);
+        }
+        let ns = apic::now_ns() - t0;
+        let irqs = apic::timer_interrupts() - before;
+        crate::println!(
+            "bench: timer_irqs_per_s_{k}_runnable {} per_s",
+            u128::from(irqs) * 1_000_000_000 / u128::from(ns.max(1))
+        );
+    }
+}
+
+/// A message from core 0 to a receiver blocked on core 1 and back: the round trip across cores.
+fn cross_core_wake() {
+    if crate::sched::cores() < 2 {
+        crate::println!("bench: cross-core wake needs two CPUs");
+        return;
+    }
+    let (a, b) = crate::ipc::Endpoint::pair();
+    let opts = SpawnOptions {
+        core: Some(1),
+        ..SpawnOptions::default()
+    };
+    let Ok((pong, _)) = process::spawn_watched(
+        "bin/probe",
+        29 | (1 << 8),
+        opts,
+        alloc::vec![(crate::ipc::Object::Endpoint(a), abi::Rights::CHANNEL_ALL)],
+    ) else {
+        crate::println!("bench: cannot spawn the echoer");
+        return;
+    };
+    const N: u64 = 2_000;
+    let msg = || crate::ipc::Msg::new(alloc::vec![0u8; 8], alloc::vec::Vec::new());
+    for _ in 0..50 {
+        let _ = b.send(msg());
+        let _ = b.recv_blocking(abi::syscall::DEADLINE_NEVER);
+    }
+    let t0 = cpu::rdtsc();
+    for _ in 0..N {
+        let _ = b.send(msg());
+        let _ = b.recv_blocking(abi::syscall::DEADLINE_NEVER);
+    }
+    let t1 = cpu::rdtsc();
+    crate::println!("bench: cross_core_rt_8 {} instr", (t1 - t0) / N);
+    drop(b);
+    process::wait(pong);
 }

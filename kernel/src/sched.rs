@@ -145,6 +145,17 @@ pub fn reset_stats() {
     };
 }
 
+/// Per-CPU "look at the scheduler before returning to ring 3" flags, so the common system-call
+/// return takes no lock: set when the running thread must yield (a tighter deadline woke) or
+/// was killed from another core; cleared by the switch.
+static ATTENTION: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+
+/// Per-CPU: some thread of this core was killed from another core and has not ended yet
+/// (checked, without the lock when clear, before every return to ring 3).
+static DOOM_PENDING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+
 /// Set on a core while the timer is the reason for its switch.
 static PREEMPTING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
     [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
@@ -344,6 +355,7 @@ impl Scheduler {
             // or system call that made this thread runnable (`timer_interrupt`,
             // `preempt_if_needed`), or by the IPI below on another core.
             core.need_resched = true;
+            ATTENTION[c].store(true, Ordering::Release);
         }
         if c == cpu_id() {
             program_timer(core);
@@ -428,6 +440,10 @@ pub fn timer_interrupt() {
         }
         let core = &mut s.cores[cpu];
         let expired = core.quantum_end.is_some_and(|e| e <= now) || core.need_resched;
+        if expired && core.waiting() == 0 {
+            // The others left meanwhile: run on alone, without a timer.
+            core.quantum_end = None;
+        }
         program_timer(core);
         (expired && core.waiting() > 0) || (core.current == core.idle && !core.rq.is_empty())
     });
@@ -440,6 +456,9 @@ pub fn timer_interrupt() {
 /// Called before a system call returns to ring 3: yields the CPU if a thread with a tighter
 /// deadline became runnable meanwhile.
 pub fn preempt_if_needed() {
+    if !ATTENTION[cpu_id()].load(Ordering::Acquire) {
+        return;
+    }
     let needed = with(|s| {
         let core = &mut s.cores[cpu_id()];
         core.need_resched && core.waiting() > 0
@@ -458,8 +477,12 @@ pub fn reschedule_ipi() {
 
 /// True when the running thread was killed from another core (it must end now).
 pub fn current_doomed() -> bool {
+    let cpu = cpu_id();
+    if !DOOM_PENDING[cpu].load(Ordering::Acquire) {
+        return false;
+    }
     with(|s| {
-        let cur = s.cores[cpu_id()].current;
+        let cur = s.cores[cpu].current;
         s.threads[cur].as_ref().is_some_and(|t| t.doomed)
     })
 }
@@ -483,6 +506,7 @@ pub fn kill(tid: Tid) {
                 return false;
             }
             t.doomed = true;
+            DOOM_PENDING[c].store(true, Ordering::Release);
             apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
             return true;
         }
@@ -541,6 +565,7 @@ fn schedule(now_state: State) {
             };
         }
         core.need_resched = false;
+        ATTENTION[cpu].store(false, Ordering::Release);
         let decision = core.rq.pick(now);
         let next = decision.as_ref().map_or(core.idle, |d| d.id);
         core.quantum_end = decision.and_then(|d| d.timer);
@@ -556,6 +581,17 @@ fn schedule(now_state: State) {
         if now_state == State::Dead {
             core.reap.push(cur);
         }
+        if now_state == State::Dead
+            && s.threads[cur].as_ref().is_some_and(|t| t.doomed)
+            && !s.threads.iter().enumerate().any(|(i, t)| {
+                i != cur
+                    && t.as_ref()
+                        .is_some_and(|t| t.core == cpu && t.doomed && t.state != State::Dead)
+            })
+        {
+            DOOM_PENDING[cpu].store(false, Ordering::Release);
+        }
+        let core = &mut s.cores[cpu];
         let used = now - core.dispatched_at;
         core.dispatched_at = now;
         core.current = next;

@@ -99,7 +99,24 @@ pub fn run(baseline: Option<&str>) -> Result<()> {
             o.tail(30)
         );
     }
-    let figures = parse(&o.log);
+    let mut figures = parse(&o.log);
+    // Cross-core figures need a second CPU (still under -icount: exact and repeatable).
+    let mut args = qemu::machine_args(2, true);
+    args.extend(qemu::boot_args(
+        &a,
+        &a.moxie_elf,
+        None,
+        "log=warn bench=crosscore",
+    ));
+    let o = qemu::captured(&args, Duration::from_secs(600), None)?;
+    if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
+        bail!(
+            "the cross-core benchmark boot failed ({}):\n{}",
+            qemu::describe(o.status),
+            o.tail(30)
+        );
+    }
+    figures.extend(parse(&o.log));
     println!("| benchmark | moxie | unit |");
     println!("|---|---:|---|");
     for f in &figures {

@@ -213,8 +213,18 @@ fn ktest_suite(
                 current = None;
             } else if let Some(rest) = line.strip_prefix("ktest: skip ") {
                 let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
-                println!("test {label}ktest::{name} ... skipped ({why})");
-                t.skipped += 1;
+                if smp > 1 {
+                    // This boot exists to run them: a skip means a CPU did not come up.
+                    t.record(
+                        &format!("{label}ktest::{name}"),
+                        Err(format!(
+                            "skipped on a {smp}-CPU boot ({why}): a CPU did not start"
+                        )),
+                    );
+                } else {
+                    println!("test {label}ktest::{name} ... skipped ({why})");
+                    t.skipped += 1;
+                }
                 processed += 1;
                 current = None;
             } else if let Some(rest) = line.strip_prefix("ktest: FAIL ") {

@@ -185,8 +185,8 @@ pub fn arm(deadline_ns: u64) {
         unsafe { Msr::new(IA32_TSC_DEADLINE).write(ticks) };
     } else {
         let delta = deadline_ns.saturating_sub(now_ns()).max(1_000);
-        let count =
-            u128::from(delta) * u128::from(APIC_HZ.load(Ordering::Relaxed)) / 16 / 1_000_000_000;
+        // APIC_HZ was calibrated with the same divider: it is already counts per second.
+        let count = u128::from(delta) * u128::from(APIC_HZ.load(Ordering::Relaxed)) / 1_000_000_000;
         // SAFETY: a new initial count restarts this CPU's one-shot count-down.
         unsafe { lapic.set_timer_initial(count.clamp(1, u32::MAX as u128) as u32) };
     }

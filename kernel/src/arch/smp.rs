@@ -178,7 +178,7 @@ pub fn start_aps() -> usize {
             });
         }
         apic::start_ap(topo.apic_ids[cpu], (TRAMPOLINE >> 12) as u8);
-        let deadline = apic::now_ns() + 200_000_000;
+        let deadline = apic::now_ns() + 1_000_000_000;
         while online() == before && apic::now_ns() < deadline {
             core::hint::spin_loop();
         }

@@ -39,6 +39,24 @@ mod behaviour {
     pub const PINGER: u64 = 28;
     pub const PONG_ON: u64 = 29;
     pub const WORK: u64 = 30;
+    pub const YIELDER: u64 = 31;
+}
+
+/// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
+/// by each of the two threads on the core).
+fn yielder(n: u64, report: bool) -> i32 {
+    for _ in 0..100 {
+        let _ = moxie_rt::yield_now();
+    }
+    let t0 = tsc();
+    for _ in 0..n {
+        let _ = moxie_rt::yield_now();
+    }
+    let t1 = tsc();
+    if report {
+        println!("bench: yield_rt {} instr", (t1 - t0) / n);
+    }
+    0
 }
 
 /// Sends `n` numbered messages on handle 1 and checks each comes back, in order.
@@ -621,6 +639,7 @@ pub extern "C" fn main(arg: u64) -> i32 {
         PINGER => pinger(arg >> 8),
         PONG_ON => pong_on((arg >> 8) as u32),
         WORK => work(arg >> 8),
+        YIELDER => yielder((arg >> 9) & 0xffff_ffff, arg & (1 << 8) != 0),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
