@@ -151,7 +151,7 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         crash(what);
     }
     if let Some(filter) = cmdline.test {
-        ktest::run(filter, cmdline.test_skip);
+        ktest::run(filter, cmdline.test_skip, cmdline.host_cpus);
     }
     if let Some(which) = cmdline.bench {
         bench::run(which, bi, entry_tsc);

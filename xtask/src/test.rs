@@ -57,6 +57,7 @@ pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
         // Several CPUs with multi-threaded TCG: real parallelism for the cross-core cases, and
         // the process and channel cases again with threads spread over two cores.
         ktest_suite(&a, &mut t, "smp2::", 2, false, "smp_*,process_*,channel_*")?;
+        ktest_suite(&a, &mut t, "smp4::", 4, false, "smp_*")?;
     }
     boot_cases(&a, &mut t, &wanted)?;
     if t.skipped > 0 {
@@ -193,13 +194,14 @@ fn ktest_suite(
         if icount { ", -icount" } else { "" }
     );
     let mut processed = 0usize;
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     loop {
         let mut args = qemu::machine_args(smp, icount);
         args.extend(qemu::boot_args(
             a,
             &a.moxie_elf,
             None,
-            &format!("log=warn test={filter} test-skip={processed}"),
+            &format!("log=warn test={filter} test-skip={processed} host-cpus={host_cpus}"),
         ));
         let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;

@@ -9,6 +9,7 @@
 //! | `test-skip=` | with `test=all`: skip the first N cases (the harness resumes after a crash) | 0 |
 //! | `bench=` | run in-kernel benchmarks (`all`, or names joined by `,`) and power off | none |
 //! | `crash=` | deliberately fault at boot (`pagefault`, `panic`): used to test the exception report | none |
+//! | `host-cpus=` | with `test=`: how many host CPUs run the emulator (bounds the parallelism a test may expect) | none |
 //!
 //! Unknown words are kept so the core can warn about them; a bad value is an error naming it.
 
@@ -32,7 +33,7 @@ pub enum LogLevel {
 pub enum CmdlineError<'a> {
     /// `log=` with a value that is not a level.
     BadLogLevel(&'a str),
-    /// `test-skip=` with a value that is not a number.
+    /// `test-skip=` or `host-cpus=` with a value that is not a number.
     BadNumber(&'a str),
     /// A known key with an empty value (`root=`).
     EmptyValue(&'a str),
@@ -45,7 +46,7 @@ impl core::fmt::Display for CmdlineError<'_> {
                 f,
                 "log={v}: not a level (use error, warn, info, debug or trace)"
             ),
-            CmdlineError::BadNumber(v) => write!(f, "test-skip={v}: not a number"),
+            CmdlineError::BadNumber(v) => write!(f, "{v}: not a number"),
             CmdlineError::EmptyValue(k) => write!(f, "{k}= needs a value"),
         }
     }
@@ -68,6 +69,8 @@ pub struct Cmdline<'a> {
     pub bench: Option<&'a str>,
     /// `crash=`, if present.
     pub crash: Option<&'a str>,
+    /// `host-cpus=`, if present.
+    pub host_cpus: Option<usize>,
     text: &'a str,
 }
 
@@ -87,6 +90,7 @@ impl<'a> Cmdline<'a> {
             test_skip: 0,
             bench: None,
             crash: None,
+            host_cpus: None,
             text,
         };
         for (key, value) in words(text) {
@@ -108,6 +112,9 @@ impl<'a> Cmdline<'a> {
                 }
                 "bench" => c.bench = Some(nonempty(value)?),
                 "crash" => c.crash = Some(nonempty(value)?),
+                "host-cpus" => {
+                    c.host_cpus = Some(value.parse().map_err(|_| CmdlineError::BadNumber(value))?)
+                }
                 _ => {}
             }
         }
@@ -120,7 +127,7 @@ impl<'a> Cmdline<'a> {
             let key = w.split_once('=').map_or(*w, |(k, _)| k);
             !matches!(
                 key,
-                "root" | "init" | "log" | "test" | "test-skip" | "bench" | "crash"
+                "root" | "init" | "log" | "test" | "test-skip" | "bench" | "crash" | "host-cpus"
             )
         })
     }

@@ -54,8 +54,18 @@ macro_rules! ensure {
     };
 }
 
+static HOST_CPUS: spin::Once<usize> = spin::Once::new();
+
+/// Host CPUs running the emulator, as `host-cpus=` said (unknown: as many as this machine has).
+pub fn host_cpus() -> usize {
+    HOST_CPUS.get().copied().unwrap_or(usize::MAX)
+}
+
 /// Runs the selected cases and stops QEMU with success only if all passed.
-pub fn run(filter: &str, skip: usize) -> ! {
+pub fn run(filter: &str, skip: usize, host_cpus: Option<usize>) -> ! {
+    if let Some(n) = host_cpus {
+        HOST_CPUS.call_once(|| n);
+    }
     let matches = |name: &str| {
         filter == "all"
             || filter.split(',').any(|n| match n.strip_suffix('*') {
