@@ -70,9 +70,8 @@ pub struct FpuState([u8; 512]);
 /// The state in which every thread's FPU starts (captured at boot after `fninit`).
 static FPU_INIT: Mutex<Option<FpuState>> = Mutex::new(None);
 
-/// Enables SSE for ring 3 (CR4.OSFXSR/OSXMMEXCPT, CR0.MP, not EM) and records the initial FPU
-/// state new threads start from. The kernel itself is built soft-float and never touches it.
-pub fn init_fpu() {
+/// Enables SSE for ring 3 on this CPU (CR4.OSFXSR/OSXMMEXCPT, CR0.MP, not EM).
+fn enable_sse() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
     // SAFETY: turning on SSE support changes what user instructions may do, nothing in memory.
     unsafe {
@@ -82,6 +81,12 @@ pub fn init_fpu() {
         });
         Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
     }
+}
+
+/// Enables SSE on the boot CPU and records the initial FPU state new threads start from. The
+/// kernel itself is built soft-float and never touches it.
+pub fn init_fpu() {
+    enable_sse();
     let mut st = FpuState([0; 512]);
     // SAFETY: fninit resets the x87 unit; fxsave writes 512 bytes into a 16-aligned buffer.
     unsafe {
@@ -90,17 +95,9 @@ pub fn init_fpu() {
     *FPU_INIT.lock() = Some(st);
 }
 
-/// Enables SSE for ring 3 on an application processor (the initial state is shared).
+/// Enables SSE on an application processor (the initial state is shared).
 pub fn init_fpu_ap() {
-    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-    // SAFETY: as in `init_fpu`: only what user instructions may do changes.
-    unsafe {
-        Cr0::update(|f| {
-            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
-            f.insert(Cr0Flags::MONITOR_COPROCESSOR);
-        });
-        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
-    }
+    enable_sse();
 }
 
 fn fresh_fpu() -> Box<FpuState> {
