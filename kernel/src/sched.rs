@@ -232,6 +232,7 @@ pub fn init() -> Result<(), MapError> {
     let idle = add_thread(&mut s, thread(idle_ctx, State::Blocked, 0, None, None));
     s.cores.push(new_core(boot, idle, apic::id()));
     *SCHED.lock() = Some(s);
+    crate::arch::percpu::set_current(boot, None);
     Ok(())
 }
 
@@ -307,17 +308,14 @@ pub fn spawn_on(
     }))
 }
 
-/// The running thread on this CPU.
+/// The running thread on this CPU (from the per-CPU block: no lock).
 pub fn current() -> Tid {
-    with(|s| s.cores[cpu_id()].current)
+    crate::arch::percpu::current().0
 }
 
-/// The process of the running thread.
+/// The process of the running thread (from the per-CPU block: no lock).
 pub fn current_pid() -> Option<crate::process::Pid> {
-    with(|s| {
-        let cur = s.cores[cpu_id()].current;
-        s.threads[cur].as_ref().and_then(|t| t.pid)
-    })
+    crate::arch::percpu::current().1
 }
 
 /// CPU time a thread has used, in nanoseconds (a running thread's includes its current run).
@@ -453,8 +451,21 @@ pub fn timer_interrupt() {
     }
 }
 
-/// Called before a system call returns to ring 3: yields the CPU if a thread with a tighter
-/// deadline became runnable meanwhile.
+/// Called before a system call returns to ring 3: ends the thread if it was killed from another
+/// core, yields the CPU if a thread with a tighter deadline became runnable. Two relaxed loads
+/// when there is nothing to do.
+#[inline]
+pub fn on_return_to_user() {
+    let cpu = cpu_id();
+    if DOOM_PENDING[cpu].load(Ordering::Acquire) && current_doomed() {
+        exit_current();
+    }
+    if ATTENTION[cpu].load(Ordering::Acquire) {
+        preempt_if_needed();
+    }
+}
+
+/// Yields the CPU if a thread with a tighter deadline became runnable meanwhile.
 pub fn preempt_if_needed() {
     if !ATTENTION[cpu_id()].load(Ordering::Acquire) {
         return;
@@ -626,6 +637,7 @@ fn schedule(now_state: State) {
             from.runnable_since = now;
         }
         to.state = State::Running;
+        crate::arch::percpu::set_current(next, to.pid);
         match &to.space {
             Some(space) => space.activate(),
             None => kernel_space().activate(),

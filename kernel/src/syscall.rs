@@ -17,7 +17,9 @@ use abi::{Error, Handle, Rights};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Entry from `arch::syscall`.
+/// Entry from `arch::syscall`. The calls' bodies stay out of line (`inline(never)`), so the
+/// dispatcher itself saves few registers and the short calls stay short.
+#[inline]
 pub fn dispatch(frame: &mut TrapFrame) {
     let a = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
@@ -48,11 +50,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current()).unwrap_or(0)),
         None => Err(Error::BadSyscall),
     };
-    if sched::current_doomed() {
-        // Killed from another core while in this call: end here, before returning to ring 3.
-        sched::exit_current();
-    }
-    sched::preempt_if_needed();
+    // Killed from another core meanwhile, or a tighter deadline woke: act before ring 3.
+    sched::on_return_to_user();
     match result {
         Ok(v) => {
             frame.rax = 0;
@@ -85,6 +84,7 @@ fn endpoint(h: Handle, rights: Rights) -> Result<Port, Error> {
     })?
 }
 
+#[inline(never)]
 fn log(ptr: u64, len: u64) -> Result<u64, Error> {
     if len > MAX_LOG_BYTES as u64 {
         return Err(Error::TooBig);
@@ -98,6 +98,7 @@ fn log(ptr: u64, len: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
+#[inline(never)]
 fn end(how: Death) -> Result<u64, Error> {
     if let Some(pid) = sched::current_pid() {
         process::die(pid, how);
@@ -105,6 +106,7 @@ fn end(how: Death) -> Result<u64, Error> {
     Err(Error::Failed)
 }
 
+#[inline(never)]
 fn panic(ptr: u64, len: u64) -> Result<u64, Error> {
     let len = (len as usize).min(MAX_PANIC_TEXT);
     let mut buf = [0u8; MAX_PANIC_TEXT];
@@ -115,6 +117,7 @@ fn panic(ptr: u64, len: u64) -> Result<u64, Error> {
     end(Death::Panic(text))
 }
 
+#[inline(never)]
 fn channel_create() -> Result<u64, Error> {
     let (a, b) = Endpoint::pair();
     let items = vec![
@@ -125,6 +128,7 @@ fn channel_create() -> Result<u64, Error> {
     Ok(hs[0].0 as u64 | (hs[1].0 as u64) << 32)
 }
 
+#[inline(never)]
 fn close(h: u64) -> Result<u64, Error> {
     let h = handle(h)?;
     let obj = table(|t| t.remove(h))?.map_err(Error::from)?;
@@ -144,6 +148,7 @@ fn read_handles(ptr: u64, count: u64) -> Result<Vec<Handle>, Error> {
         .collect())
 }
 
+#[inline(never)]
 fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Error> {
     let h = handle(h)?;
     if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
@@ -214,6 +219,7 @@ fn restore(objects: Vec<Object>, rights: Vec<Rights>, slots: Vec<Handle>) -> Res
     Ok(())
 }
 
+#[inline(never)]
 fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Result<u64, Error> {
     let h = handle(h)?;
     let source = endpoint(h, Rights::RECV)?;
@@ -276,6 +282,7 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
     }
 }
 
+#[inline(never)]
 fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
     if count == 0 || count > MAX_WAIT_ITEMS as u64 {
         return Err(Error::TooBig);
@@ -339,6 +346,7 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
     }
 }
 
+#[inline(never)]
 fn spawn(req_ptr: u64) -> Result<u64, Error> {
     let size = core::mem::size_of::<SpawnRequest>();
     let mut raw = vec![0u8; size];
@@ -390,6 +398,7 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
     }
 }
 
+#[inline(never)]
 fn kill(h: u64) -> Result<u64, Error> {
     let h = handle(h)?;
     let pid = table(|t| match t.check(h, Rights::KILL)? {

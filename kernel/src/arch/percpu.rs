@@ -21,12 +21,23 @@ pub struct PerCpu {
     kernel_rsp: u64,
     user_rsp: u64,
     cpu_id: u64,
+    /// The running thread and its process (`u64::MAX`: none), kept by the scheduler so the
+    /// system-call paths can ask without taking its lock.
+    current_tid: u64,
+    current_pid: u64,
 }
+
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_CURRENT_TID: usize = 32;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_CURRENT_PID: usize = 40;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
     assert!(core::mem::offset_of!(PerCpu, user_rsp) == OFF_USER_RSP);
     assert!(core::mem::offset_of!(PerCpu, cpu_id) == OFF_CPU_ID);
+    assert!(core::mem::offset_of!(PerCpu, current_tid) == OFF_CURRENT_TID);
+    assert!(core::mem::offset_of!(PerCpu, current_pid) == OFF_CURRENT_PID);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -41,6 +52,8 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         kernel_rsp: 0,
         user_rsp: 0,
         cpu_id: 0,
+        current_tid: u64::MAX,
+        current_pid: u64::MAX,
     }))
 }; MAX_CPUS];
 
@@ -74,4 +87,33 @@ pub fn set_kernel_rsp(top: u64) {
     // interrupts disabled); the syscall entry reads it only on this CPU.
     unsafe { (&raw mut (*CPUS[cpu_id()].0.get()).kernel_rsp).write_volatile(top) };
     super::gdt::set_kernel_stack(top);
+}
+
+/// Records the thread this CPU is about to run (called by the scheduler at every switch).
+pub fn set_current(tid: usize, pid: Option<u64>) {
+    let p = CPUS[cpu_id()].0.get();
+    // SAFETY: this CPU's block, written with interrupts off by the scheduler of this CPU.
+    unsafe {
+        (&raw mut (*p).current_tid).write_volatile(tid as u64);
+        (&raw mut (*p).current_pid).write_volatile(pid.unwrap_or(u64::MAX));
+    }
+}
+
+/// The thread running on this CPU and its process, as the scheduler last recorded them.
+#[inline]
+pub fn current() -> (usize, Option<u64>) {
+    let (tid, pid): (u64, u64);
+    // SAFETY: reads two fields of this CPU's block through GS (see `cpu_id`).
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, gs:[{ot}]",
+            "mov {p}, gs:[{op}]",
+            t = out(reg) tid,
+            p = out(reg) pid,
+            ot = const OFF_CURRENT_TID,
+            op = const OFF_CURRENT_PID,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+    (tid as usize, (pid != u64::MAX).then_some(pid))
 }
