@@ -47,6 +47,23 @@ impl TrapFrame {
     }
 }
 
+/// The general registers, pushed in the order that makes the stack a [`TrapFrame`] (`rax`
+/// highest): shared by the interrupt entry and the syscall entry, which must agree with it.
+macro_rules! save_gprs {
+    () => {
+        "push rax\npush rbx\npush rcx\npush rdx\npush rsi\npush rdi\npush rbp\npush r8\npush r9\npush r10\npush r11\npush r12\npush r13\npush r14\npush r15\n"
+    };
+}
+pub(crate) use save_gprs;
+
+/// The inverse of [`save_gprs`].
+macro_rules! restore_gprs {
+    () => {
+        "pop r15\npop r14\npop r13\npop r12\npop r11\npop r10\npop r9\npop r8\npop rbp\npop rdi\npop rsi\npop rdx\npop rcx\npop rbx\npop rax\n"
+    };
+}
+pub(crate) use restore_gprs;
+
 /// Size of one entry stub; the stubs form an array indexed by vector.
 const STUB_SIZE: u64 = 16;
 
@@ -79,41 +96,17 @@ moxie_trap_common:
     jz .Lentry_from_kernel
     swapgs
 .Lentry_from_kernel:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    "#,
+    save_gprs!(),
+    r#"
     mov rdi, rsp
     cld
     call {dispatch}
     .global moxie_trap_return
 moxie_trap_return:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    "#,
+    restore_gprs!(),
+    r#"
     test byte ptr [rsp + 24], 3
     jz .Lexit_to_kernel
     swapgs

@@ -31,39 +31,15 @@ moxie_syscall_entry:
     push rcx
     push 0
     push {vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    "#,
+    super::idt::save_gprs!(),
+    r#"
     mov rdi, rsp
     cld
     call {dispatch}
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    "#,
+    super::idt::restore_gprs!(),
+    r#"
     add rsp, 16
     pop rcx
     add rsp, 8
