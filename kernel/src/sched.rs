@@ -89,6 +89,9 @@ struct Core {
     /// A thread with a tighter deadline became runnable: the running one yields its turn at
     /// the next interrupt or system-call return.
     need_resched: bool,
+    /// What this core's timer was last set to (`None`: disarmed), so that a decision that
+    /// keeps the same deadline does not reprogram it. Forgotten when the timer fires.
+    armed: Option<u64>,
 }
 
 impl Core {
@@ -101,6 +104,9 @@ impl Core {
 struct Scheduler {
     threads: Vec<Option<Box<Thread>>>,
     cores: Vec<Core>,
+    /// Measurements since the last [`reset_stats`] (kept under the scheduler's lock, which
+    /// every switch holds anyway).
+    stats: Stats,
 }
 
 static SCHED: Mutex<Option<Scheduler>> = Mutex::new(None);
@@ -120,29 +126,26 @@ pub struct Stats {
     pub longest_waiter: (Tid, Option<crate::process::Pid>),
 }
 
-static STATS: Mutex<Stats> = Mutex::new(Stats {
+const FRESH_STATS: Stats = Stats {
     preemptions: 0,
     preempted_run_min: u64::MAX,
     preempted_run_max: 0,
     longest_wait: 0,
     longest_waiter: (0, None),
-});
+};
 
 /// When the measurements were last reset: waits that began earlier count from here.
 static STATS_SINCE: AtomicU64 = AtomicU64::new(0);
 
 /// The measurements since the last [`reset_stats`].
 pub fn stats() -> Stats {
-    *STATS.lock()
+    with(|s| s.stats)
 }
 
 /// Starts the measurements afresh.
 pub fn reset_stats() {
     STATS_SINCE.store(apic::now_ns(), Ordering::Relaxed);
-    *STATS.lock() = Stats {
-        preempted_run_min: u64::MAX,
-        ..Stats::default()
-    };
+    with(|s| s.stats = FRESH_STATS);
 }
 
 /// Per-CPU "look at the scheduler before returning to ring 3" flags, so the common system-call
@@ -212,6 +215,7 @@ fn new_core(current: Tid, idle: Tid, apic_id: u32) -> Core {
         quantum_end: None,
         apic_id,
         need_resched: false,
+        armed: None,
     }
 }
 
@@ -224,6 +228,7 @@ pub fn init() -> Result<(), MapError> {
     let mut s = Scheduler {
         threads: Vec::new(),
         cores: Vec::new(),
+        stats: FRESH_STATS,
     };
     let boot = add_thread(
         &mut s,
@@ -363,13 +368,18 @@ impl Scheduler {
     }
 }
 
-/// Arms this core's timer for its nearest event (quantum end or sleeper), or disarms it.
-fn program_timer(core: &Core) {
+/// Arms this core's timer for its nearest event (quantum end or sleeper), or disarms it;
+/// nothing when it is already set that way.
+fn program_timer(core: &mut Core) {
     let sleeper = core.sleepers.iter().map(|(d, _)| *d).min();
     let next = match (core.quantum_end, sleeper) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    if next == core.armed {
+        return;
+    }
+    core.armed = next;
     match next {
         Some(t) => apic::arm(t),
         None => apic::disarm(),
@@ -424,6 +434,9 @@ pub fn timer_interrupt() {
     let preempt = with(|s| {
         let now = apic::now_ns();
         let cpu = cpu_id();
+        // A one-shot timer that fired is disarmed; an IPI may have come instead, so the timer
+        // state is unknown either way: program it afresh below.
+        s.cores[cpu].armed = None;
         let mut due = Vec::new();
         s.cores[cpu].sleepers.retain(|&(d, t)| {
             if d <= now {
@@ -565,7 +578,7 @@ fn schedule(now_state: State) {
         let preempting = PREEMPTING[cpu].swap(false, Ordering::Relaxed);
         let now = apic::now_ns();
         let core = &mut s.cores[cpu];
-        let reap = core.reap.split_off(0);
+        let reap = core::mem::take(&mut core.reap);
         // Account the running thread with the policy.
         if cur != core.idle {
             let _ = match now_state {
@@ -582,7 +595,11 @@ fn schedule(now_state: State) {
         core.quantum_end = decision.and_then(|d| d.timer);
         program_timer(core);
         // Records freed after the lock is released (dropping a kernel stack unmaps it).
-        let freed: Vec<Box<Thread>> = reap.iter().filter_map(|&r| s.threads[r].take()).collect();
+        let freed: Vec<Box<Thread>> = if reap.is_empty() {
+            Vec::new()
+        } else {
+            reap.iter().filter_map(|&r| s.threads[r].take()).collect()
+        };
         let core = &mut s.cores[cpu];
         if next == cur {
             drop(guard);
@@ -608,7 +625,7 @@ fn schedule(now_state: State) {
         core.current = next;
         let idle = core.idle;
         {
-            let mut st = STATS.lock();
+            let st = &mut s.stats;
             if preempting && cur != idle {
                 st.preemptions += 1;
                 st.preempted_run_min = st.preempted_run_min.min(used);
@@ -655,6 +672,9 @@ fn schedule(now_state: State) {
 fn reap_now() {
     let freed: Vec<Box<Thread>> = with(|s| {
         let cpu = cpu_id();
+        if s.cores[cpu].reap.is_empty() {
+            return Vec::new();
+        }
         let cur = s.cores[cpu].current;
         let reap = core::mem::take(&mut s.cores[cpu].reap);
         let (keep, free): (Vec<Tid>, Vec<Tid>) = reap.into_iter().partition(|&r| r == cur);

@@ -397,8 +397,15 @@ impl<Id: Copy + Eq> RunQueue<Id> {
             let dt = (now - self.last) as u128;
             let ceiling = self.policy.ceiling_ns() as u128;
             let round = self.policy.round(self.runnable) as u128;
-            // dt < 2^64, ceiling <= 2^30: the product shifted by 32 bits is below 2^126.
-            let step = ((dt * ceiling) << CLOCK_FRACTION_BITS) / round;
+            // dt < 2^64, ceiling <= 2^30: the product shifted by 32 bits is below 2^126. With
+            // up to ceiling/floor runnable threads the round is the ceiling and the clock runs
+            // at real speed: the same value without a 128-bit division (the common case, on
+            // every switch).
+            let step = if round == ceiling {
+                dt << CLOCK_FRACTION_BITS
+            } else {
+                ((dt * ceiling) << CLOCK_FRACTION_BITS) / round
+            };
             self.clock = self.clock.saturating_add(step);
             self.last = now;
         }

@@ -35,6 +35,28 @@ fn this_cpu() -> &'static Mutex<Option<CpuApic>> {
 }
 static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 static APIC_HZ: AtomicU64 = AtomicU64::new(0);
+/// Clock conversions as 32.32 fixed-point factors, computed once at calibration, so that the
+/// hot paths (every switch reads the clock) multiply and shift instead of dividing 128-bit
+/// numbers: nanoseconds per TSC tick, TSC ticks per nanosecond, APIC counts per nanosecond.
+static NS_PER_TICK: AtomicU64 = AtomicU64::new(1 << 32);
+static TICKS_PER_NS: AtomicU64 = AtomicU64::new(1 << 32);
+static COUNTS_PER_NS: AtomicU64 = AtomicU64::new(0);
+
+/// `(1e9 << 32) / hz` and `(hz << 32) / 1e9`, the two 32.32 factors for a clock of `hz`.
+fn factors(hz: u64) -> (u64, u64) {
+    let hz = u128::from(hz.max(1));
+    let per_tick = (1_000_000_000u128 << 32) / hz;
+    let per_ns = (hz << 32) / 1_000_000_000;
+    (
+        per_tick.min(u128::from(u64::MAX)) as u64,
+        per_ns.min(u128::from(u64::MAX)) as u64,
+    )
+}
+
+/// `x * factor >> 32` for a 32.32 factor.
+fn scale(x: u64, factor: &AtomicU64) -> u64 {
+    ((u128::from(x) * u128::from(factor.load(Ordering::Relaxed))) >> 32) as u64
+}
 static DEADLINE_MODE: AtomicBool = AtomicBool::new(false);
 /// Timer interrupts taken, per CPU.
 pub static TIMER_INTERRUPTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -97,6 +119,9 @@ pub fn init() -> TimerInfo {
     let (t0, t1) = over_10ms(cpu::rdtsc);
     let tsc_hz = (t1 - t0) * 100;
     TSC_HZ.store(tsc_hz.max(1), Ordering::Relaxed);
+    let (per_tick, per_ns) = factors(tsc_hz);
+    NS_PER_TICK.store(per_tick, Ordering::Relaxed);
+    TICKS_PER_NS.store(per_ns, Ordering::Relaxed);
     let deadline = tsc_deadline_supported();
     DEADLINE_MODE.store(deadline, Ordering::Relaxed);
     bring_up(true)
@@ -141,6 +166,7 @@ fn bring_up(calibrate: bool) -> TimerInfo {
             lapic.set_timer_initial(0);
         }
         APIC_HZ.store(apic_hz.max(1), Ordering::Relaxed);
+        COUNTS_PER_NS.store(factors(apic_hz).1, Ordering::Relaxed);
     }
     // SAFETY: unmask the timer line; with no deadline/initial count it never fires.
     unsafe { lapic.enable_timer() };
@@ -165,11 +191,11 @@ pub fn now_ns() -> u64 {
 }
 
 fn ticks_to_ns(t: u64) -> u64 {
-    (u128::from(t) * 1_000_000_000 / u128::from(TSC_HZ.load(Ordering::Relaxed))) as u64
+    scale(t, &NS_PER_TICK)
 }
 
 fn ns_to_ticks(ns: u64) -> u64 {
-    (u128::from(ns) * u128::from(TSC_HZ.load(Ordering::Relaxed)) / 1_000_000_000) as u64
+    scale(ns, &TICKS_PER_NS)
 }
 
 /// Arms the one-shot timer to fire at `deadline_ns` on the monotonic clock (at once if it has
@@ -186,9 +212,9 @@ pub fn arm(deadline_ns: u64) {
     } else {
         let delta = deadline_ns.saturating_sub(now_ns()).max(1_000);
         // APIC_HZ was calibrated with the same divider: it is already counts per second.
-        let count = u128::from(delta) * u128::from(APIC_HZ.load(Ordering::Relaxed)) / 1_000_000_000;
+        let count = scale(delta, &COUNTS_PER_NS);
         // SAFETY: a new initial count restarts this CPU's one-shot count-down.
-        unsafe { lapic.set_timer_initial(count.clamp(1, u32::MAX as u128) as u32) };
+        unsafe { lapic.set_timer_initial(count.clamp(1, u64::from(u32::MAX)) as u32) };
     }
 }
 
