@@ -6,6 +6,7 @@
 //! Lock order: the process table, then a channel, then the scheduler. Objects that leave a
 //! channel (messages drained at close) are dropped only after its lock is released, because they
 //! may hold endpoints of the same channel.
+use crate::process::Ledger;
 use crate::sched::{self, Tid};
 use abi::Error;
 use abi::syscall::signal;
@@ -35,13 +36,32 @@ struct Shared {
     charges: [VecDeque<Charge>; 2],
 }
 
-/// A ledger charge carried by a queued message.
-#[derive(Clone, Copy, Debug)]
+/// A ledger charge carried by a queued message: refunded when the message leaves the queue.
+#[derive(Debug)]
 pub struct Charge {
-    /// The sending process (none: the kernel).
-    pub payer: Option<crate::process::Pid>,
+    /// The sending process's ledger (none: the kernel sent it).
+    ledger: Option<Arc<Ledger>>,
     /// Bytes charged.
-    pub bytes: usize,
+    bytes: usize,
+}
+
+impl Charge {
+    fn refund(self) {
+        if let Some(l) = self.ledger {
+            l.refund(self.bytes);
+        }
+    }
+}
+
+/// What [`Port::take`] found.
+pub enum Taken {
+    /// A message of this many bytes, copied out and removed from the queue.
+    Bytes(usize),
+    /// The oldest message carries handles: the caller takes it the long way
+    /// ([`Port::try_recv`]), after making room for them in its table.
+    HasHandles,
+    /// Nothing queued (the caller was registered as a waiter if it asked to be).
+    Empty,
 }
 
 /// One side of a channel, owned: what a handle or a message holds. Dropping it closes that side.
@@ -53,6 +73,22 @@ pub struct Endpoint(Port);
 pub struct Port {
     chan: Arc<Mutex<Shared>>,
     side: Side,
+}
+
+impl Shared {
+    /// Wakes every thread waiting on side `i`. Under the channel lock (the scheduler's lock
+    /// comes after a channel's), which keeps the list's memory for the next waiter.
+    fn wake_all(&mut self, i: usize) {
+        for t in self.waiters[i].drain(..) {
+            sched::wake(t);
+        }
+    }
+
+    fn add_waiter(&mut self, i: usize, t: Tid) {
+        if !self.waiters[i].contains(&t) {
+            self.waiters[i].push(t);
+        }
+    }
 }
 
 impl core::ops::Deref for Endpoint {
@@ -110,29 +146,88 @@ impl Port {
             .map_err(Error::from)
     }
 
-    /// Sends without blocking; on failure the message comes back in the error. (Callers refuse
-    /// to move an endpoint through its own channel, which could keep it alive with no holder.)
+    /// Sends a message from the kernel without blocking; on failure the message comes back in
+    /// the error. (Callers refuse to move an endpoint through its own channel, which could keep
+    /// it alive with no holder.)
     pub fn send(&self, msg: Msg) -> Result<(), SendError<Object>> {
-        self.send_charged(
-            msg,
-            Charge {
-                payer: None,
-                bytes: 0,
-            },
-        )
+        let mut s = self.chan.lock();
+        s.core.send(self.side, msg)?;
+        s.charges[idx(self.side.peer())].push_back(Charge {
+            ledger: None,
+            bytes: 0,
+        });
+        s.wake_all(idx(self.side.peer()));
+        Ok(())
     }
 
-    /// Sends a message whose bytes were charged to `charge.payer`'s ledger; the charge is
-    /// refunded when the message is received or dropped at close.
-    pub fn send_charged(&self, msg: Msg, charge: Charge) -> Result<(), SendError<Object>> {
-        let woken = {
-            let mut s = self.chan.lock();
-            s.core.send(self.side, msg)?;
-            s.charges[idx(self.side.peer())].push_back(charge);
-            core::mem::take(&mut s.waiters[idx(self.side.peer())])
-        };
-        woken.into_iter().for_each(sched::wake);
+    /// Sends a message whose bytes are charged to `ledger` (refunded when it is received or
+    /// dropped at close), under one lock: `Full`, `Closed`, `TooBig` from the channel, then
+    /// `Overloaded` from the ledger. On failure the message comes back.
+    pub fn send_from(&self, msg: Msg, ledger: &Arc<Ledger>) -> Result<(), (Error, Msg)> {
+        let bytes = msg.bytes.len();
+        let mut s = self.chan.lock();
+        if let Err(e) = s.core.check_send(self.side, bytes, msg.handles.len()) {
+            return Err((e.into(), msg));
+        }
+        if let Err(e) = ledger.charge(bytes) {
+            return Err((e, msg));
+        }
+        if let Err(e) = s.core.send(self.side, msg) {
+            // Not reached after the check above; keep the books straight regardless.
+            ledger.refund(bytes);
+            return Err((e.error().into(), e.into_message()));
+        }
+        s.charges[idx(self.side.peer())].push_back(Charge {
+            ledger: Some(ledger.clone()),
+            bytes,
+        });
+        s.wake_all(idx(self.side.peer()));
         Ok(())
+    }
+
+    /// The common receive, under one lock: the oldest message, if it has no handles and fits
+    /// `cap` bytes (`TooBig` otherwise), goes through `copy` (a failed copy leaves it queued)
+    /// and leaves the queue. With nothing queued: `Closed` or `PeerSuspended` when the peer is
+    /// gone or suspended, else [`Taken::Empty`] after registering the calling thread as a
+    /// waiter when `watch` is set (registering under the same lock as the look means no send
+    /// can slip in between unseen).
+    pub fn take(
+        &self,
+        cap: usize,
+        copy: impl FnOnce(&[u8]) -> Result<(), Error>,
+        watch: bool,
+    ) -> Result<Taken, Error> {
+        let mut s = self.chan.lock();
+        let side = self.side;
+        let Some(m) = s.core.peek(side) else {
+            if s.core.peer_closed(side) {
+                return Err(Error::Closed);
+            }
+            if s.core.peer_suspended(side) {
+                return Err(Error::PeerSuspended);
+            }
+            if watch {
+                s.add_waiter(idx(side), sched::current());
+            }
+            return Ok(Taken::Empty);
+        };
+        if !m.handles.is_empty() {
+            return Ok(Taken::HasHandles);
+        }
+        let len = m.bytes.len();
+        if len > cap {
+            return Err(Error::TooBig);
+        }
+        copy(&m.bytes)?;
+        let msg = s.core.recv(side).map_err(Error::from)?;
+        let charge = s.charges[idx(side)].pop_front();
+        s.wake_all(idx(side.peer()));
+        drop(s);
+        if let Some(c) = charge {
+            c.refund();
+        }
+        drop(msg);
+        Ok(Taken::Bytes(len))
     }
 
     /// Messages queued for this endpoint.
@@ -156,19 +251,15 @@ impl Port {
 
     /// Takes the oldest message without blocking.
     pub fn try_recv(&self) -> Result<Msg, RecvError> {
-        let (msg, woken, charge) = {
+        let (msg, charge) = {
             let mut s = self.chan.lock();
             let m = s.core.recv(self.side)?;
             let charge = s.charges[idx(self.side)].pop_front();
-            (
-                m,
-                core::mem::take(&mut s.waiters[idx(self.side.peer())]),
-                charge,
-            )
+            s.wake_all(idx(self.side.peer()));
+            (m, charge)
         };
-        woken.into_iter().for_each(sched::wake);
         if let Some(c) = charge {
-            crate::process::refund(c);
+            c.refund();
         }
         Ok(msg)
     }
@@ -195,11 +286,7 @@ impl Port {
     /// Registers the running thread to be woken at the next change on this endpoint.
     pub fn watch(&self) {
         let me = sched::current();
-        let mut s = self.chan.lock();
-        let w = &mut s.waiters[idx(self.side)];
-        if !w.contains(&me) {
-            w.push(me);
-        }
+        self.chan.lock().add_waiter(idx(self.side), me);
     }
 
     /// Receives, blocking the calling thread until a message arrives or the deadline (on the
@@ -243,7 +330,7 @@ impl Drop for Endpoint {
         };
         // Dropping the drained messages closes the endpoints they carried.
         drop(drained);
-        charges.into_iter().for_each(crate::process::refund);
+        charges.into_iter().for_each(Charge::refund);
         woken.into_iter().for_each(sched::wake);
     }
 }

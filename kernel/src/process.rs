@@ -17,6 +17,7 @@ use abi::syscall::{DeathReport, MAX_PANIC_TEXT};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use handles::HandleTable;
 use spin::Mutex;
 
@@ -197,7 +198,7 @@ struct Process {
     death: Option<Death>,
     waiters: Vec<Tid>,
     /// Channel buffer bytes its sends have queued and nobody has received yet.
-    buffered_bytes: usize,
+    ledger: Arc<Ledger>,
     /// The kernel will `wait` for it (else its record goes at death: the parent learns of the
     /// death from the report on the parent channel).
     kernel_waits: bool,
@@ -322,7 +323,7 @@ fn spawn_inner(
             threads: alloc::vec![tid],
             death: None,
             waiters: Vec::new(),
-            buffered_bytes: 0,
+            ledger: Arc::new(Ledger::default()),
             kernel_waits,
         },
     ));
@@ -435,36 +436,55 @@ pub fn name(pid: Pid) -> Option<String> {
     with_proc(pid, |p| p.name.clone())
 }
 
-/// Charges `bytes` of channel buffer to the calling process's ledger, or refuses with
-/// `Overloaded` when that would pass `LEDGER_CHANNEL_BYTES` (nothing is charged then).
-pub fn charge_current(bytes: usize) -> Result<crate::ipc::Charge, abi::Error> {
-    let pid = sched::current_pid().ok_or(abi::Error::Failed)?;
-    with_proc(pid, |p| {
-        let total = p.buffered_bytes + bytes;
-        if total > abi::limits::LEDGER_CHANNEL_BYTES {
-            ::log::debug!(
-                "process {pid}: channel buffer ledger full ({} of {} bytes queued)",
-                p.buffered_bytes,
-                abi::limits::LEDGER_CHANNEL_BYTES
-            );
-            return Err(abi::Error::Overloaded);
-        }
-        p.buffered_bytes = total;
-        Ok(crate::ipc::Charge {
-            payer: Some(pid),
-            bytes,
-        })
-    })
-    .ok_or(abi::Error::Failed)?
+/// A process's channel-buffer ledger: the bytes of its messages that sit in channel buffers,
+/// at most [`abi::limits::LEDGER_CHANNEL_BYTES`]. Each queued message holds a reference to its
+/// sender's ledger, so a receive refunds without looking the sender up (a dead sender's ledger
+/// simply goes away with the last of its messages).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    queued: AtomicUsize,
 }
 
-/// Gives a charge back (its message left the queue). A payer that died is simply gone.
-pub fn refund(charge: crate::ipc::Charge) {
-    if let Some(pid) = charge.payer {
-        with_proc(pid, |p| {
-            p.buffered_bytes = p.buffered_bytes.saturating_sub(charge.bytes)
-        });
+impl Ledger {
+    /// Charges `bytes`; `Overloaded` (and no charge) past the limit.
+    pub fn charge(&self, bytes: usize) -> Result<(), abi::Error> {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                q.checked_add(bytes)
+                    .filter(|&t| t <= abi::limits::LEDGER_CHANNEL_BYTES)
+            })
+            .map(drop)
+            .map_err(|queued| {
+                ::log::debug!(
+                    "channel buffer ledger full ({queued} of {} bytes queued)",
+                    abi::limits::LEDGER_CHANNEL_BYTES
+                );
+                abi::Error::Overloaded
+            })
     }
+
+    /// Gives back `bytes` of an earlier charge.
+    pub fn refund(&self, bytes: usize) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(bytes))
+            });
+    }
+}
+
+/// Runs `f` on the calling process's handle table and ledger, under one look-up (`None` for
+/// kernel threads or a dead process): the system calls' common path.
+pub fn with_current<R>(f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>) -> R) -> Option<R> {
+    let pid = sched::current_pid()?;
+    with_proc(pid, |p| {
+        if p.death.is_some() {
+            None
+        } else {
+            Some(f(&mut p.handles, &p.ledger))
+        }
+    })
+    .flatten()
 }
 
 /// A page fault from ring 3, or from the kernel touching user memory on a process's behalf.

@@ -6,7 +6,7 @@
 //! move handles are all-or-nothing: on any failure every handle is back where it was.
 use crate::arch::idt::TrapFrame;
 use crate::arch::usermem::UserSlice;
-use crate::ipc::{Endpoint, Msg, Object, Port};
+use crate::ipc::{Endpoint, Msg, Object, Port, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
 use abi::syscall::{
@@ -157,9 +157,21 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
     let moving = read_handles(hptr, hcount)?;
     let mut data = vec![0u8; len as usize];
     UserSlice::new(bytes, len as usize)?.read_into(&mut data)?;
-    let target = endpoint(h, Rights::SEND)?;
+    // One look-up: the endpoint and the ledger the bytes are charged to.
+    let (target, ledger) = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
+        Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
+        _ => Err(Error::WrongType),
+    })
+    .ok_or(Error::Failed)??;
     // The parent channel of a process whose parent died is inert: sends succeed into a void.
     let inert = h == Handle::PARENT;
+    if moving.is_empty() {
+        return match target.send_from(Msg::new(data, Vec::new()), &ledger) {
+            Ok(()) => Ok(0),
+            Err((Error::Closed, _)) if inert => Ok(0),
+            Err((e, _)) => Err(e),
+        };
+    }
     match target.check_send(data.len(), moving.len()) {
         Err(Error::Closed) if inert => {}
         r => r?,
@@ -176,28 +188,13 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         t.remove_many(&moving, Rights::TRANSFER)
     })??;
     let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
-    let charge = match process::charge_current(data.len()) {
-        Ok(c) => c,
-        Err(e) => {
-            restore(
-                objects.into_iter().map(|(o, _)| o).collect(),
-                rights,
-                moving,
-            )?;
-            return Err(e);
-        }
-    };
     let msg = Msg::new(data, objects.into_iter().map(|(o, _)| o).collect());
-    match target.send_charged(msg, charge) {
+    match target.send_from(msg, &ledger) {
         Ok(()) => Ok(0),
-        Err(e) => {
-            process::refund(charge);
-            if inert && e.error() == Error::Closed {
-                // Into the void: the message and the handles it carried are dropped (closed).
-                return Ok(0);
-            }
-            let kind = e.error();
-            restore(e.into_message().handles, rights, moving)?;
+        // Into the void: the message and the handles it carried are dropped (closed).
+        Err((Error::Closed, _)) if inert => Ok(0),
+        Err((kind, msg)) => {
+            restore(msg.handles, rights, moving)?;
             Err(kind)
         }
     }
@@ -222,64 +219,67 @@ fn restore(objects: Vec<Object>, rights: Vec<Rights>, slots: Vec<Handle>) -> Res
 #[inline(never)]
 fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Result<u64, Error> {
     let h = handle(h)?;
-    let source = endpoint(h, Rights::RECV)?;
+    let watch = deadline != DEADLINE_NOW;
     loop {
-        match source.peek_size() {
-            Some((len, count)) => {
-                if len as u64 > cap || count as u64 > hcap {
-                    return Err(Error::TooBig);
+        let source = endpoint(h, Rights::RECV)?;
+        // The common case, under one channel lock: a message of bytes only, copied straight
+        // into the caller's buffer; or nothing, and the caller registered as a waiter.
+        let copy = |b: &[u8]| UserSlice::new(buf, b.len())?.write_from(b);
+        match source.take(cap.min(usize::MAX as u64) as usize, copy, watch)? {
+            Taken::Bytes(len) => return Ok(len as u64),
+            Taken::HasHandles => {
+                if let Some(r) = recv_with_handles(&source, buf, cap, hptr, hcap)? {
+                    return Ok(r);
                 }
-                let out = UserSlice::new(buf, len)?;
-                let hout = UserSlice::new(hptr, count * 4)?;
-                // Copy the bytes before taking the message, so a bad buffer loses nothing.
-                source.peek_bytes(|b| out.write_from(b)).unwrap_or(Ok(()))?;
-                hout.write_from(&vec![0u8; count * 4])?;
-                table(|t| t.reserve(count))?.map_err(Error::from)?;
-                let msg = source.try_recv()?;
-                let items: Vec<(Object, Rights)> = msg
-                    .handles
-                    .into_iter()
-                    .map(|o| (o, Rights::CHANNEL_ALL))
-                    .collect();
-                let hs =
-                    table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
-                let raw: Vec<u8> = hs.iter().flat_map(|h| h.0.to_le_bytes()).collect();
-                hout.write_from(&raw)?;
-                return Ok(len as u64 | (count as u64) << 32);
+                // Taken by another thread meanwhile: look again.
+                continue;
             }
-            None => {
-                // Nothing queued at the peek; a message may arrive from another core at any
-                // moment, so decide from one consistent look at the endpoint.
-                let sig = source.signals();
-                if sig & abi::syscall::signal::READABLE != 0 {
-                    continue;
-                }
-                if sig & abi::syscall::signal::PEER_CLOSED != 0 {
-                    return Err(Error::Closed);
-                }
-                if sig & abi::syscall::signal::PEER_SUSPENDED != 0 {
-                    return Err(Error::PeerSuspended);
-                }
-            }
+            Taken::Empty => {}
         }
-        if deadline == DEADLINE_NOW || crate::arch::apic::now_ns() >= deadline {
+        if !watch || crate::arch::apic::now_ns() >= deadline {
             return Err(Error::Timeout);
-        }
-        // Register first, then look again: a message sent in between (possibly from another
-        // core) either shows up in this look or wakes the block below.
-        source.watch();
-        if source.peek_size().is_some() || source.signals() & abi::syscall::signal::PEER_CLOSED != 0
-        {
-            continue;
         }
         if deadline == DEADLINE_NEVER {
             sched::block();
         } else {
             sched::block_until(deadline);
         }
-        // The handle may have been closed meanwhile (by another thread).
-        endpoint(h, Rights::RECV)?;
+        // Then look again (the handle may have been closed meanwhile, by another thread).
     }
+}
+
+/// Receives a message that carries handles: room in the table first, then the message, so
+/// that nothing is lost when the table is full or a buffer is bad. `None`: the queue was empty
+/// by the time it looked (another thread of the process took the message).
+fn recv_with_handles(
+    source: &Port,
+    buf: u64,
+    cap: u64,
+    hptr: u64,
+    hcap: u64,
+) -> Result<Option<u64>, Error> {
+    let Some((len, count)) = source.peek_size() else {
+        return Ok(None);
+    };
+    if len as u64 > cap || count as u64 > hcap {
+        return Err(Error::TooBig);
+    }
+    let out = UserSlice::new(buf, len)?;
+    let hout = UserSlice::new(hptr, count * 4)?;
+    // Copy the bytes before taking the message, so a bad buffer loses nothing.
+    source.peek_bytes(|b| out.write_from(b)).unwrap_or(Ok(()))?;
+    hout.write_from(&vec![0u8; count * 4])?;
+    table(|t| t.reserve(count))?.map_err(Error::from)?;
+    let msg = source.try_recv()?;
+    let items: Vec<(Object, Rights)> = msg
+        .handles
+        .into_iter()
+        .map(|o| (o, Rights::CHANNEL_ALL))
+        .collect();
+    let hs = table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
+    let raw: Vec<u8> = hs.iter().flat_map(|h| h.0.to_le_bytes()).collect();
+    hout.write_from(&raw)?;
+    Ok(Some(len as u64 | (count as u64) << 32))
 }
 
 #[inline(never)]
