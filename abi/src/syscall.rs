@@ -46,6 +46,13 @@ pub enum Sys {
     Sleep = 13,
     /// `thread_stats() -> cpu_ns`: CPU time the calling thread has used, in nanoseconds.
     CpuTime = 14,
+    /// `send_recv(h, bytes, len, buf, cap, deadline) -> len`: sends `bytes` on `h` (as `send`,
+    /// without handles; a send error returns at once and nothing is received), then receives
+    /// the next message on `h` into `buf` (as `recv` with no handle buffer: a message carrying
+    /// handles stays queued and the call says `TooBig`). Needs both rights. The client's call
+    /// and the server's reply-and-wait of request/response protocols: one system call instead
+    /// of two, and the core passes straight to a peer that is waiting on the same core.
+    SendRecv = 15,
 }
 
 impl Sys {
@@ -67,6 +74,7 @@ impl Sys {
             12 => Sys::Now,
             13 => Sys::Sleep,
             14 => Sys::CpuTime,
+            15 => Sys::SendRecv,
             _ => return None,
         })
     }

@@ -164,6 +164,20 @@ impl Port {
     /// dropped at close), under one lock: `Full`, `Closed`, `TooBig` from the channel, then
     /// `Overloaded` from the ledger. On failure the message comes back.
     pub fn send_from(&self, msg: Msg, ledger: &Arc<Ledger>) -> Result<(), (Error, Msg)> {
+        self.send_then_watch(msg, ledger, false).map(drop)
+    }
+
+    /// Sends like [`Port::send_from`]; with `reply`, also registers the calling thread as a
+    /// waiter on this endpoint under the same lock (it is about to wait for the answer) and,
+    /// when exactly one thread waits on the peer's side, returns that thread instead of waking
+    /// it, so that the caller can hand its core straight to it ([`sched::hand_off`]); the
+    /// caller must wake it if it does not.
+    pub fn send_then_watch(
+        &self,
+        msg: Msg,
+        ledger: &Arc<Ledger>,
+        reply: bool,
+    ) -> Result<Option<Tid>, (Error, Msg)> {
         let bytes = msg.bytes.len();
         let mut s = self.chan.lock();
         if let Err(e) = s.core.check_send(self.side, bytes, msg.handles.len()) {
@@ -181,8 +195,17 @@ impl Port {
             ledger: Some(ledger.clone()),
             bytes,
         });
-        s.wake_all(idx(self.side.peer()));
-        Ok(())
+        let peer = idx(self.side.peer());
+        if !reply {
+            s.wake_all(peer);
+            return Ok(None);
+        }
+        s.add_waiter(idx(self.side), sched::current());
+        if s.waiters[peer].len() == 1 {
+            return Ok(s.waiters[peer].pop());
+        }
+        s.wake_all(peer);
+        Ok(None)
     }
 
     /// The common receive, under one lock: the oldest message, if it has no handles and fits
@@ -219,9 +242,14 @@ impl Port {
             return Err(Error::TooBig);
         }
         copy(&m.bytes)?;
+        let was_full = !s.core.writable(side.peer());
         let msg = s.core.recv(side).map_err(Error::from)?;
         let charge = s.charges[idx(side)].pop_front();
-        s.wake_all(idx(side.peer()));
+        if was_full {
+            // The peer can write again: wake its waiters (only then: a peer waiting for an
+            // answer must not be woken by the receipt of its own request).
+            s.wake_all(idx(side.peer()));
+        }
         drop(s);
         if let Some(c) = charge {
             c.refund();
@@ -253,9 +281,12 @@ impl Port {
     pub fn try_recv(&self) -> Result<Msg, RecvError> {
         let (msg, charge) = {
             let mut s = self.chan.lock();
+            let was_full = !s.core.writable(self.side.peer());
             let m = s.core.recv(self.side)?;
             let charge = s.charges[idx(self.side)].pop_front();
-            s.wake_all(idx(self.side.peer()));
+            if was_full {
+                s.wake_all(idx(self.side.peer()));
+            }
             (m, charge)
         };
         if let Some(c) = charge {

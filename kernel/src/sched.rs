@@ -124,6 +124,8 @@ pub struct Stats {
     pub longest_wait: u64,
     /// The thread that waited longest, and the process it belongs to.
     pub longest_waiter: (Tid, Option<crate::process::Pid>),
+    /// Switches made by [`hand_off`] (a core passed straight from a sender to its receiver).
+    pub hand_offs: u64,
 }
 
 const FRESH_STATS: Stats = Stats {
@@ -132,6 +134,7 @@ const FRESH_STATS: Stats = Stats {
     preempted_run_max: 0,
     longest_wait: 0,
     longest_waiter: (0, None),
+    hand_offs: 0,
 };
 
 /// When the measurements were last reset: waits that began earlier count from here.
@@ -157,6 +160,11 @@ static ATTENTION: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
 /// Per-CPU: some thread of this core was killed from another core and has not ended yet
 /// (checked, without the lock when clear, before every return to ring 3).
 static DOOM_PENDING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+
+/// Per-CPU: the core has dead threads whose records wait to be freed (so that the check after
+/// every switch takes no lock when there are none).
+static REAP_PENDING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
     [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
 
 /// Set on a core while the timer is the reason for its switch.
@@ -483,14 +491,10 @@ pub fn preempt_if_needed() {
     if !ATTENTION[cpu_id()].load(Ordering::Acquire) {
         return;
     }
-    let needed = with(|s| {
-        let core = &mut s.cores[cpu_id()];
-        core.need_resched && core.waiting() > 0
-    });
-    if needed {
-        PREEMPTING[cpu_id()].store(true, Ordering::Relaxed);
-        schedule(State::Runnable);
-    }
+    // The flag is set only with `need_resched` and another runnable thread; should they have
+    // gone meanwhile, the policy picks this thread again and `schedule` returns at once.
+    PREEMPTING[cpu_id()].store(true, Ordering::Relaxed);
+    schedule(State::Runnable);
 }
 
 /// A reschedule IPI from another core (a wake-up, a kill, a thread to free).
@@ -539,6 +543,7 @@ pub fn kill(tid: Tid) {
         let _ = core.rq.remove(tid, apic::now_ns());
         core.sleepers.retain(|&(_, x)| x != tid);
         core.reap.push(tid);
+        REAP_PENDING[c].store(true, Ordering::Release);
         if c != cpu_id() {
             // Let that core free it now rather than at its next switch.
             apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
@@ -608,6 +613,7 @@ fn schedule(now_state: State) {
         }
         if now_state == State::Dead {
             core.reap.push(cur);
+            REAP_PENDING[cpu].store(true, Ordering::Release);
         }
         if now_state == State::Dead
             && s.threads[cur].as_ref().is_some_and(|t| t.doomed)
@@ -619,7 +625,80 @@ fn schedule(now_state: State) {
         {
             DOOM_PENDING[cpu].store(false, Ordering::Release);
         }
+        (s.switch(cpu, next, now, now_state, preempting), freed)
+    };
+    let (pair, freed) = pair;
+    drop(freed);
+    switch_to(pair);
+    // Back on this thread: free what died on this core meanwhile (its stack is no longer in use).
+    reap_now();
+}
+
+/// The running thread blocks and `to` (blocked, on this core) runs at once in its place, with
+/// the policy's one-pass [`RunQueue::hand_off`] instead of a wake-up, a block and a pick: the
+/// message-passing fast path. Returns false, with nothing changed, whenever the policy must
+/// choose or the caller must not block — another thread is runnable here, `to` is on another
+/// core or not blocked, the caller has a wake-up pending or was killed: the caller then wakes
+/// `to` and blocks the ordinary way. True once the caller has been woken and runs again.
+pub fn hand_off(to: Tid) -> bool {
+    let cpu = cpu_id();
+    if DOOM_PENDING[cpu].load(Ordering::Acquire) {
+        return false;
+    }
+    let pair = {
+        let mut guard = SCHED.lock();
+        let s = guard.as_mut().expect("scheduler initialised");
+        let core = &s.cores[cpu];
+        let cur = core.current;
+        if cur == core.idle || to == core.idle || to == cur {
+            return false;
+        }
+        let (Some(Some(me)), Some(Some(them))) = (s.threads.get(cur), s.threads.get(to)) else {
+            return false;
+        };
+        if me.wake_pending || them.state != State::Blocked || them.core != cpu {
+            return false;
+        }
+        let priority = them.priority;
+        let now = apic::now_ns();
         let core = &mut s.cores[cpu];
+        if core.rq.hand_off(cur, to, priority, now).is_err() {
+            return false;
+        }
+        if !core.sleepers.is_empty() {
+            core.sleepers.retain(|&(_, x)| x != to);
+        }
+        core.need_resched = false;
+        ATTENTION[cpu].store(false, Ordering::Release);
+        // Alone before and after: no quantum timer, only the sleepers'.
+        core.quantum_end = None;
+        program_timer(core);
+        if let Some(t) = s.threads[to].as_mut() {
+            t.runnable_since = now;
+        }
+        s.stats.hand_offs += 1;
+        s.switch(cpu, to, now, State::Blocked, false)
+    };
+    switch_to(pair);
+    reap_now();
+    true
+}
+
+impl Scheduler {
+    /// Makes `next` the running thread of core `cpu` in place of the current one, which
+    /// becomes `now_state`: the bookkeeping, the address space, and the pair of contexts for
+    /// [`switch_to`] (called after the lock is released).
+    fn switch(
+        &mut self,
+        cpu: usize,
+        next: Tid,
+        now: u64,
+        now_state: State,
+        preempting: bool,
+    ) -> SwitchPair {
+        let s = self;
+        let core = &mut s.cores[cpu];
+        let cur = core.current;
         let used = now - core.dispatched_at;
         core.dispatched_at = now;
         core.current = next;
@@ -659,25 +738,24 @@ fn schedule(now_state: State) {
             Some(space) => space.activate(),
             None => kernel_space().activate(),
         }
-        (SwitchPair::new(&mut from.ctx, &to.ctx), freed)
-    };
-    let (pair, freed) = pair;
-    drop(freed);
-    switch_to(pair);
-    // Back on this thread: free what died on this core meanwhile (its stack is no longer in use).
-    reap_now();
+        SwitchPair::new(&mut from.ctx, &to.ctx)
+    }
 }
 
 /// Frees the records of threads that died on this core, if it is not running one of them.
 fn reap_now() {
+    let cpu = cpu_id();
+    if !REAP_PENDING[cpu].load(Ordering::Acquire) {
+        return;
+    }
     let freed: Vec<Box<Thread>> = with(|s| {
-        let cpu = cpu_id();
-        if s.cores[cpu].reap.is_empty() {
-            return Vec::new();
-        }
+        REAP_PENDING[cpu].store(false, Ordering::Release);
         let cur = s.cores[cpu].current;
         let reap = core::mem::take(&mut s.cores[cpu].reap);
         let (keep, free): (Vec<Tid>, Vec<Tid>) = reap.into_iter().partition(|&r| r == cur);
+        if !keep.is_empty() {
+            REAP_PENDING[cpu].store(true, Ordering::Release);
+        }
         s.cores[cpu].reap = keep;
         free.into_iter()
             .filter_map(|r| s.threads[r].take())

@@ -36,6 +36,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Close) => close(a[0]),
         Some(Sys::Send) => send(a[0], a[1], a[2], a[3], a[4]),
         Some(Sys::Recv) => recv(a[0], a[1], a[2], a[3], a[4], a[5]),
+        Some(Sys::SendRecv) => send_recv(a[0], a[1], a[2], a[3], a[4], a[5]),
         Some(Sys::Wait) => wait(a[0], a[1], a[2]),
         Some(Sys::Spawn) => spawn(a[0]),
         Some(Sys::Kill) => kill(a[0]),
@@ -137,6 +138,9 @@ fn close(h: u64) -> Result<u64, Error> {
 }
 
 fn read_handles(ptr: u64, count: u64) -> Result<Vec<Handle>, Error> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
     if count > abi::limits::MAX_MESSAGE_HANDLES as u64 {
         return Err(Error::TooBig);
     }
@@ -198,6 +202,49 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
             Err(kind)
         }
     }
+}
+
+/// `send_recv(h, bytes, len, buf, cap, deadline)`: a send of bytes, then a receive on the same
+/// handle, in one call. When the peer is blocked waiting on this channel on this core, the
+/// caller's core goes straight to it (the message-passing fast path); otherwise it is exactly a
+/// `send` followed by a `recv` with no handle buffer.
+#[inline(never)]
+fn send_recv(
+    h: u64,
+    bytes: u64,
+    len: u64,
+    buf: u64,
+    cap: u64,
+    deadline: u64,
+) -> Result<u64, Error> {
+    let h = handle(h)?;
+    if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
+        return Err(Error::TooBig);
+    }
+    let mut data = vec![0u8; len as usize];
+    UserSlice::new(bytes, len as usize)?.read_into(&mut data)?;
+    let (target, ledger) =
+        process::with_current(
+            |t, ledger| match t.check(h, Rights::SEND.union(Rights::RECV))? {
+                Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
+                _ => Err(Error::WrongType),
+            },
+        )
+        .ok_or(Error::Failed)??;
+    let reply = deadline != DEADLINE_NOW;
+    match target.send_then_watch(Msg::new(data, Vec::new()), &ledger, reply) {
+        Ok(Some(peer)) => {
+            if !sched::hand_off(peer) {
+                sched::wake(peer);
+            }
+        }
+        Ok(None) => {}
+        // An inert parent channel: the send goes into the void, the receive says `Closed`.
+        Err((Error::Closed, _)) if h == Handle::PARENT => {}
+        Err((e, _)) => return Err(e),
+    }
+    drop(target);
+    recv(h.0 as u64, buf, cap, 0, 0, deadline)
 }
 
 /// Puts handles taken out for a message that was not sent back in their slots. Objects that

@@ -30,6 +30,8 @@ pub enum SchedError {
     NotRunnable,
     /// The queue's storage could not grow.
     NoMemory,
+    /// [`RunQueue::hand_off`]: other threads are runnable, so the choice is the policy's.
+    OthersRunnable,
 }
 
 /// Where a thread known to a [`RunQueue`] stands.
@@ -310,6 +312,69 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         let i = self.running_index(id)?;
         let now = self.advance(now);
         Ok(self.requeue(i, now))
+    }
+
+    /// The running thread `from` blocks at `now` and hands the core to the blocked thread `to`
+    /// (made runnable with `priority`), which runs at once: exactly [`RunQueue::blocked`] of
+    /// `from`, [`RunQueue::insert`] of `to` and [`RunQueue::pick`] at the same `now`, in one
+    /// pass. Allowed only while `from` is the one runnable thread, so that the pick could not
+    /// have chosen anyone else: the earliest-deadline order is kept. The message-passing fast
+    /// path (a thread that sends and then waits for the answer).
+    ///
+    /// Errors (the queue unchanged): [`SchedError::UnknownThread`] for an unknown `from` (`to`
+    /// may be new: it is added); [`SchedError::NotRunning`] when `from` is not running;
+    /// [`SchedError::AlreadyRunnable`] when `to` is not blocked; [`SchedError::OthersRunnable`]
+    /// when another thread is queued; [`SchedError::NoMemory`].
+    pub fn hand_off(
+        &mut self,
+        from: Id,
+        to: Id,
+        priority: Priority,
+        now: u64,
+    ) -> Result<(Charge, Decision<Id>), SchedError> {
+        let f = self.running_index(from)?;
+        if self.runnable != 1 {
+            return Err(SchedError::OthersRunnable);
+        }
+        let t = match self.find(to) {
+            Some(t) if matches!(self.threads[t].slot, Slot::Blocked) => t,
+            Some(_) => return Err(SchedError::AlreadyRunnable),
+            None => {
+                self.reserve(1)?;
+                self.threads.push(Thread {
+                    id: to,
+                    priority,
+                    slot: Slot::Blocked,
+                    key: (0, 0, 0),
+                    cpu_ns: 0,
+                });
+                self.threads.len() - 1
+            }
+        };
+        // blocked(from): the clock runs at the one-thread rate up to `now`.
+        let now = self.advance(now);
+        let charge = self.charge(f, now);
+        self.threads[f].slot = Slot::Blocked;
+        // insert(to): a fresh deadline; the runnable count stays one.
+        self.threads[t].priority = priority;
+        self.enqueue(t);
+        // pick: the only queued thread, alone, so no timer.
+        let quantum_ns = self.policy.quantum(1);
+        self.threads[t].slot = Slot::Running {
+            since: now,
+            quantum_ns,
+            timer: None,
+        };
+        self.running = Some(t);
+        Ok((
+            charge,
+            Decision {
+                id: to,
+                timer: None,
+                quantum_ns,
+                runnable: 1,
+            },
+        ))
     }
 
     /// The running thread `id` yielded at `now`: accounted exactly like

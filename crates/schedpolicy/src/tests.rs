@@ -590,3 +590,106 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn hand_off_runs_the_woken_thread_at_once_without_a_timer() {
+    let mut q = q();
+    q.insert(1, Priority::NORMAL, 0).unwrap();
+    q.insert(2, Priority::NORMAL, 0).unwrap();
+    assert_eq!(q.pick(0).unwrap().id, 1);
+    // 2 is queued: the choice is the policy's, not the caller's.
+    assert_eq!(
+        q.hand_off(1, 3, Priority::NORMAL, 10),
+        Err(SchedError::OthersRunnable)
+    );
+    q.blocked(2, 10).unwrap();
+    assert_eq!(
+        q.hand_off(2, 1, Priority::NORMAL, 10),
+        Err(SchedError::NotRunning)
+    );
+    assert_eq!(
+        q.hand_off(9, 2, Priority::NORMAL, 10),
+        Err(SchedError::UnknownThread)
+    );
+    assert_eq!(
+        q.hand_off(1, 1, Priority::NORMAL, 10),
+        Err(SchedError::AlreadyRunnable)
+    );
+    let (charge, d) = q.hand_off(1, 2, Priority(3), 40).unwrap();
+    assert_eq!(charge.used_ns, 40);
+    assert_eq!((d.id, d.timer, d.runnable), (2, None, 1));
+    assert_eq!(q.state(1), Some(ThreadState::Blocked));
+    assert_eq!(q.state(2), Some(ThreadState::Running));
+    assert_eq!(q.priority(2), Some(Priority(3)));
+    // A thread the queue has not seen yet is added.
+    let (_, d) = q.hand_off(2, 7, Priority::NORMAL, 50).unwrap();
+    assert_eq!(d.id, 7);
+    assert_eq!(q.cpu_time(2), Some(10));
+}
+
+proptest! {
+    /// `hand_off` is `blocked` + `insert` + `pick` at the same instant: the same decision and
+    /// charge, and the two queues behave the same afterwards, whatever came before.
+    #[test]
+    fn hand_off_equals_block_insert_pick(
+        before in proptest::collection::vec(op(), 0..60),
+        after in proptest::collection::vec(op(), 0..60),
+        from in 0u8..8,
+        to in 0u8..8,
+        p in any::<u8>(),
+        dt in 0u64..3 * MS,
+    ) {
+        let mut q: RunQueue<u8> = RunQueue::new(P);
+        let mut now = 0u64;
+        let apply = |q: &mut RunQueue<u8>, (op, dt): (Op, u64), now: &mut u64| {
+            *now = now.saturating_add(dt);
+            let t = *now;
+            let _ = match op {
+                Op::Insert(i, p) => q.insert(i, Priority(p), t).map(|_| ()),
+                Op::Pick => {
+                    q.pick(t);
+                    Ok(())
+                }
+                Op::Preempted(i) => q.preempted(i, t).map(|_| ()),
+                Op::Yielded(i) => q.yielded(i, t).map(|_| ()),
+                Op::Blocked(i) => q.blocked(i, t).map(|_| ()),
+                Op::Remove(i) => q.remove(i, t).map(|_| ()),
+                Op::SetPriority(i, p) => q.set_priority(i, Priority(p)),
+            };
+        };
+        for o in before {
+            apply(&mut q, o, &mut now);
+        }
+        now = now.saturating_add(dt);
+        let mut slow = q.clone();
+        // Mostly the running thread, so that the hand-off is usually allowed.
+        let from = if from < 6 { q.running().unwrap_or(from) } else { from };
+        match q.hand_off(from, to, Priority(p), now) {
+            Ok((charge, decision)) => {
+                let c = slow.blocked(from, now).unwrap();
+                slow.insert(to, Priority(p), now).unwrap();
+                let d = slow.pick(now).unwrap();
+                prop_assert_eq!(charge, c);
+                prop_assert_eq!(decision, d);
+                // Every field alike, down to the tie-breaking sequence numbers.
+                prop_assert_eq!(std::format!("{q:?}"), std::format!("{slow:?}"));
+            }
+            Err(_) => {
+                // Refused: unchanged, so both queues go on identically below.
+            }
+        }
+        let mut now2 = now;
+        for o in after {
+            apply(&mut q, o.clone(), &mut now);
+            apply(&mut slow, o, &mut now2);
+            prop_assert_eq!(now, now2);
+            prop_assert_eq!(q.running(), slow.running());
+            prop_assert_eq!(q.len(), slow.len());
+            for id in 0u8..8 {
+                prop_assert_eq!(q.state(id), slow.state(id));
+                prop_assert_eq!(q.cpu_time(id), slow.cpu_time(id));
+            }
+            prop_assert_eq!(q.pick(now), slow.pick(now2));
+        }
+    }
+}

@@ -99,6 +99,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "channel_send_recv",
+        run: super::channel_cases::send_recv_contract,
+        min_cpus: 1,
+    },
+    Case {
         name: "channel_backpressure",
         run: super::channel_cases::backpressure_full_then_writable_exactly_once_in_order,
         min_cpus: 1,

@@ -84,6 +84,26 @@ pub fn hostile_handles_get_their_errors() -> Result<(), String> {
     Ok(())
 }
 
+pub fn send_recv_contract() -> Result<(), String> {
+    let before = crate::sched::stats().hand_offs;
+    let (pid, _end) = spawn(33, Vec::new())?;
+    let d = process::wait(pid);
+    ensure!(
+        d == Some(Death::Exit(0)),
+        "send_recv probe ended with {d:?} (Exit(n): check n failed; see user/probe)"
+    );
+    // On one CPU both sides of the 300 calls share the core: each call and each answer must
+    // have passed the core straight across (with more CPUs the child may live elsewhere).
+    let hand_offs = crate::sched::stats().hand_offs - before;
+    if crate::sched::cores() == 1 {
+        ensure!(
+            hand_offs >= 600,
+            "only {hand_offs} hand-offs for 300 calls and their answers"
+        );
+    }
+    Ok(())
+}
+
 pub fn backpressure_full_then_writable_exactly_once_in_order() -> Result<(), String> {
     let (pid, end) = spawn(13, Vec::new())?;
     // Let the sender fill the buffer before draining anything (it may run on another core:

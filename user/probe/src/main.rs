@@ -40,6 +40,8 @@ mod behaviour {
     pub const PONG_ON: u64 = 29;
     pub const WORK: u64 = 30;
     pub const YIELDER: u64 = 31;
+    pub const PONG_CALL: u64 = 32;
+    pub const SEND_RECV: u64 = 33;
 }
 
 /// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
@@ -245,10 +247,133 @@ fn pong() -> i32 {
     }
 }
 
-/// Round trips (send + receive both ways) with a `pong` child on the same core, for 8 B,
-/// 256 B and 4 KiB messages.
+/// Returns every message on the parent channel unchanged with `send_recv` (reply, then wait
+/// for the next one), until the channel closes.
+fn pong_call() -> i32 {
+    let mut buf = alloc::vec![0u8; 4096];
+    let Ok((mut n, _)) = chan::recv(PARENT, &mut buf, &mut [], DEADLINE_NEVER) else {
+        return 0;
+    };
+    let mut reply = alloc::vec![0u8; 4096];
+    loop {
+        reply[..n].copy_from_slice(&buf[..n]);
+        match chan::send_recv(PARENT, &reply[..n], &mut buf, DEADLINE_NEVER) {
+            Ok(m) => n = m,
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// `send_recv`'s contract, numbered like `hostile`: a send error returns at once and receives
+/// nothing; `DEADLINE_NOW` does not wait; a message carrying handles stays queued (`TooBig`); a
+/// bad receive buffer loses nothing; a closed peer is `Closed`; a deadline passes; a process
+/// handle lacks the rights (`NoRights`); and 300 calls of changing sizes to a `pong_call` child (the core
+/// handed back and forth) all come back intact. Returns the first failed check, or 0.
+fn send_recv_checks() -> i32 {
+    use Error::*;
+    let mut step = 0;
+    let mut check = |ok: bool| {
+        step += 1;
+        if ok { Ok(()) } else { Err(step) }
+    };
+    let mut run = || -> Result<(), i32> {
+        let mut buf = [0u8; 64];
+        let Ok((a, b)) = chan::channel_create() else {
+            return Err(100);
+        };
+        // 1-2: nothing to receive and no waiting: the send happened, the receive times out.
+        check(chan::send_recv(a, b"x", &mut buf, DEADLINE_NOW) == Err(Timeout))?;
+        check(chan::recv(b, &mut buf, &mut [], DEADLINE_NOW) == Ok((1, 0)) && buf[0] == b'x')?;
+        // 3-4: an answer already queued is received at once.
+        check(chan::send(b, b"reply", &[]).is_ok())?;
+        check(chan::send_recv(a, b"y", &mut buf, DEADLINE_NOW) == Ok(5) && &buf[..5] == b"reply")?;
+        let _ = chan::recv(b, &mut buf, &mut [], DEADLINE_NOW);
+        // 5-7: a message with a handle stays queued for `recv`.
+        let Ok((c, _d)) = chan::channel_create() else {
+            return Err(101);
+        };
+        check(chan::send(b, b"h", &[c]).is_ok())?;
+        check(chan::send_recv(a, b"z", &mut buf, DEADLINE_NOW) == Err(TooBig))?;
+        let mut hs = [Handle(0); 1];
+        check(chan::recv(a, &mut buf, &mut hs, DEADLINE_NOW) == Ok((1, 1)))?;
+        let _ = chan::recv(b, &mut buf, &mut [], DEADLINE_NOW);
+        // 8-9: a bad receive buffer is `BadAddress` and the message is still there.
+        check(chan::send(b, b"kept", &[]).is_ok())?;
+        let bad = moxie_rt::syscall6(
+            abi::syscall::Sys::SendRecv as u64,
+            [a.0 as u64, b"w".as_ptr() as u64, 1, 8, 64, DEADLINE_NOW],
+        );
+        check(bad == Err(BadAddress))?;
+        check(
+            chan::recv(a, &mut buf, &mut [], DEADLINE_NOW) == Ok((4, 0)) && &buf[..4] == b"kept",
+        )?;
+        let _ = chan::recv(b, &mut buf, &mut [], DEADLINE_NOW);
+        // 10-11: a full peer: the send fails and nothing is received.
+        check(chan::send(b, b"stays", &[]).is_ok())?;
+        while chan::send(a, b"fill", &[]).is_ok() {}
+        check(
+            chan::send_recv(a, b"v", &mut buf, DEADLINE_NOW) == Err(Full)
+                && chan::recv(a, &mut buf, &mut [], DEADLINE_NOW) == Ok((5, 0)),
+        )?;
+        // 12: a deadline passes.
+        while chan::recv(b, &mut buf, &mut [], DEADLINE_NOW).is_ok() {}
+        let deadline = moxie_rt::now() + 2_000_000;
+        check(
+            chan::send_recv(a, b"t", &mut buf, deadline) == Err(Timeout)
+                && moxie_rt::now() >= deadline,
+        )?;
+        // 13: a closed peer.
+        let _ = chan::close(b);
+        check(chan::send_recv(a, b"u", &mut buf, DEADLINE_NEVER) == Err(Closed))?;
+        // 14-15: a process handle is the wrong type; a pong_call child answers 300 calls.
+        let Ok((ch, proc_h)) = chan::spawn("bin/probe", behaviour::PONG_CALL, &[]) else {
+            return Err(102);
+        };
+        check(chan::send_recv(proc_h, b"p", &mut buf, DEADLINE_NOW) == Err(NoRights))?;
+        let mut big = alloc::vec![0u8; 4096];
+        let mut ok = true;
+        for i in 0..300usize {
+            let n = (i * 37) % 4096 + 1;
+            let msg: alloc::vec::Vec<u8> = (0..n).map(|k| (k + i) as u8).collect();
+            let r = chan::send_recv(ch, &msg, &mut big, DEADLINE_NEVER);
+            if r != Ok(n) || big[..n] != msg[..] {
+                println!("send_recv: call {} of {} bytes came back as {:?}", i, n, r);
+                ok = false;
+                break;
+            }
+        }
+        check(ok)?;
+        let _ = chan::close(ch);
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(n) => n,
+    }
+}
+
+/// Round trips (send + receive both ways) with a child on the same core, for 8 B, 256 B and
+/// 4 KiB messages: with separate `send` and `recv` calls on both sides (`channel_rt_*`), then
+/// with `send_recv` on both sides (`channel_call_rt_*`).
 fn bench_channel() -> i32 {
-    let Ok((ch, _proc)) = chan::spawn("bin/probe", behaviour::PONG, &[]) else {
+    let r = bench_round_trips(behaviour::PONG, "channel_rt", |ch, msg, buf| {
+        chan::send(ch, msg, &[])?;
+        chan::recv(ch, buf, &mut [], DEADLINE_NEVER).map(|(n, _)| n)
+    });
+    if r != 0 {
+        return r;
+    }
+    bench_round_trips(behaviour::PONG_CALL, "channel_call_rt", |ch, msg, buf| {
+        chan::send_recv(ch, msg, buf, DEADLINE_NEVER)
+    })
+}
+
+fn bench_round_trips(
+    partner: u64,
+    name: &str,
+    round_trip: impl Fn(Handle, &[u8], &mut [u8]) -> Result<usize, Error>,
+) -> i32 {
+    let Ok((ch, _proc)) = chan::spawn("bin/probe", partner, &[]) else {
         return 1;
     };
     let mut buf = alloc::vec![0u8; 4096];
@@ -256,20 +381,18 @@ fn bench_channel() -> i32 {
         let msg = alloc::vec![0xa5u8; size];
         const N: u64 = 2000;
         for _ in 0..50 {
-            let _ = chan::send(ch, &msg, &[]);
-            let _ = chan::recv(ch, &mut buf, &mut [], DEADLINE_NEVER);
+            let _ = round_trip(ch, &msg, &mut buf);
         }
         let t0 = tsc();
         for _ in 0..N {
-            if chan::send(ch, &msg, &[]).is_err()
-                || chan::recv(ch, &mut buf, &mut [], DEADLINE_NEVER) != Ok((size, 0))
-            {
+            if round_trip(ch, &msg, &mut buf) != Ok(size) {
                 return 2;
             }
         }
         let t1 = tsc();
-        println!("bench: channel_rt_{} {} instr", size, (t1 - t0) / N);
+        println!("bench: {}_{} {} instr", name, size, (t1 - t0) / N);
     }
+    let _ = chan::close(ch);
     0
 }
 
@@ -640,6 +763,8 @@ pub extern "C" fn main(arg: u64) -> i32 {
         PONG_ON => pong_on((arg >> 8) as u32),
         WORK => work(arg >> 8),
         YIELDER => yielder((arg >> 9) & 0xffff_ffff, arg & (1 << 8) != 0),
+        PONG_CALL => pong_call(),
+        SEND_RECV => send_recv_checks(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

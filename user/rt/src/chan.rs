@@ -61,6 +61,26 @@ pub fn recv(
     Ok(((v & 0xffff_ffff) as usize, (v >> 32) as usize))
 }
 
+/// Sends `bytes` on `h`, then receives the next message on `h` into `buf`, in one system call;
+/// returns the received length. The client's call and the server's reply-and-wait: when the
+/// peer is waiting on the same core, the core passes straight to it. A send error returns at
+/// once (nothing is received); a message carrying handles stays queued (`TooBig`: use
+/// [`recv`]).
+pub fn send_recv(h: Handle, bytes: &[u8], buf: &mut [u8], deadline: u64) -> Result<usize, Error> {
+    call(
+        Sys::SendRecv,
+        [
+            h.0 as u64,
+            bytes.as_ptr() as u64,
+            bytes.len() as u64,
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+            deadline,
+        ],
+    )
+    .map(|n| n as usize)
+}
+
 /// Waits until one item's handle shows one of its wanted signals; returns its index and fills
 /// in every item's observed signals.
 pub fn wait(items: &mut [WaitItem], deadline: u64) -> Result<usize, Error> {
