@@ -467,6 +467,16 @@ pub fn peek_id(bytes: &[u8]) -> Option<u32> {
     }
 }
 
+/// Reads the operation of a request whose header is intact enough to name one, so that a
+/// server can answer a request it cannot decode with its operation's reply and the error.
+pub fn peek_op(bytes: &[u8]) -> Option<Op> {
+    if bytes.len() >= HEADER_LEN && bytes[0] == MAGIC && bytes[1] == VERSION {
+        Op::from_u8(bytes[2])
+    } else {
+        None
+    }
+}
+
 /// The bytes of a connect message: sent on a channel the driver serves, with one or more
 /// channel endpoints attached; the driver serves each endpoint as a new client from then on
 /// (`docs/fs-protocol.md`). It has no reply.

@@ -746,6 +746,16 @@ impl<'b> DirPageWriter<'b> {
         self.count
     }
 
+    /// The finished page, borrowing the caller's buffer, with `next` as the cursor of the
+    /// following page.
+    pub fn into_page(self, next: u64) -> DirPage<'b> {
+        DirPage {
+            bytes: &self.buf[..self.len],
+            count: self.count,
+            next,
+        }
+    }
+
     /// The page so far, with `next` as the cursor of the following page.
     pub fn page(&self, next: u64) -> DirPage<'_> {
         DirPage {
