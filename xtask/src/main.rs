@@ -7,11 +7,13 @@
 //! | `cargo xtask iso` | builds the GRUB (multiboot2) ISO |
 //! | `cargo xtask test` | host tests, lints, then every in-QEMU suite; ends with `N passed, N failed` |
 //! | `cargo xtask bench` | boots under `-icount` and prints the in-guest benchmark table |
+//! | `cargo xtask disk OUT.img` | writes the default root disk: a FAT32 image with `/sbin`, `/bin`, `/etc`, `/sys/suspended` |
 //!
 //! Each command first installs what is missing (QEMU, GRUB tools, xorriso, mtools, dosfstools
 //! through apt-get when run as root; the Rust target through rustup) and says so.
 mod artifacts;
 mod bench;
+mod disk;
 mod linux_baseline;
 mod prereq;
 mod qemu;
@@ -53,6 +55,11 @@ enum Command {
         /// Skip the host tests and lints.
         #[arg(long)]
         no_host: bool,
+    },
+    /// Write the default root disk (64 MiB FAT32: /sbin, /bin, /etc, /sys/suspended) to a file.
+    Disk {
+        /// The image file to write (replaced if it exists).
+        out: PathBuf,
     },
     /// Boot under -icount and print the benchmark table.
     Bench {
@@ -100,6 +107,7 @@ fn main() -> Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Disk { out } => disk::run_command(&out)?,
         Command::Bench { baseline } => {
             prereq::ensure_all()?;
             bench::run(baseline.as_deref())?;

@@ -15,7 +15,10 @@ const RUN_TOOLS: &[(&str, &str)] = &[
     ("/usr/lib/grub/i386-pc/multiboot2.mod", "grub-pc-bin"),
     ("xorriso", "xorriso"),
     ("mformat", "mtools"),
+    ("mcopy", "mtools"),
+    // The FAT driver's host tests and `cargo xtask disk` make, fill and check images with these.
     ("mkfs.fat", "dosfstools"),
+    ("fsck.fat", "dosfstools"),
 ];
 
 fn present(tool: &str) -> bool {
@@ -81,6 +84,7 @@ fn ensure(tools: &[(&str, &str)]) -> Result<()> {
         .filter(|(t, _)| !present(t))
         .map(|&(_, p)| p)
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     if !missing.is_empty() {
         apt_install(&missing)?;

@@ -156,9 +156,17 @@ fn lints(t: &mut Tally) -> Result<()> {
         "--target",
         "x86_64-unknown-none",
     ]);
-    for p in ["moxie-kernel", "moxie-stub", "moxie-rt"]
-        .iter()
-        .chain(artifacts::USER_PROGRAMS)
+    // The no_std protocol and driver crates are linted for the target they run on too.
+    for p in [
+        "moxie-kernel",
+        "moxie-stub",
+        "moxie-rt",
+        "blkproto",
+        "fsproto",
+        "fatserve",
+    ]
+    .iter()
+    .chain(artifacts::USER_PROGRAMS)
     {
         bare.args(["-p", p]);
     }

@@ -1,0 +1,176 @@
+//! The filesystem driver's logic: every filesystem-protocol operation (`fsproto`) carried out on
+//! a FAT volume with `lamfat`, over a [`BlockDevice`] behind a write-back [`BlockCache`].
+//!
+//! `user/fs` is a thin program around [`FatServer::serve`]: bytes of a request in, bytes of the
+//! reply out. The host tests run the same code over a file-backed device against images made
+//! and checked by the host's own FAT tools.
+//!
+//! Guarantees: [`FatServer::serve`] answers every input, valid or not, with exactly one encoded
+//! reply; nothing a client sends can make it panic (paths and sizes are checked by `fsproto`
+//! before any operation runs). After a successful fsync every write is on the device and the
+//! volume is marked clean; between fsyncs the volume carries FAT's dirty flag, so a crash is
+//! visible to `fsck`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod cache;
+mod ops;
+
+pub use cache::{BLOCK_BYTES, BlockCache, CacheStats, Storage, StorageError};
+
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use fsproto::{Error, Reply, Request};
+
+/// A disk of 512-byte sectors, as the block protocol offers one. Each call moves at most
+/// `blkproto::MAX_DATA` bytes, a whole number of sectors.
+pub trait BlockDevice {
+    /// The device's size in sectors.
+    fn sectors(&mut self) -> Result<u64, blkproto::Error>;
+    /// Reads `buf.len() / 512` sectors from `sector`.
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), blkproto::Error>;
+    /// Writes `buf` at `sector`.
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error>;
+    /// Makes every completed write durable.
+    fn flush(&mut self) -> Result<(), blkproto::Error>;
+}
+
+/// The mounted volume lamfat works on.
+type Fs<D> = lamfat::FileSystem<Storage<D>>;
+
+/// Cache blocks used by [`FatServer::mount`]: 256 × 4 KiB = 1 MiB.
+pub const DEFAULT_CACHE_BLOCKS: usize = 256;
+
+/// A mounted FAT volume answering filesystem-protocol requests.
+pub struct FatServer<D: BlockDevice> {
+    cache: Rc<RefCell<BlockCache<D>>>,
+    /// `None` only if remounting after an fsync failed; every request then answers `Io`.
+    fs: Option<Fs<D>>,
+    /// Where read data and directory pages are built before encoding.
+    scratch: Vec<u8>,
+}
+
+fn mount_fs<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Fs<D>, Error> {
+    lamfat::FileSystem::new(Storage::new(cache.clone()), lamfat::FsOptions::new())
+        .map_err(ops::fs_error)
+}
+
+/// Refuses a volume whose boot sector claims more sectors than the device has (a truncated
+/// image): lamfat would mount it and fail later, half-way through some operation.
+fn check_volume_fits<D: BlockDevice>(cache: &mut BlockCache<D>) -> Result<(), Error> {
+    let mut boot = [0u8; 40];
+    cache.read_at(0, &mut boot).map_err(ops::storage_error)?;
+    let bytes_per_sector = u16::from_le_bytes([boot[11], boot[12]]) as u64;
+    let total16 = u16::from_le_bytes([boot[19], boot[20]]) as u64;
+    let total32 = u32::from_le_bytes([boot[32], boot[33], boot[34], boot[35]]) as u64;
+    let total = if total16 != 0 { total16 } else { total32 };
+    if total * bytes_per_sector > cache.len() {
+        return Err(Error::Corrupt);
+    }
+    Ok(())
+}
+
+impl<D: BlockDevice> FatServer<D> {
+    /// Mounts the FAT volume on `dev` with a cache of [`DEFAULT_CACHE_BLOCKS`].
+    pub fn mount(dev: D) -> Result<Self, Error> {
+        Self::mount_with_cache(dev, DEFAULT_CACHE_BLOCKS)
+    }
+
+    /// Mounts with a cache of `blocks` blocks of [`BLOCK_BYTES`].
+    pub fn mount_with_cache(dev: D, blocks: usize) -> Result<Self, Error> {
+        let mut cache = BlockCache::new(dev, blocks).map_err(ops::storage_error)?;
+        check_volume_fits(&mut cache)?;
+        let cache = Rc::new(RefCell::new(cache));
+        let fs = mount_fs(&cache)?;
+        Ok(FatServer {
+            cache,
+            fs: Some(fs),
+            scratch: vec![0; fsproto::MAX_DATA],
+        })
+    }
+
+    /// Decodes one request, carries it out and encodes the reply into `out` (at least
+    /// [`fsproto::MAX_MESSAGE`] bytes); returns the reply's length. Undecodable input gets the
+    /// reply of its operation with the error, or a rejection.
+    pub fn serve(&mut self, msg: &[u8], out: &mut [u8]) -> usize {
+        let reply = match Request::decode(msg) {
+            Ok(req) => self.handle(&req),
+            Err(e) => {
+                let id = fsproto::peek_id(msg).unwrap_or(0);
+                match fsproto::peek_op(msg) {
+                    Some(op) => Reply::error_for(op, id, e.reply_error()),
+                    None => Reply::Rejected {
+                        id,
+                        error: e.reply_error(),
+                    },
+                }
+            }
+        };
+        match reply.encode(out) {
+            Ok(n) => n,
+            // Only a too-small `out` gets here; answer what still fits.
+            Err(_) => Reply::Rejected {
+                id: reply.id(),
+                error: Error::TooBig,
+            }
+            .encode(out)
+            .unwrap_or(0),
+        }
+    }
+
+    /// Carries out one decoded request.
+    pub fn handle(&mut self, req: &Request<'_>) -> Reply<'_> {
+        let id = req.id();
+        if let Request::Fsync { .. } = req {
+            return Reply::Fsync {
+                id,
+                result: self.fsync(),
+            };
+        }
+        let Some(fs) = self.fs.as_ref() else {
+            return Reply::error_for(req.op(), id, Error::Io);
+        };
+        ops::handle(fs, req, &mut self.scratch)
+    }
+
+    /// Unmounts (writing FAT's free-space information and clearing the dirty flag), writes
+    /// every cached block, flushes the device and mounts again.
+    pub fn fsync(&mut self) -> Result<(), Error> {
+        if let Some(fs) = self.fs.take() {
+            fs.unmount().map_err(ops::fs_error)?;
+        }
+        self.cache
+            .borrow_mut()
+            .flush()
+            .map_err(ops::storage_error)?;
+        self.fs = Some(mount_fs(&self.cache)?);
+        Ok(())
+    }
+
+    /// The cache's counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.borrow().stats()
+    }
+
+    /// Runs `f` on the device (tests use it to inspect or break the device).
+    pub fn with_device<R>(&mut self, f: impl FnOnce(&mut D) -> R) -> R {
+        f(self.cache.borrow_mut().device())
+    }
+
+    /// Drops the volume and every cached block without writing anything more: what a crash
+    /// of the driver leaves on the device. `None` only if the cache were still shared.
+    pub fn crash(self) -> Option<D> {
+        let FatServer { cache, fs, .. } = self;
+        cache.borrow_mut().discard();
+        // lamfat writes its state when dropped; that lands in the cache, discarded again.
+        drop(fs);
+        cache.borrow_mut().discard();
+        Rc::try_unwrap(cache)
+            .ok()
+            .map(|c| c.into_inner().into_device())
+    }
+}

@@ -1,0 +1,182 @@
+//! `cargo xtask disk OUT.img`: the default root disk, a 64 MiB FAT32 image made by `mkfs.fat`
+//! and filled with mtools: system programs in `/sbin`, other programs in `/bin`, the files of
+//! `rootfs/etc/` in `/etc`, and an empty `/sys/suspended` for suspended-process images.
+use crate::{artifacts, prereq};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Size of the image in KiB (FAT32 needs at least about 33 MiB).
+const DISK_KIB: u64 = 64 * 1024;
+/// Programs that belong in `/sbin`: the ones the system itself runs.
+const SYSTEM_PROGRAMS: &[&str] = &["init", "fs", "blk"];
+/// Folders every root disk has.
+const FOLDERS: &[&str] = &["/sbin", "/bin", "/etc", "/sys", "/sys/suspended"];
+
+/// A host tool by name, also from the sbin folders (where `mkfs.fat` lives).
+fn tool(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} not found (install dosfstools and mtools)"))
+}
+
+fn run(name: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(tool(name)?)
+        .args(args)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .with_context(|| format!("running {name}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{name} {} failed:\n{text}", args.join(" "));
+    }
+    Ok(text)
+}
+
+/// Where a program goes on the disk.
+fn place(program: &str) -> String {
+    if SYSTEM_PROGRAMS.contains(&program) {
+        format!("/sbin/{program}")
+    } else {
+        format!("/bin/{program}")
+    }
+}
+
+/// Writes the image to `out`: `programs` are (name, ELF file), `etc` a folder whose files go
+/// to `/etc`. Checks the result with `fsck.fat -n`.
+pub fn make_image(out: &Path, programs: &[(&str, PathBuf)], etc: &Path) -> Result<()> {
+    if out.exists() {
+        std::fs::remove_file(out).with_context(|| format!("replacing {}", out.display()))?;
+    }
+    let img = out.to_str().context("image path is not UTF-8")?;
+    // A fixed volume id, so the same inputs give the same image.
+    run(
+        "mkfs.fat",
+        &[
+            "-F",
+            "32",
+            "-n",
+            "MOXIE",
+            "-i",
+            "4d4f5849",
+            "-C",
+            img,
+            &DISK_KIB.to_string(),
+        ],
+    )?;
+    for f in FOLDERS {
+        run("mmd", &["-i", img, &format!("::{f}")])?;
+    }
+    for (name, file) in programs {
+        let src = file.to_str().context("program path is not UTF-8")?;
+        run("mcopy", &["-i", img, src, &format!("::{}", place(name))])?;
+    }
+    let mut etc_files: Vec<PathBuf> = std::fs::read_dir(etc)
+        .with_context(|| format!("reading {}", etc.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    etc_files.sort();
+    for f in etc_files {
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("file name")?;
+        let src = f.to_str().context("path is not UTF-8")?;
+        run("mcopy", &["-i", img, src, &format!("::/etc/{name}")])?;
+    }
+    run("fsck.fat", &["-n", img])?;
+    Ok(())
+}
+
+/// `cargo xtask disk OUT.img`: builds the programs and writes the default root disk.
+pub fn run_command(out: &Path) -> Result<()> {
+    prereq::ensure_all()?;
+    artifacts::build()?;
+    let dir = artifacts::out_dir()?;
+    let programs: Vec<(&str, PathBuf)> = artifacts::USER_PROGRAMS
+        .iter()
+        .map(|&p| (p, dir.join(format!("{p}.elf"))))
+        .collect();
+    make_image(out, &programs, &crate::root().join("rootfs/etc"))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the FAT tools are here; under CI=true their absence fails the test.
+    fn have_tools() -> bool {
+        let ok = ["mkfs.fat", "fsck.fat", "mcopy", "mmd", "mdir"]
+            .iter()
+            .all(|t| tool(t).is_ok());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "dosfstools and mtools are missing"
+            );
+            eprintln!("skipped: dosfstools and mtools are missing");
+        }
+        ok
+    }
+
+    #[test]
+    fn root_disk_has_the_layout() {
+        if !have_tools() {
+            return;
+        }
+        let dir = crate::root().join("target/tmp/xtask-disk");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        let mut programs = Vec::new();
+        for name in ["init", "fs", "probe"] {
+            let p = dir.join(format!("{name}.elf"));
+            std::fs::write(&p, format!("pretend ELF of {name}")).unwrap();
+            programs.push((name, p));
+        }
+        std::fs::write(dir.join("etc/init.conf"), "# test config\n").unwrap();
+        let img = dir.join("root.img");
+        make_image(&img, &programs, &dir.join("etc")).unwrap();
+        assert_eq!(std::fs::metadata(&img).unwrap().len(), DISK_KIB * 1024);
+        let i = img.to_str().unwrap();
+        let ls = |p: &str| run("mdir", &["-i", i, "-b", &format!("::{p}")]).unwrap();
+        let root = ls("/");
+        for f in ["sbin", "bin", "etc", "sys"] {
+            assert!(
+                root.lines().any(|l| l.ends_with(&format!("/{f}/"))),
+                "{f} in:\n{root}"
+            );
+        }
+        let sbin = ls("/sbin");
+        assert!(
+            sbin.contains("::/sbin/init") && sbin.contains("::/sbin/fs"),
+            "{sbin}"
+        );
+        assert!(!sbin.contains("probe"), "{sbin}");
+        assert!(ls("/bin").contains("::/bin/probe"));
+        assert!(ls("/etc").contains("::/etc/init.conf"));
+        assert!(ls("/sys").contains("::/sys/suspended/"));
+        assert_eq!(
+            ls("/sys/suspended").trim(),
+            "",
+            "/sys/suspended is not empty"
+        );
+        let out = dir.join("init.back");
+        run(
+            "mcopy",
+            &["-n", "-i", i, "::/sbin/init", out.to_str().unwrap()],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"pretend ELF of init");
+        let fsck = run("fsck.fat", &["-n", i]).unwrap();
+        assert!(!fsck.contains("Dirty"), "{fsck}");
+        // The repository's own /etc has init's configuration.
+        assert!(crate::root().join("rootfs/etc/init.conf").is_file());
+    }
+}
