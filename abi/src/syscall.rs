@@ -265,7 +265,8 @@ mod tests {
         }
         assert_eq!(Sys::from_number(11), Some(Sys::Panic));
         assert_eq!(Sys::from_number(14), Some(Sys::CpuTime));
-        assert_eq!(Sys::from_number(15), None);
+        assert_eq!(Sys::from_number(15), Some(Sys::SendRecv));
+        assert_eq!(Sys::from_number(1000), None);
     }
 
     #[test]

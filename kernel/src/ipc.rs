@@ -189,7 +189,7 @@ impl Port {
         if let Err(e) = s.core.send(self.side, msg) {
             // Not reached after the check above; keep the books straight regardless.
             ledger.refund(bytes);
-            return Err((e.error().into(), e.into_message()));
+            return Err((e.error(), e.into_message()));
         }
         s.charges[idx(self.side.peer())].push_back(Charge {
             ledger: Some(ledger.clone()),
