@@ -10,7 +10,6 @@ use crate::process::Ledger;
 use crate::sched::{self, Tid};
 use abi::Error;
 use abi::syscall::signal;
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use channel::{Channel, Limits, Message, RecvError, SendError, Side};
@@ -24,30 +23,28 @@ pub enum Object {
     Process(crate::process::Pid),
 }
 
-/// A message as the kernel moves it: bytes and objects.
-pub type Msg = Message<Object>;
+/// A message as the kernel moves it: bytes, objects, and the ledger charge for its bytes.
+pub type Msg = Message<Object, Charge>;
 
 struct Shared {
-    core: Channel<Object>,
+    core: Channel<Object, Charge>,
     /// Threads waiting for something on each side (readable, writable, peer closed).
     waiters: [Vec<Tid>; 2],
-    /// For each queued message, in queue order: who sent it and how many bytes it charged to
-    /// that process's ledger (refunded when the message leaves the queue).
-    charges: [VecDeque<Charge>; 2],
 }
 
-/// A ledger charge carried by a queued message: refunded when the message leaves the queue.
-#[derive(Debug)]
+/// The ledger charge a queued message carries for its bytes: refunded when the message goes
+/// away — received, drained at close, or handed back by a failed send.
+#[derive(Debug, Default)]
 pub struct Charge {
-    /// The sending process's ledger (none: the kernel sent it).
+    /// The sending process's ledger (none: the kernel sent it, or nothing is charged).
     ledger: Option<Arc<Ledger>>,
     /// Bytes charged.
     bytes: usize,
 }
 
-impl Charge {
-    fn refund(self) {
-        if let Some(l) = self.ledger {
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(l) = &self.ledger {
             l.refund(self.bytes);
         }
     }
@@ -111,7 +108,6 @@ impl Endpoint {
         let chan = Arc::new(Mutex::new(Shared {
             core: Channel::new(Limits::default()),
             waiters: [Vec::new(), Vec::new()],
-            charges: [VecDeque::new(), VecDeque::new()],
         }));
         (
             Endpoint(Port {
@@ -149,20 +145,16 @@ impl Port {
     /// Sends a message from the kernel without blocking; on failure the message comes back in
     /// the error. (Callers refuse to move an endpoint through its own channel, which could keep
     /// it alive with no holder.)
-    pub fn send(&self, msg: Msg) -> Result<(), SendError<Object>> {
+    pub fn send(&self, msg: Msg) -> Result<(), SendError<Object, Charge>> {
         let mut s = self.chan.lock();
         s.core.send(self.side, msg)?;
-        s.charges[idx(self.side.peer())].push_back(Charge {
-            ledger: None,
-            bytes: 0,
-        });
         s.wake_all(idx(self.side.peer()));
         Ok(())
     }
 
     /// Sends a message whose bytes are charged to `ledger` (refunded when it is received or
-    /// dropped at close), under one lock: `Full`, `Closed`, `TooBig` from the channel, then
-    /// `Overloaded` from the ledger. On failure the message comes back.
+    /// dropped at close), under one lock: `Overloaded` from the ledger, then `Full`, `Closed`,
+    /// `TooBig` from the channel. On failure the message comes back, uncharged.
     pub fn send_from(&self, msg: Msg, ledger: &Arc<Ledger>) -> Result<(), (Error, Msg)> {
         self.send_then_watch(msg, ledger, false).map(drop)
     }
@@ -178,23 +170,24 @@ impl Port {
         ledger: &Arc<Ledger>,
         reply: bool,
     ) -> Result<Option<Tid>, (Error, Msg)> {
+        let mut msg = msg;
         let bytes = msg.bytes.len();
-        let mut s = self.chan.lock();
-        if let Err(e) = s.core.check_send(self.side, bytes, msg.handles.len()) {
-            return Err((e.into(), msg));
-        }
         if let Err(e) = ledger.charge(bytes) {
             return Err((e, msg));
         }
-        if let Err(e) = s.core.send(self.side, msg) {
-            // Not reached after the check above; keep the books straight regardless.
-            ledger.refund(bytes);
-            return Err((e.error(), e.into_message()));
-        }
-        s.charges[idx(self.side.peer())].push_back(Charge {
+        msg.meta = Charge {
             ledger: Some(ledger.clone()),
             bytes,
-        });
+        };
+        let mut s = self.chan.lock();
+        if let Err(e) = s.core.send(self.side, msg) {
+            let kind = e.error();
+            drop(s);
+            let mut msg = e.into_message();
+            // Dropping the charge refunds it.
+            msg.meta = Charge::default();
+            return Err((kind, msg));
+        }
         let peer = idx(self.side.peer());
         if !reply {
             s.wake_all(peer);
@@ -244,16 +237,13 @@ impl Port {
         copy(&m.bytes)?;
         let was_full = !s.core.writable(side.peer());
         let msg = s.core.recv(side).map_err(Error::from)?;
-        let charge = s.charges[idx(side)].pop_front();
         if was_full {
             // The peer can write again: wake its waiters (only then: a peer waiting for an
             // answer must not be woken by the receipt of its own request).
             s.wake_all(idx(side.peer()));
         }
         drop(s);
-        if let Some(c) = charge {
-            c.refund();
-        }
+        // Dropping the message refunds its charge.
         drop(msg);
         Ok(Taken::Bytes(len))
     }
@@ -279,19 +269,17 @@ impl Port {
 
     /// Takes the oldest message without blocking.
     pub fn try_recv(&self) -> Result<Msg, RecvError> {
-        let (msg, charge) = {
+        let mut msg = {
             let mut s = self.chan.lock();
             let was_full = !s.core.writable(self.side.peer());
             let m = s.core.recv(self.side)?;
-            let charge = s.charges[idx(self.side)].pop_front();
             if was_full {
                 s.wake_all(idx(self.side.peer()));
             }
-            (m, charge)
+            m
         };
-        if let Some(c) = charge {
-            c.refund();
-        }
+        // Received: the sender's ledger gets the bytes back now (dropping the charge).
+        msg.meta = Charge::default();
         Ok(msg)
     }
 
@@ -351,17 +339,16 @@ impl Port {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let (drained, woken, charges) = {
+        let (drained, woken) = {
             let mut s = self.0.chan.lock();
             let drained = s.core.close(self.0.side);
-            let charges = core::mem::take(&mut s.charges[idx(self.0.side)]);
             let mut woken = core::mem::take(&mut s.waiters[0]);
             woken.append(&mut s.waiters[1]);
-            (drained, woken, charges)
+            (drained, woken)
         };
-        // Dropping the drained messages closes the endpoints they carried.
+        // Dropping the drained messages closes the endpoints they carried and refunds their
+        // charges.
         drop(drained);
-        charges.into_iter().for_each(Charge::refund);
         woken.into_iter().for_each(sched::wake);
     }
 }

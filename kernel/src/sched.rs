@@ -15,7 +15,7 @@ use crate::arch::percpu::cpu_id;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use schedpolicy::{Policy, Priority, RunQueue, Wake};
 use spin::Mutex;
 
@@ -151,16 +151,27 @@ pub fn reset_stats() {
     with(|s| s.stats = FRESH_STATS);
 }
 
-/// Per-CPU "look at the scheduler before returning to ring 3" flags, so the common system-call
-/// return takes no lock: set when the running thread must yield (a tighter deadline woke) or
-/// was killed from another core; cleared by the switch.
-static ATTENTION: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
-    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+/// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte so that the
+/// common system-call return is a single load and takes no lock.
+static RETURN_FLAGS: [AtomicU8; crate::arch::acpi::MAX_CPUS] =
+    [const { AtomicU8::new(0) }; crate::arch::acpi::MAX_CPUS];
 
-/// Per-CPU: some thread of this core was killed from another core and has not ended yet
-/// (checked, without the lock when clear, before every return to ring 3).
-static DOOM_PENDING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
-    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+/// The running thread must yield (a tighter deadline woke); cleared by the switch.
+const ATTENTION: u8 = 1 << 0;
+/// Some thread of this core was killed from another core and has not ended yet.
+const DOOM_PENDING: u8 = 1 << 1;
+
+fn raise(cpu: usize, flag: u8) {
+    RETURN_FLAGS[cpu].fetch_or(flag, Ordering::AcqRel);
+}
+
+fn lower(cpu: usize, flag: u8) {
+    RETURN_FLAGS[cpu].fetch_and(!flag, Ordering::AcqRel);
+}
+
+fn raised(cpu: usize, flag: u8) -> bool {
+    RETURN_FLAGS[cpu].load(Ordering::Acquire) & flag != 0
+}
 
 /// Per-CPU: the core has dead threads whose records wait to be freed (so that the check after
 /// every switch takes no lock when there are none).
@@ -366,7 +377,7 @@ impl Scheduler {
             // or system call that made this thread runnable (`timer_interrupt`,
             // `preempt_if_needed`), or by the IPI below on another core.
             core.need_resched = true;
-            ATTENTION[c].store(true, Ordering::Release);
+            raise(c, ATTENTION);
         }
         if c == cpu_id() {
             program_timer(core);
@@ -473,22 +484,26 @@ pub fn timer_interrupt() {
 }
 
 /// Called before a system call returns to ring 3: ends the thread if it was killed from another
-/// core, yields the CPU if a thread with a tighter deadline became runnable. Two relaxed loads
-/// when there is nothing to do.
+/// core, yields the CPU if a thread with a tighter deadline became runnable. One load when
+/// there is nothing to do.
 #[inline]
 pub fn on_return_to_user() {
     let cpu = cpu_id();
-    if DOOM_PENDING[cpu].load(Ordering::Acquire) && current_doomed() {
+    let flags = RETURN_FLAGS[cpu].load(Ordering::Acquire);
+    if flags == 0 {
+        return;
+    }
+    if flags & DOOM_PENDING != 0 && current_doomed() {
         exit_current();
     }
-    if ATTENTION[cpu].load(Ordering::Acquire) {
+    if flags & ATTENTION != 0 {
         preempt_if_needed();
     }
 }
 
 /// Yields the CPU if a thread with a tighter deadline became runnable meanwhile.
 pub fn preempt_if_needed() {
-    if !ATTENTION[cpu_id()].load(Ordering::Acquire) {
+    if !raised(cpu_id(), ATTENTION) {
         return;
     }
     // The flag is set only with `need_resched` and another runnable thread; should they have
@@ -506,7 +521,7 @@ pub fn reschedule_ipi() {
 /// True when the running thread was killed from another core (it must end now).
 pub fn current_doomed() -> bool {
     let cpu = cpu_id();
-    if !DOOM_PENDING[cpu].load(Ordering::Acquire) {
+    if !raised(cpu, DOOM_PENDING) {
         return false;
     }
     with(|s| {
@@ -534,7 +549,7 @@ pub fn kill(tid: Tid) {
                 return false;
             }
             t.doomed = true;
-            DOOM_PENDING[c].store(true, Ordering::Release);
+            raise(c, DOOM_PENDING);
             apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
             return true;
         }
@@ -594,7 +609,7 @@ fn schedule(now_state: State) {
             };
         }
         core.need_resched = false;
-        ATTENTION[cpu].store(false, Ordering::Release);
+        lower(cpu, ATTENTION);
         let decision = core.rq.pick(now);
         let next = decision.as_ref().map_or(core.idle, |d| d.id);
         core.quantum_end = decision.and_then(|d| d.timer);
@@ -623,7 +638,7 @@ fn schedule(now_state: State) {
                         .is_some_and(|t| t.core == cpu && t.doomed && t.state != State::Dead)
             })
         {
-            DOOM_PENDING[cpu].store(false, Ordering::Release);
+            lower(cpu, DOOM_PENDING);
         }
         (s.switch(cpu, next, now, now_state, preempting), freed)
     };
@@ -642,7 +657,7 @@ fn schedule(now_state: State) {
 /// `to` and blocks the ordinary way. True once the caller has been woken and runs again.
 pub fn hand_off(to: Tid) -> bool {
     let cpu = cpu_id();
-    if DOOM_PENDING[cpu].load(Ordering::Acquire) {
+    if raised(cpu, DOOM_PENDING) {
         return false;
     }
     let pair = {
@@ -669,7 +684,7 @@ pub fn hand_off(to: Tid) -> bool {
             core.sleepers.retain(|&(_, x)| x != to);
         }
         core.need_resched = false;
-        ATTENTION[cpu].store(false, Ordering::Release);
+        lower(cpu, ATTENTION);
         // Alone before and after: no quantum timer, only the sleepers'.
         core.quantum_end = None;
         program_timer(core);

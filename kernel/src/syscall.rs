@@ -6,7 +6,7 @@
 //! move handles are all-or-nothing: on any failure every handle is back where it was.
 use crate::arch::idt::TrapFrame;
 use crate::arch::usermem::UserSlice;
-use crate::ipc::{Endpoint, Msg, Object, Port, Taken};
+use crate::ipc::{Charge, Endpoint, Msg, Object, Port, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
 use abi::syscall::{
@@ -16,35 +16,42 @@ use abi::syscall::{
 use abi::{Error, Handle, Rights};
 use alloc::vec;
 use alloc::vec::Vec;
+use channel::{INLINE_BYTES, Payload};
 
 /// Entry from `arch::syscall`. The calls' bodies stay out of line (`inline(never)`), so the
 /// dispatcher itself saves few registers and the short calls stay short.
 #[inline]
 pub fn dispatch(frame: &mut TrapFrame) {
-    let a = [
-        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-    ];
+    let f = &*frame;
+    let a = |i: usize| match i {
+        0 => f.rdi,
+        1 => f.rsi,
+        2 => f.rdx,
+        3 => f.r10,
+        4 => f.r8,
+        _ => f.r9,
+    };
     let result = match Sys::from_number(frame.rax) {
         Some(Sys::Null) => Ok(0),
-        Some(Sys::Log) => log(a[0], a[1]),
-        Some(Sys::Exit) => end(Death::Exit(a[0] as i64)),
+        Some(Sys::Log) => log(a(0), a(1)),
+        Some(Sys::Exit) => end(Death::Exit(a(0) as i64)),
         Some(Sys::Yield) => {
             sched::yield_now();
             Ok(0)
         }
         Some(Sys::ChannelCreate) => channel_create(),
-        Some(Sys::Close) => close(a[0]),
-        Some(Sys::Send) => send(a[0], a[1], a[2], a[3], a[4]),
-        Some(Sys::Recv) => recv(a[0], a[1], a[2], a[3], a[4], a[5]),
-        Some(Sys::SendRecv) => send_recv(a[0], a[1], a[2], a[3], a[4], a[5]),
-        Some(Sys::Wait) => wait(a[0], a[1], a[2]),
-        Some(Sys::Spawn) => spawn(a[0]),
-        Some(Sys::Kill) => kill(a[0]),
-        Some(Sys::Panic) => panic(a[0], a[1]),
+        Some(Sys::Close) => close(a(0)),
+        Some(Sys::Send) => send(a(0), a(1), a(2), a(3), a(4)),
+        Some(Sys::Recv) => recv(a(0), a(1), a(2), a(3), a(4), a(5)),
+        Some(Sys::SendRecv) => send_recv(a(0), a(1), a(2), a(3), a(4), a(5)),
+        Some(Sys::Wait) => wait(a(0), a(1), a(2)),
+        Some(Sys::Spawn) => spawn(a(0)),
+        Some(Sys::Kill) => kill(a(0)),
+        Some(Sys::Panic) => panic(a(0), a(1)),
         Some(Sys::Now) => Ok(crate::arch::apic::now_ns()),
         Some(Sys::Sleep) => {
-            while crate::arch::apic::now_ns() < a[0] {
-                sched::block_until(a[0]);
+            while crate::arch::apic::now_ns() < a(0) {
+                sched::block_until(a(0));
             }
             Ok(0)
         }
@@ -137,6 +144,29 @@ fn close(h: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
+/// Reads a message payload from user memory; a small one straight into the message's inline
+/// room (no allocation).
+fn read_payload(ptr: u64, len: usize) -> Result<Payload, Error> {
+    let src = UserSlice::new(ptr, len)?;
+    if len <= INLINE_BYTES {
+        let mut buf = [0u8; INLINE_BYTES];
+        src.read_into(&mut buf[..len])?;
+        Ok(Payload::from_slice(&buf[..len]))
+    } else {
+        let mut v = vec![0u8; len];
+        src.read_into(&mut v)?;
+        Ok(Payload::from_vec(v))
+    }
+}
+
+fn message(bytes: Payload, handles: Vec<Object>) -> Msg {
+    Msg {
+        bytes,
+        handles,
+        meta: Charge::default(),
+    }
+}
+
 fn read_handles(ptr: u64, count: u64) -> Result<Vec<Handle>, Error> {
     if count == 0 {
         return Ok(Vec::new());
@@ -159,8 +189,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         return Err(Error::TooBig);
     }
     let moving = read_handles(hptr, hcount)?;
-    let mut data = vec![0u8; len as usize];
-    UserSlice::new(bytes, len as usize)?.read_into(&mut data)?;
+    let data = read_payload(bytes, len as usize)?;
     // One look-up: the endpoint and the ledger the bytes are charged to.
     let (target, ledger) = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
         Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
@@ -170,7 +199,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
     // The parent channel of a process whose parent died is inert: sends succeed into a void.
     let inert = h == Handle::PARENT;
     if moving.is_empty() {
-        return match target.send_from(Msg::new(data, Vec::new()), &ledger) {
+        return match target.send_from(message(data, Vec::new()), &ledger) {
             Ok(()) => Ok(0),
             Err((Error::Closed, _)) if inert => Ok(0),
             Err((e, _)) => Err(e),
@@ -192,7 +221,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         t.remove_many(&moving, Rights::TRANSFER)
     })??;
     let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
-    let msg = Msg::new(data, objects.into_iter().map(|(o, _)| o).collect());
+    let msg = message(data, objects.into_iter().map(|(o, _)| o).collect());
     match target.send_from(msg, &ledger) {
         Ok(()) => Ok(0),
         // Into the void: the message and the handles it carried are dropped (closed).
@@ -221,8 +250,7 @@ fn send_recv(
     if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
         return Err(Error::TooBig);
     }
-    let mut data = vec![0u8; len as usize];
-    UserSlice::new(bytes, len as usize)?.read_into(&mut data)?;
+    let data = read_payload(bytes, len as usize)?;
     let (target, ledger) =
         process::with_current(
             |t, ledger| match t.check(h, Rights::SEND.union(Rights::RECV))? {
@@ -232,7 +260,7 @@ fn send_recv(
         )
         .ok_or(Error::Failed)??;
     let reply = deadline != DEADLINE_NOW;
-    match target.send_then_watch(Msg::new(data, Vec::new()), &ledger, reply) {
+    match target.send_then_watch(message(data, Vec::new()), &ledger, reply) {
         Ok(Some(peer)) => {
             if !sched::hand_off(peer) {
                 sched::wake(peer);

@@ -3,8 +3,11 @@
 //! blocks).
 //!
 //! The kernel owns one [`Channel`] per `channel_create` and drives it from the system calls; the
-//! logic lives here so the host can test it. It is generic over the handle payload `H`: the
-//! kernel moves kernel-object references in messages, tests use integers.
+//! logic lives here so the host can test it. It is generic over the handle payload `H` (the
+//! kernel moves kernel-object references in messages, tests use integers) and over `M`, what
+//! else travels with each message without the channel looking at it (the kernel keeps the
+//! sender's ledger charge there). Payloads of up to [`INLINE_BYTES`] live inside the message
+//! itself, so small messages cost no allocation.
 //!
 //! Guarantees of [`Channel`]:
 //! - **Never blocks, never panics.** Every operation returns at once with a result; no input
@@ -32,6 +35,13 @@ use abi::limits::{
 };
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use smallvec::SmallVec;
+
+/// Payloads up to this size are stored inline in the [`Message`].
+pub const INLINE_BYTES: usize = 64;
+
+/// A message payload: inline up to [`INLINE_BYTES`], on the heap beyond.
+pub type Payload = SmallVec<[u8; INLINE_BYTES]>;
 
 /// One of a channel's two endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,19 +97,36 @@ impl Default for Limits {
     }
 }
 
-/// A message: payload bytes and the handle payloads it moves.
+/// A message: payload bytes, the handle payloads it moves, and what travels with it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Message<H> {
+pub struct Message<H, M = ()> {
     /// The payload; at most [`abi::limits::MAX_MESSAGE_BYTES`] to be sent.
-    pub bytes: Vec<u8>,
+    pub bytes: Payload,
     /// The moved objects; at most [`abi::limits::MAX_MESSAGE_HANDLES`] to be sent.
     pub handles: Vec<H>,
+    /// Carried along untouched (the kernel: who pays for the queued bytes).
+    pub meta: M,
 }
 
-impl<H> Message<H> {
-    /// A message from its parts.
-    pub const fn new(bytes: Vec<u8>, handles: Vec<H>) -> Message<H> {
-        Message { bytes, handles }
+impl<H, M: Default> Message<H, M> {
+    /// A message from its parts (a payload that fits inline moves there).
+    pub fn new(bytes: Vec<u8>, handles: Vec<H>) -> Message<H, M> {
+        Message {
+            bytes: Payload::from_vec(bytes),
+            handles,
+            meta: M::default(),
+        }
+    }
+}
+
+impl<H, M> Message<H, M> {
+    /// A message whose payload is copied from `bytes` (inline when it fits).
+    pub fn from_slice(bytes: &[u8], handles: Vec<H>, meta: M) -> Message<H, M> {
+        Message {
+            bytes: Payload::from_slice(bytes),
+            handles,
+            meta,
+        }
     }
 }
 
@@ -132,21 +159,21 @@ impl From<SendErrorKind> for Error {
 /// nor duplicated. (There is deliberately no `From<SendError<H>> for abi::Error`: converting
 /// would drop the handles; use [`SendError::error`] and take the message back.)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendError<H> {
+pub struct SendError<H, M = ()> {
     /// Why the send failed.
     pub kind: SendErrorKind,
     /// The message that was not sent.
-    pub message: Message<H>,
+    pub message: Message<H, M>,
 }
 
-impl<H> SendError<H> {
+impl<H, M> SendError<H, M> {
     /// The system-call error for this failure.
     pub fn error(&self) -> Error {
         self.kind.into()
     }
 
     /// The message that was not sent.
-    pub fn into_message(self) -> Message<H> {
+    pub fn into_message(self) -> Message<H, M> {
         self.message
     }
 }
@@ -205,15 +232,15 @@ pub struct Room {
 
 /// One endpoint: its state and the queue of messages sent to it.
 #[derive(Debug)]
-struct Endpoint<H> {
+struct Endpoint<H, M> {
     state: EndpointState,
-    queue: VecDeque<Message<H>>,
+    queue: VecDeque<Message<H, M>>,
     /// Sum of the payload lengths in `queue`.
     bytes: usize,
 }
 
-impl<H> Endpoint<H> {
-    const fn new() -> Endpoint<H> {
+impl<H, M> Endpoint<H, M> {
+    const fn new() -> Endpoint<H, M> {
         Endpoint {
             state: EndpointState::Open,
             queue: VecDeque::new(),
@@ -225,21 +252,21 @@ impl<H> Endpoint<H> {
 /// A channel: two endpoints, each with a bounded receive queue. See the crate docs for what it
 /// guarantees.
 #[derive(Debug)]
-pub struct Channel<H> {
-    ends: [Endpoint<H>; 2],
+pub struct Channel<H, M = ()> {
+    ends: [Endpoint<H, M>; 2],
     limits: Limits,
 }
 
-impl<H> Default for Channel<H> {
-    fn default() -> Channel<H> {
+impl<H, M> Default for Channel<H, M> {
+    fn default() -> Channel<H, M> {
         Channel::new(Limits::DEFAULT)
     }
 }
 
-impl<H> Channel<H> {
+impl<H, M> Channel<H, M> {
     /// A channel with both endpoints open and empty, each queue bounded by `limits`. Allocates
     /// nothing (queues grow on demand).
-    pub const fn new(limits: Limits) -> Channel<H> {
+    pub const fn new(limits: Limits) -> Channel<H, M> {
         Channel {
             ends: [Endpoint::new(), Endpoint::new()],
             limits,
@@ -251,11 +278,11 @@ impl<H> Channel<H> {
         self.limits
     }
 
-    const fn end(&self, side: Side) -> &Endpoint<H> {
+    const fn end(&self, side: Side) -> &Endpoint<H, M> {
         &self.ends[side.index()]
     }
 
-    const fn end_mut(&mut self, side: Side) -> &mut Endpoint<H> {
+    const fn end_mut(&mut self, side: Side) -> &mut Endpoint<H, M> {
         &mut self.ends[side.index()]
     }
 
@@ -295,7 +322,7 @@ impl<H> Channel<H> {
     /// [`check_send`](Self::check_send) says, or with [`SendErrorKind::NoMemory`]; on failure
     /// the message is handed back inside the error and the channel is unchanged. A suspended
     /// peer accepts the message.
-    pub fn send(&mut self, from: Side, msg: Message<H>) -> Result<(), SendError<H>> {
+    pub fn send(&mut self, from: Side, msg: Message<H, M>) -> Result<(), SendError<H, M>> {
         if let Err(kind) = self.check_send(from, msg.bytes.len(), msg.handles.len()) {
             return Err(SendError { kind, message: msg });
         }
@@ -314,14 +341,14 @@ impl<H> Channel<H> {
 
     /// The oldest message queued for `side`, if any, without taking it: the kernel sizes its
     /// copy-out and reserves handle-table slots before it receives.
-    pub fn peek(&self, side: Side) -> Option<&Message<H>> {
+    pub fn peek(&self, side: Side) -> Option<&Message<H, M>> {
         self.end(side).queue.front()
     }
 
     /// Takes the oldest message queued for `side`. With nothing queued:
     /// [`RecvError::Closed`] when the peer (or `side` itself) is closed,
     /// [`RecvError::PeerSuspended`] when the peer is suspended, [`RecvError::Empty`] otherwise.
-    pub fn recv(&mut self, side: Side) -> Result<Message<H>, RecvError> {
+    pub fn recv(&mut self, side: Side) -> Result<Message<H, M>, RecvError> {
         let end = self.end_mut(side);
         if let Some(msg) = end.queue.pop_front() {
             end.bytes = end.bytes.saturating_sub(msg.bytes.len());
@@ -341,7 +368,7 @@ impl<H> Channel<H> {
     /// (the kernel closes the handles inside them). Messages `side` sent that its peer has not
     /// received stay queued for the peer. Closing a closed endpoint returns nothing. Once both
     /// endpoints are closed the channel is [dead](Self::is_dead) and holds no messages.
-    pub fn close(&mut self, side: Side) -> Vec<Message<H>> {
+    pub fn close(&mut self, side: Side) -> Vec<Message<H, M>> {
         let end = self.end_mut(side);
         end.state = EndpointState::Closed;
         end.bytes = 0;

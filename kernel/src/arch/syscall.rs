@@ -1,7 +1,7 @@
 //! The `syscall`/`sysret` entry path.
 //!
-//! `syscall` arrives with interrupts masked (SFMASK clears IF), user RIP in `rcx` and RFLAGS in
-//! `r11`. The entry swaps GS, saves the user stack pointer, moves to the current thread's kernel
+//! `syscall` arrives with interrupts masked and the direction flag clear (SFMASK clears IF
+//! and DF, as Rust code expects), user RIP in `rcx` and RFLAGS in `r11`. The entry swaps GS, saves the user stack pointer, moves to the current thread's kernel
 //! stack, builds a [`TrapFrame`] identical in layout to an interrupt's (vector
 //! [`SYSCALL_VECTOR`]) and calls [`crate::syscall::dispatch`]. The return path reloads the
 //! frame (the dispatcher may have changed it: results in rax/rdx, or a new thread's state) and
@@ -35,7 +35,6 @@ moxie_syscall_entry:
     super::idt::save_gprs!(),
     r#"
     mov rdi, rsp
-    cld
     call {dispatch}
     "#,
     super::idt::restore_gprs!(),

@@ -34,7 +34,7 @@ pub fn exchange_both_ways_then_exit_report() -> Result<(), String> {
             .map_err(|e| format!("send: {:?}", e.error()))?;
         let back = recv(&end)?;
         ensure!(
-            back.bytes == format!("echo:{text}").into_bytes(),
+            back.bytes[..] == format!("echo:{text}").into_bytes()[..],
             "message {i} came back as {:?}",
             core::str::from_utf8(&back.bytes)
         );
@@ -148,7 +148,7 @@ pub fn parent_dies_first_child_channel_is_inert() -> Result<(), String> {
     );
     let m = recv(&mine)?;
     ensure!(
-        m.bytes == b"orphan ok",
+        m.bytes[..] == b"orphan ok"[..],
         "the orphan says {:?}",
         core::str::from_utf8(&m.bytes)
     );

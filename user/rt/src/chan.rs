@@ -3,6 +3,7 @@ use crate::Handle;
 use abi::Error;
 use abi::syscall::{SpawnRequest, Sys, WaitItem};
 
+#[inline]
 fn call(n: Sys, a: [u64; 6]) -> Result<u64, Error> {
     crate::syscall6(n as u64, a)
 }
@@ -19,6 +20,7 @@ pub fn close(h: Handle) -> Result<(), Error> {
 }
 
 /// Sends `bytes` and moves `handles` to the peer; never blocks (`Full` when there is no room).
+#[inline]
 pub fn send(h: Handle, bytes: &[u8], handles: &[Handle]) -> Result<(), Error> {
     call(
         Sys::Send,
@@ -41,6 +43,7 @@ pub fn send_raw(h: u64, ptr: u64, len: u64, hptr: u64, hcount: u64) -> Result<()
 
 /// Receives the oldest message into `buf` and `handles`; returns (bytes, handle count).
 /// `deadline` is `DEADLINE_NOW` (do not block) or `DEADLINE_NEVER`.
+#[inline]
 pub fn recv(
     h: Handle,
     buf: &mut [u8],
@@ -66,6 +69,7 @@ pub fn recv(
 /// peer is waiting on the same core, the core passes straight to it. A send error returns at
 /// once (nothing is received); a message carrying handles stays queued (`TooBig`: use
 /// [`recv`]).
+#[inline]
 pub fn send_recv(h: Handle, bytes: &[u8], buf: &mut [u8], deadline: u64) -> Result<usize, Error> {
     call(
         Sys::SendRecv,

@@ -36,6 +36,7 @@ unsafe extern "C" {
     fn main(arg: u64) -> i32;
 }
 
+#[inline]
 fn result(r: Ret) -> Result<u64, Error> {
     match r.status {
         0 => Ok(r.value),
@@ -44,6 +45,7 @@ fn result(r: Ret) -> Result<u64, Error> {
 }
 
 /// The null system call (for measuring the kernel entry and exit).
+#[inline]
 pub fn null() -> Result<u64, Error> {
     // SAFETY: the stub takes no arguments and touches no user memory.
     result(unsafe { moxie_sys_null() })
@@ -68,6 +70,7 @@ pub fn yield_now() -> Result<(), Error> {
 }
 
 /// A raw system call with six arguments (for tests of unknown numbers and bad arguments).
+#[inline]
 pub fn syscall6(n: u64, args: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: the kernel validates every argument of every call.
     result(unsafe { moxie_syscall6(n, args[0], args[1], args[2], args[3], args[4], args[5]) })
