@@ -46,6 +46,28 @@ pub enum Sys {
     Sleep = 13,
     /// `thread_stats() -> cpu_ns`: CPU time the calling thread has used, in nanoseconds.
     CpuTime = 14,
+    // 15–31: reserved for threads and portals. 32–47: devices (see `crate::device`).
+    /// `device_info(dev, out, len) -> bytes`: writes the device's [`crate::device::DeviceInfo`]
+    /// (config right).
+    DeviceInfo = 32,
+    /// `config_read(dev, offset) -> value`: a 32-bit register of the device's own PCI
+    /// configuration space (config right).
+    ConfigRead = 33,
+    /// `config_write(dev, offset, value)`: writes the command/status register; every other
+    /// register stays with the kernel (config right).
+    ConfigWrite = 34,
+    /// `map_bar(dev, index) -> va`: maps a memory BAR into the caller, uncached and never
+    /// executable, in the device window; the same BAR again gives the same address (MMIO right).
+    MapBar = 35,
+    /// `dma_alloc(dev, pages, out)`: physically contiguous zeroed memory in the DMA window,
+    /// charged to the caller's ledger; writes a [`crate::device::DmaRegion`] (DMA right).
+    DmaAlloc = 36,
+    /// `dma_free(dev, va)`: gives back a region `dma_alloc` returned (DMA right).
+    DmaFree = 37,
+    /// `irq_bind(dev, endpoint)`: the kernel takes the endpoint and sends an
+    /// [`crate::device::IrqMessage`] on it for each interrupt of the device (IRQ right; the
+    /// endpoint needs send and transfer).
+    IrqBind = 38,
 }
 
 impl Sys {
@@ -67,6 +89,13 @@ impl Sys {
             12 => Sys::Now,
             13 => Sys::Sleep,
             14 => Sys::CpuTime,
+            32 => Sys::DeviceInfo,
+            33 => Sys::ConfigRead,
+            34 => Sys::ConfigWrite,
+            35 => Sys::MapBar,
+            36 => Sys::DmaAlloc,
+            37 => Sys::DmaFree,
+            38 => Sys::IrqBind,
             _ => return None,
         })
     }
@@ -250,7 +279,7 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for n in 0..32 {
+        for n in 0..64 {
             if let Some(s) = Sys::from_number(n) {
                 assert_eq!(s as u64, n);
             }
@@ -258,6 +287,8 @@ mod tests {
         assert_eq!(Sys::from_number(11), Some(Sys::Panic));
         assert_eq!(Sys::from_number(14), Some(Sys::CpuTime));
         assert_eq!(Sys::from_number(15), None);
+        assert_eq!(Sys::from_number(38), Some(Sys::IrqBind));
+        assert_eq!(Sys::from_number(39), None);
     }
 
     #[test]

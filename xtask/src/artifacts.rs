@@ -182,6 +182,20 @@ fn bundle_archive(programs: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Writes a fresh scratch disk (`target/moxie/scratch.img`, `abi::qemu::SCRATCH_DISK_BYTES`,
+/// every byte from `abi::qemu::scratch_disk_byte`) for the in-QEMU block-driver cases, which
+/// read its known contents and write over parts of it.
+pub fn scratch_disk() -> Result<PathBuf> {
+    let path = out_dir()?.join("scratch.img");
+    let sectors = abi::qemu::SCRATCH_DISK_BYTES / 512;
+    let mut bytes = Vec::with_capacity(abi::qemu::SCRATCH_DISK_BYTES as usize);
+    for s in 0..sectors {
+        bytes.extend((0..512).map(|i| abi::qemu::scratch_disk_byte(s, i)));
+    }
+    fs::write(&path, bytes)?;
+    Ok(path)
+}
+
 /// Builds the GRUB ISO that boots `moxie.elf` through multiboot2 with `cmdline`.
 pub fn iso(a: &Artifacts, cmdline: &str) -> Result<PathBuf> {
     let out = out_dir()?;

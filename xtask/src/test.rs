@@ -203,6 +203,8 @@ fn ktest_suite(
             None,
             &format!("log=warn test={filter} test-skip={processed} host-cpus={host_cpus}"),
         ));
+        // A fresh scratch disk for every boot: the block-driver cases write to it.
+        args.extend(qemu::disk_args(&artifacts::scratch_disk()?));
         let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;
         let mut done = false;

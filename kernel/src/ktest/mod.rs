@@ -16,6 +16,7 @@ use alloc::string::String;
 
 mod cases;
 mod channel_cases;
+mod device_cases;
 mod process_cases;
 mod sched_cases;
 mod smp_cases;

@@ -40,7 +40,12 @@ mod behaviour {
     pub const PONG_ON: u64 = 29;
     pub const WORK: u64 = 30;
     pub const YIELDER: u64 = 31;
+    pub const DEVICE_HOSTILE: u64 = 32;
+    pub const DEVICE_CLOSE_UNMAPS: u64 = 33;
+    pub const DEVICE_HOLD: u64 = 34;
 }
+
+mod device;
 
 /// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
 /// by each of the two threads on the core).
@@ -640,6 +645,9 @@ pub extern "C" fn main(arg: u64) -> i32 {
         PONG_ON => pong_on((arg >> 8) as u32),
         WORK => work(arg >> 8),
         YIELDER => yielder((arg >> 9) & 0xffff_ffff, arg & (1 << 8) != 0),
+        DEVICE_HOSTILE => device::hostile(),
+        DEVICE_CLOSE_UNMAPS => device::close_unmaps(),
+        DEVICE_HOLD => device::hold(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
