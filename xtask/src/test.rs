@@ -156,7 +156,7 @@ fn lints(t: &mut Tally) -> Result<()> {
         "--target",
         "x86_64-unknown-none",
     ]);
-    for p in ["moxie-kernel", "moxie-stub", "moxie-rt"]
+    for p in ["moxie-kernel", "moxie-stub", "moxie-rt", "moxie-virtio"]
         .iter()
         .chain(artifacts::USER_PROGRAMS)
     {

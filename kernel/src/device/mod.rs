@@ -357,3 +357,40 @@ impl Drop for Device {
 
 /// The virtio-blk function on the modern PCI transport (vendor 0x1af4, device 0x1042).
 pub const VIRTIO_BLK: (u16, u16) = (0x1af4, 0x1042);
+/// A running block driver as the core started it.
+pub struct BlockDriver {
+    /// Its process.
+    pub pid: Pid,
+    /// The parent's end of its parent channel (its death report arrives here).
+    pub parent: Endpoint,
+    /// The client's end of its service channel (the block protocol).
+    pub client: Endpoint,
+}
+
+/// Starts `bin/blk` for the first virtio-blk function: claims the device and gives the driver
+/// the device handle (handle 1, every device right) and the server end of a new service channel
+/// (handle 2). `watched`: the kernel will `process::wait` for it.
+pub fn start_block(watched: bool) -> Result<BlockDriver, alloc::string::String> {
+    use crate::ipc::Object;
+    use crate::process::{self, SpawnOptions};
+    use abi::Rights;
+    let f = find(VIRTIO_BLK.0, VIRTIO_BLK.1).ok_or("no virtio-blk device")?;
+    let dev = claim(f).map_err(|e| alloc::format!("cannot claim {f}: {e:?}"))?;
+    let (server, client) = Endpoint::pair();
+    let gifts = alloc::vec![
+        (Object::Device(dev), Rights::DEVICE_ALL),
+        (Object::Endpoint(server), Rights::CHANNEL_ALL),
+    ];
+    let spawn = if watched {
+        process::spawn_watched
+    } else {
+        process::spawn_with
+    };
+    let (pid, parent) = spawn("bin/blk", 0, SpawnOptions::default(), gifts)
+        .map_err(|(e, _)| alloc::format!("cannot start bin/blk: {e}"))?;
+    Ok(BlockDriver {
+        pid,
+        parent,
+        client,
+    })
+}

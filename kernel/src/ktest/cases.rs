@@ -144,6 +144,16 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "blk_read_write_flush_capacity_errors",
+        run: super::blk_cases::read_write_flush_capacity_and_errors,
+        min_cpus: 1,
+    },
+    Case {
+        name: "blk_killed_driver_closed_and_restart",
+        run: super::blk_cases::killed_driver_client_sees_closed_and_restart_works,
+        min_cpus: 1,
+    },
+    Case {
         name: "sched_alone_no_timer_interrupts",
         run: super::sched_cases::one_busy_thread_takes_no_timer_interrupts,
         min_cpus: 1,

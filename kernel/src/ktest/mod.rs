@@ -14,6 +14,7 @@ use crate::arch::cpu;
 use abi::qemu::ExitCode;
 use alloc::string::String;
 
+mod blk_cases;
 mod cases;
 mod channel_cases;
 mod device_cases;
