@@ -42,6 +42,15 @@ pub const fn scratch_disk_byte(sector: u64, offset: usize) -> u8 {
     }
 }
 
+/// Where the block-driver case writes on the scratch disk (sectors), and how many; the harness
+/// finds [`scratch_written_byte`] there in the image file after the boot.
+pub const SCRATCH_WRITE_AT: (u64, u64) = (2000, 8);
+
+/// Byte `i` of what the block-driver case writes at [`SCRATCH_WRITE_AT`].
+pub const fn scratch_written_byte(i: usize) -> u8 {
+    (i.wrapping_mul(13) + 5) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,11 +182,11 @@ fn bundle_archive(programs: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Writes a fresh scratch disk (`target/moxie/scratch.img`, `abi::qemu::SCRATCH_DISK_BYTES`,
-/// every byte from `abi::qemu::scratch_disk_byte`) for the in-QEMU block-driver cases, which
-/// read its known contents and write over parts of it.
-pub fn scratch_disk() -> Result<PathBuf> {
-    let path = out_dir()?.join("scratch.img");
+/// Writes a fresh scratch disk (`target/moxie/NAME`, `abi::qemu::SCRATCH_DISK_BYTES`, every
+/// byte from `abi::qemu::scratch_disk_byte`) for the in-QEMU block-driver cases, which read its
+/// known contents and write over parts of it.
+pub fn scratch_disk(name: &str) -> Result<PathBuf> {
+    let path = out_dir()?.join(name);
     let sectors = abi::qemu::SCRATCH_DISK_BYTES / 512;
     let mut bytes = Vec::with_capacity(abi::qemu::SCRATCH_DISK_BYTES as usize);
     for s in 0..sectors {

@@ -7,7 +7,7 @@ use crate::device::{self, BlockDriver, irq};
 use crate::ensure;
 use crate::ipc::{Endpoint, Msg};
 use crate::process::{self, Death};
-use abi::qemu::{SCRATCH_DISK_BYTES, scratch_disk_byte};
+use abi::qemu::{SCRATCH_DISK_BYTES, SCRATCH_WRITE_AT, scratch_disk_byte, scratch_written_byte};
 use abi::syscall::{DEATH_KILLED, DeathReport};
 use alloc::format;
 use alloc::string::String;
@@ -154,12 +154,15 @@ pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
     expect_pristine(c, 4, SECTORS - 1, 1)?;
 
     // A write reads back, and its neighbours are untouched.
-    let data: Vec<u8> = (0..8 * SECTOR_SIZE).map(|i| (i * 13 + 5) as u8).collect();
+    let (at, count) = SCRATCH_WRITE_AT;
+    let data: Vec<u8> = (0..count as usize * SECTOR_SIZE)
+        .map(scratch_written_byte)
+        .collect();
     let bytes = call(
         c,
         &Request::Write {
             id: 5,
-            sector: 2000,
+            sector: at,
             data: &data,
         },
     )?;
@@ -173,11 +176,12 @@ pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
         decode(&bytes)
     );
     ensure!(
-        read(c, 6, 2000, 8)? == data,
-        "sectors 2000..2008 do not read back as written"
+        read(c, 6, at, count as u32)? == data,
+        "sectors {at}..{} do not read back as written",
+        at + count
     );
-    expect_pristine(c, 7, 1999, 1)?;
-    expect_pristine(c, 8, 2008, 1)?;
+    expect_pristine(c, 7, at - 1, 1)?;
+    expect_pristine(c, 8, at + count, 1)?;
     let bytes = call(c, &Request::Flush { id: 9 })?;
     ensure!(
         decode(&bytes)?
