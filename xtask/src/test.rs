@@ -211,8 +211,14 @@ fn ktest_suite(
             None,
             &format!("log=warn test={filter} test-skip={processed} host-cpus={host_cpus}"),
         ));
-        // A fresh scratch disk for every boot: the block-driver cases write to it.
-        args.extend(qemu::disk_args(&artifacts::scratch_disk("scratch.img")?));
+        // A fresh scratch disk for every boot that runs the device and driver cases (they
+        // write to it).
+        if ["all", "device_", "blk_"]
+            .iter()
+            .any(|w| filter.contains(w))
+        {
+            args.extend(qemu::disk_args(&artifacts::scratch_disk("scratch.img")?));
+        }
         let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;
         let mut done = false;

@@ -31,6 +31,17 @@ fn warm_up() -> Result<(), String> {
     Ok(())
 }
 
+/// Kills a process the case started when the case returns early; after a normal end it
+/// finds nothing to do.
+struct Stop(process::Pid);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        process::die(self.0, Death::Killed);
+        process::wait(self.0);
+    }
+}
+
 /// Device objects, bound vectors and free frames once the dust of a death has settled.
 fn settled(frames: u64) -> (usize, usize, u64) {
     let f = super::settled_free_frames(frames);
@@ -143,6 +154,8 @@ pub fn killed_driver_gives_everything_back() -> Result<(), String> {
         alloc::vec![(Object::Device(d), Rights::DEVICE_ALL)],
     )
     .map_err(|(e, _)| format!("spawn: {e}"))?;
+    // Should a check below fail, the holder must not keep the device from the next case.
+    let _stop = Stop(pid);
     let m = end
         .recv_blocking(DEADLINE_NEVER)
         .map_err(|e| format!("recv: {e}"))?;
