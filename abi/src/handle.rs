@@ -45,6 +45,18 @@ impl Rights {
     pub const KILL: Rights = Rights(1 << 3);
     /// Suspend the process a process handle names.
     pub const SUSPEND: Rights = Rights(1 << 4);
+    /// Read a device's PCI configuration space (its own function only) and write the registers
+    /// a driver may change; read its description (`device_info`).
+    pub const CONFIG: Rights = Rights(1 << 5);
+    /// Map a device's memory BARs into the holder (`map_bar`).
+    pub const MMIO: Rights = Rights(1 << 6);
+    /// Allocate and free DMA memory for a device (`dma_alloc`, `dma_free`).
+    pub const DMA: Rights = Rights(1 << 7);
+    /// Have the device's interrupt delivered as channel messages (`irq_bind`).
+    pub const IRQ: Rights = Rights(1 << 8);
+    /// Everything a device handle can carry (never transfer: a device stays with its driver).
+    pub const DEVICE_ALL: Rights =
+        Rights(Self::CONFIG.0 | Self::MMIO.0 | Self::DMA.0 | Self::IRQ.0);
     /// Everything a channel endpoint can carry.
     pub const CHANNEL_ALL: Rights = Rights(Self::SEND.0 | Self::RECV.0 | Self::TRANSFER.0);
 

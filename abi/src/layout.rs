@@ -18,6 +18,11 @@ pub const KERNEL_HEAP_BASE: u64 = 0xffff_c000_0000_0000;
 /// Upper bound of the kernel heap range.
 pub const KERNEL_HEAP_END: u64 = KERNEL_HEAP_BASE + (1 << 30);
 
+/// Device registers the core itself uses (MSI-X tables), mapped uncached on demand.
+pub const KERNEL_MMIO_BASE: u64 = 0xffff_c800_0000_0000;
+/// Upper bound of the kernel's device-register range.
+pub const KERNEL_MMIO_END: u64 = KERNEL_MMIO_BASE + (1 << 30);
+
 /// Kernel stacks (boot stack, IST stacks, later per-thread kernel stacks) live here, each with an
 /// unmapped guard page below it.
 pub const KERNEL_STACKS_BASE: u64 = 0xffff_d000_0000_0000;
@@ -55,5 +60,15 @@ pub const STACKS_BASE: u64 = 0x7000_0000_0000;
 pub const STACK_SLOT: u64 = 64 << 20;
 /// Largest stack a thread can ask for (its slot less the guard page).
 pub const STACK_MAX: u64 = STACK_SLOT - PAGE_SIZE;
+/// Device registers (BARs) a driver maps with `map_bar`: uncached, never executable, placed by
+/// the kernel at the lowest free page-aligned address of this window.
+pub const DEVICE_MMIO_BASE: u64 = 0x6000_0000_0000;
+/// Size of the device-register window.
+pub const DEVICE_MMIO_SIZE: u64 = 64 << 30;
+/// DMA memory a driver allocates with `dma_alloc`: physically contiguous, zeroed, never
+/// executable, placed by the kernel at the lowest free address of this window.
+pub const DMA_BASE: u64 = 0x6100_0000_0000;
+/// Size of the DMA window.
+pub const DMA_SIZE: u64 = 64 << 30;
 /// The end of the user half (exclusive).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;

@@ -5,6 +5,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod device;
 pub mod error;
 pub mod handle;
 pub mod layout;

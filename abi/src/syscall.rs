@@ -53,6 +53,28 @@ pub enum Sys {
     /// and the server's reply-and-wait of request/response protocols: one system call instead
     /// of two, and the core passes straight to a peer that is waiting on the same core.
     SendRecv = 15,
+    // 16–31: reserved for threads and portals. 32–47: devices (see `crate::device`).
+    /// `device_info(dev, out, len) -> bytes`: writes the device's [`crate::device::DeviceInfo`]
+    /// (config right).
+    DeviceInfo = 32,
+    /// `config_read(dev, offset) -> value`: a 32-bit register of the device's own PCI
+    /// configuration space (config right).
+    ConfigRead = 33,
+    /// `config_write(dev, offset, value)`: writes the command/status register; every other
+    /// register stays with the kernel (config right).
+    ConfigWrite = 34,
+    /// `map_bar(dev, index) -> va`: maps a memory BAR into the caller, uncached and never
+    /// executable, in the device window; the same BAR again gives the same address (MMIO right).
+    MapBar = 35,
+    /// `dma_alloc(dev, pages, out)`: physically contiguous zeroed memory in the DMA window,
+    /// charged to the caller's ledger; writes a [`crate::device::DmaRegion`] (DMA right).
+    DmaAlloc = 36,
+    /// `dma_free(dev, va)`: gives back a region `dma_alloc` returned (DMA right).
+    DmaFree = 37,
+    /// `irq_bind(dev, endpoint)`: the kernel takes the endpoint and sends an
+    /// [`crate::device::IrqMessage`] on it for each interrupt of the device (IRQ right; the
+    /// endpoint needs send and transfer).
+    IrqBind = 38,
 }
 
 impl Sys {
@@ -75,6 +97,13 @@ impl Sys {
             13 => Sys::Sleep,
             14 => Sys::CpuTime,
             15 => Sys::SendRecv,
+            32 => Sys::DeviceInfo,
+            33 => Sys::ConfigRead,
+            34 => Sys::ConfigWrite,
+            35 => Sys::MapBar,
+            36 => Sys::DmaAlloc,
+            37 => Sys::DmaFree,
+            38 => Sys::IrqBind,
             _ => return None,
         })
     }
@@ -258,7 +287,7 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for n in 0..32 {
+        for n in 0..64 {
             if let Some(s) = Sys::from_number(n) {
                 assert_eq!(s as u64, n);
             }
@@ -266,6 +295,7 @@ mod tests {
         assert_eq!(Sys::from_number(11), Some(Sys::Panic));
         assert_eq!(Sys::from_number(14), Some(Sys::CpuTime));
         assert_eq!(Sys::from_number(15), Some(Sys::SendRecv));
+        assert_eq!(Sys::from_number(38), Some(Sys::IrqBind));
         assert_eq!(Sys::from_number(1000), None);
     }
 

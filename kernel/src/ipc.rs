@@ -21,6 +21,8 @@ pub enum Object {
     Endpoint(Endpoint),
     /// A process (kill right, later suspend right).
     Process(crate::process::Pid),
+    /// A PCI function a driver holds (see `crate::device`).
+    Device(Arc<crate::device::Device>),
 }
 
 /// A message as the kernel moves it: bytes, objects, and the ledger charge for its bytes.

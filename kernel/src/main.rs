@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod arch;
 mod bench;
 mod bundle;
+mod device;
 mod ipc;
 mod ktest;
 mod loader;
@@ -106,6 +107,7 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         Some(bytes) => bundle::init(bytes),
         None => ::log::error!("no boot bundle module: nothing can be spawned"),
     }
+    device::init();
     let timer = arch::apic::init();
     ::log::info!(
         "timer: {} mode, TSC {}.{:03} MHz (calibrated against the PIT){}; {}",

@@ -399,6 +399,7 @@ pub fn die(pid: Pid, how: Death) {
         }
     }
     teardown(&space);
+    crate::device::process_ended(pid);
     for w in waiters {
         sched::wake(w);
     }
@@ -423,6 +424,12 @@ pub fn wait(pid: Pid) -> Option<Death> {
         }
         sched::block();
     }
+}
+
+/// The address space of a live process (`None` once it has died: its space is being or has
+/// been torn down).
+pub fn space_of(pid: Pid) -> Option<Arc<AddressSpace>> {
+    with_proc(pid, |p| p.death.is_none().then(|| p.space.clone())).flatten()
 }
 
 /// The core a live process's main thread runs on.

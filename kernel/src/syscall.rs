@@ -6,6 +6,7 @@
 //! move handles are all-or-nothing: on any failure every handle is back where it was.
 use crate::arch::idt::TrapFrame;
 use crate::arch::usermem::UserSlice;
+use crate::device::sys as device;
 use crate::ipc::{Charge, Endpoint, Msg, Object, Port, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
@@ -56,6 +57,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Ok(0)
         }
         Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current()).unwrap_or(0)),
+        Some(Sys::DeviceInfo) => device::device_info(a(0), a(1), a(2)),
+        Some(Sys::ConfigRead) => device::config_read(a(0), a(1)),
+        Some(Sys::ConfigWrite) => device::config_write(a(0), a(1), a(2)),
+        Some(Sys::MapBar) => device::map_bar(a(0), a(1)),
+        Some(Sys::DmaAlloc) => device::dma_alloc(a(0), a(1), a(2)),
+        Some(Sys::DmaFree) => device::dma_free(a(0), a(1)),
+        Some(Sys::IrqBind) => device::irq_bind(a(0), a(1)),
         None => Err(Error::BadSyscall),
     };
     // Killed from another core meanwhile, or a tighter deadline woke: act before ring 3.

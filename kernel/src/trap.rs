@@ -66,6 +66,18 @@ pub fn handle(frame: &mut TrapFrame) {
             }
             return;
         }
+        v if crate::device::irq::is_device_vector(v) => {
+            apic::eoi();
+            crate::device::irq::interrupt(v);
+            // The driver may have a tighter deadline than what this interrupted.
+            if frame.from_user() {
+                crate::sched::preempt_if_needed();
+                if crate::sched::current_doomed() {
+                    crate::sched::exit_current();
+                }
+            }
+            return;
+        }
         v if v == apic::SPURIOUS_VECTOR as u64 => return,
         v if v == apic::ERROR_VECTOR as u64 => {
             apic::eoi();

@@ -160,7 +160,7 @@ fn malformed_modules(good: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 /// The user programs packed into the boot bundle as `bin/NAME`.
-pub const USER_PROGRAMS: &[&str] = &["init", "probe", "fs"];
+pub const USER_PROGRAMS: &[&str] = &["init", "probe", "fs", "blk"];
 
 /// The boot bundle: a cpio "newc" archive of the modules the core spawns before any disk
 /// exists (the block and filesystem drivers will join them), plus a manifest.
@@ -180,6 +180,20 @@ fn bundle_archive(programs: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     }
     cpio::newc::trailer(&mut buf)?;
     Ok(buf)
+}
+
+/// Writes a fresh scratch disk (`target/moxie/NAME`, `abi::qemu::SCRATCH_DISK_BYTES`, every
+/// byte from `abi::qemu::scratch_disk_byte`) for the in-QEMU block-driver cases, which read its
+/// known contents and write over parts of it.
+pub fn scratch_disk(name: &str) -> Result<PathBuf> {
+    let path = out_dir()?.join(name);
+    let sectors = abi::qemu::SCRATCH_DISK_BYTES / 512;
+    let mut bytes = Vec::with_capacity(abi::qemu::SCRATCH_DISK_BYTES as usize);
+    for s in 0..sectors {
+        bytes.extend((0..512).map(|i| abi::qemu::scratch_disk_byte(s, i)));
+    }
+    fs::write(&path, bytes)?;
+    Ok(path)
 }
 
 /// Builds the GRUB ISO that boots `moxie.elf` through multiboot2 with `cmdline`.

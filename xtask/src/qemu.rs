@@ -66,6 +66,17 @@ pub fn boot_args(a: &Artifacts, kernel: &Path, iso: Option<&Path>, cmdline: &str
     }
 }
 
+/// Flags that attach the raw image `disk` as a virtio-blk device on the modern PCI transport
+/// only (`disable-legacy=on`: vendor 0x1af4, device 0x1042, memory BARs and MSI-X).
+pub fn disk_args(disk: &Path) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("if=none,id=disk0,format=raw,file={}", disk.display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=disk0,disable-legacy=on".into(),
+    ]
+}
+
 /// Boots with the serial console (and QEMU's monitor, Ctrl-A C) on this terminal.
 pub fn interactive(a: &Artifacts, iso: Option<&Path>, smp: u32, cmdline: &str) -> Result<()> {
     let mut args = machine_args(smp, false);

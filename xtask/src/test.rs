@@ -55,8 +55,16 @@ pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
     }
     if wanted("ktest") || wanted("smp") {
         // Several CPUs with multi-threaded TCG: real parallelism for the cross-core cases, and
-        // the process and channel cases again with threads spread over two cores.
-        ktest_suite(&a, &mut t, "smp2::", 2, false, "smp_*,process_*,channel_*")?;
+        // the process, channel, device and driver cases again with threads spread over two
+        // cores (device interrupts arrive on the boot CPU, drivers may run on the other).
+        ktest_suite(
+            &a,
+            &mut t,
+            "smp2::",
+            2,
+            false,
+            "smp_*,process_*,channel_*,device_*,blk_*",
+        )?;
         ktest_suite(&a, &mut t, "smp4::", 4, false, "smp_*")?;
     }
     boot_cases(&a, &mut t, &wanted)?;
@@ -164,6 +172,7 @@ fn lints(t: &mut Tally) -> Result<()> {
         "blkproto",
         "fsproto",
         "fatserve",
+        "moxie-virtio",
     ]
     .iter()
     .chain(artifacts::USER_PROGRAMS)
@@ -211,6 +220,14 @@ fn ktest_suite(
             None,
             &format!("log=warn test={filter} test-skip={processed} host-cpus={host_cpus}"),
         ));
+        // A fresh scratch disk for every boot that runs the device and driver cases (they
+        // write to it).
+        if ["all", "device_", "blk_"]
+            .iter()
+            .any(|w| filter.contains(w))
+        {
+            args.extend(qemu::disk_args(&artifacts::scratch_disk("scratch.img")?));
+        }
         let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;
         let mut done = false;
@@ -443,6 +460,10 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
             ),
         );
     }
+    let name = "boot::blk_writes_reach_the_disk_image";
+    if wanted(name) {
+        t.record(name, blk_writes_reach_the_image(a)?);
+    }
     let name = "boot::bad_cmdline_value_reported";
     if wanted(name) {
         let o = boot(a, &a.moxie_elf, None, "log=loud", Some(CORE_UP))?;
@@ -456,4 +477,50 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
         );
     }
     Ok(())
+}
+
+/// Boots the block-driver case on a fresh scratch disk, then reads the image file on the host:
+/// the sectors the guest wrote through `user/blk` hold its bytes, their neighbours the original
+/// pattern.
+fn blk_writes_reach_the_image(a: &Artifacts) -> Result<Result<(), String>> {
+    use abi::qemu::{SCRATCH_WRITE_AT, scratch_disk_byte, scratch_written_byte};
+    let case = "blk_read_write_flush_capacity_errors";
+    let disk = artifacts::scratch_disk("scratch-host-check.img")?;
+    let mut args = qemu::machine_args(1, false);
+    args.extend(qemu::boot_args(
+        a,
+        &a.moxie_elf,
+        None,
+        &format!("log=warn test={case}"),
+    ));
+    args.extend(qemu::disk_args(&disk));
+    let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
+    let ok = Some(abi::qemu::ExitCode::Success.qemu_status());
+    if let Err(e) = expect(&o, ok, &[&format!("ktest: ok {case}")]) {
+        return Ok(Err(e));
+    }
+    let image = std::fs::read(&disk)?;
+    let (at, count) = SCRATCH_WRITE_AT;
+    let sector = |s: u64| &image[s as usize * 512..(s as usize + 1) * 512];
+    let written = |s: u64| {
+        let base = (s - at) as usize * 512;
+        (0..512).map(move |i| scratch_written_byte(base + i))
+    };
+    for s in at..at + count {
+        if !sector(s).iter().copied().eq(written(s)) {
+            return Ok(Err(format!(
+                "sector {s} of the image lacks what the guest wrote"
+            )));
+        }
+    }
+    for s in [at - 1, at + count] {
+        if !sector(s)
+            .iter()
+            .copied()
+            .eq((0..512).map(|i| scratch_disk_byte(s, i)))
+        {
+            return Ok(Err(format!("sector {s} of the image changed")));
+        }
+    }
+    Ok(Ok(()))
 }

@@ -115,6 +115,23 @@ pub fn alloc_zeroed() -> Option<Frame> {
     Some(f)
 }
 
+/// `count` physically contiguous zeroed frames, lowest address first (for DMA), or `None`.
+pub fn alloc_contiguous_zeroed(count: u64) -> Option<alloc::vec::Vec<Frame>> {
+    let first = ALLOC
+        .lock()
+        .as_mut()?
+        .alloc_contiguous(count, phys::FRAME_SIZE)?;
+    let frames = (0..count)
+        .map(|i| {
+            // SAFETY: the allocator just handed out this run of usable RAM, once.
+            let mut f = unsafe { Frame::from_phys(first + i * phys::FRAME_SIZE) };
+            f.bytes_mut().fill(0);
+            f
+        })
+        .collect();
+    Some(frames)
+}
+
 /// Gives a frame back.
 pub fn free(frame: Frame) -> Result<(), FrameError> {
     let phys = frame.into_phys();

@@ -272,6 +272,44 @@ impl AddressSpace {
         })
     }
 
+    /// Maps the device-memory page at physical `phys` at `virt`: writable, uncached (PCD and
+    /// PWT), never executable. A user mapping is marked as not owned, so tearing the space down
+    /// never hands device memory to the frame allocator. The caller checks that `phys` is not
+    /// RAM (see `arch::mmio`).
+    pub fn map_device(
+        &self,
+        virt: u64,
+        phys: u64,
+        user: bool,
+        tables: &mut dyn TableFrames,
+    ) -> Result<(), MapError> {
+        let page = page(virt)?;
+        let frame =
+            PhysFrame::from_start_address(PhysAddr::new(phys)).map_err(|_| MapError::BadAddress)?;
+        let mut flags = Perms::ReadWrite.flags(user) | F::NO_CACHE | F::WRITE_THROUGH;
+        let mut parent = F::PRESENT | F::WRITABLE;
+        if user {
+            flags |= SHARED;
+            parent |= F::USER_ACCESSIBLE;
+        }
+        self.with_mapper(|m| {
+            // SAFETY: maps device registers, not RAM (the caller's check), at a page the mapper
+            // checks is free; no Rust reference ever points into device memory.
+            let r = unsafe {
+                m.map_to_with_table_flags(page, frame, flags, parent, &mut Adapter(tables))
+            };
+            match r {
+                Ok(flush) => {
+                    flush.flush();
+                    Ok(())
+                }
+                Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+                Err(MapToError::FrameAllocationFailed) => Err(MapError::NoMemory),
+                Err(MapToError::ParentEntryHugePage) => Err(MapError::HugePage),
+            }
+        })
+    }
+
     /// Makes this the active address space on this CPU.
     pub fn activate(&self) {
         let root = *self.pml4.lock();

@@ -129,6 +129,36 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "device_scan_and_exclusive_claims",
+        run: super::device_cases::scan_finds_the_disk_and_claims_are_exclusive,
+        min_cpus: 1,
+    },
+    Case {
+        name: "device_hostile_calls",
+        run: super::device_cases::hostile_device_calls_get_their_errors,
+        min_cpus: 1,
+    },
+    Case {
+        name: "device_close_unmaps_bars",
+        run: super::device_cases::closing_the_handle_unmaps_the_bars,
+        min_cpus: 1,
+    },
+    Case {
+        name: "device_killed_driver_gives_all_back",
+        run: super::device_cases::killed_driver_gives_everything_back,
+        min_cpus: 1,
+    },
+    Case {
+        name: "blk_read_write_flush_capacity_errors",
+        run: super::blk_cases::read_write_flush_capacity_and_errors,
+        min_cpus: 1,
+    },
+    Case {
+        name: "blk_killed_driver_closed_and_restart",
+        run: super::blk_cases::killed_driver_client_sees_closed_and_restart_works,
+        min_cpus: 1,
+    },
+    Case {
         name: "sched_alone_no_timer_interrupts",
         run: super::sched_cases::one_busy_thread_takes_no_timer_interrupts,
         min_cpus: 1,

@@ -14,8 +14,10 @@ use crate::arch::cpu;
 use abi::qemu::ExitCode;
 use alloc::string::String;
 
+mod blk_cases;
 mod cases;
 mod channel_cases;
+mod device_cases;
 mod process_cases;
 mod sched_cases;
 mod smp_cases;

@@ -42,7 +42,12 @@ mod behaviour {
     pub const YIELDER: u64 = 31;
     pub const PONG_CALL: u64 = 32;
     pub const SEND_RECV: u64 = 33;
+    pub const DEVICE_HOSTILE: u64 = 36;
+    pub const DEVICE_CLOSE_UNMAPS: u64 = 37;
+    pub const DEVICE_HOLD: u64 = 38;
 }
+
+mod device;
 
 /// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
 /// by each of the two threads on the core).
@@ -765,6 +770,9 @@ pub extern "C" fn main(arg: u64) -> i32 {
         YIELDER => yielder((arg >> 9) & 0xffff_ffff, arg & (1 << 8) != 0),
         PONG_CALL => pong_call(),
         SEND_RECV => send_recv_checks(),
+        DEVICE_HOSTILE => device::hostile(),
+        DEVICE_CLOSE_UNMAPS => device::close_unmaps(),
+        DEVICE_HOLD => device::hold(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
