@@ -38,7 +38,7 @@ use alloc::vec::Vec;
 use smallvec::SmallVec;
 
 /// Payloads up to this size are stored inline in the [`Message`].
-pub const INLINE_BYTES: usize = 64;
+pub const INLINE_BYTES: usize = 32;
 
 /// A message payload: inline up to [`INLINE_BYTES`], on the heap beyond.
 pub type Payload = SmallVec<[u8; INLINE_BYTES]>;
