@@ -45,6 +45,15 @@ impl Rights {
     pub const KILL: Rights = Rights(1 << 3);
     /// Suspend the process a process handle names.
     pub const SUSPEND: Rights = Rights(1 << 4);
+    /// Read the system's figures (process list, memory) through a system handle.
+    pub const INSPECT: Rights = Rights(1 << 5);
+    /// Stop the machine through a system handle.
+    pub const POWER: Rights = Rights(1 << 6);
+    /// Everything a system handle can carry: inspect, kill any process, power off, pass on.
+    pub const SYSTEM_ALL: Rights =
+        Rights(Self::INSPECT.0 | Self::KILL.0 | Self::POWER.0 | Self::TRANSFER.0);
+    /// Everything a console handle can carry: read input (`RECV`), write (`SEND`), pass on.
+    pub const CONSOLE_ALL: Rights = Rights(Self::SEND.0 | Self::RECV.0 | Self::TRANSFER.0);
     /// Everything a channel endpoint can carry.
     pub const CHANNEL_ALL: Rights = Rights(Self::SEND.0 | Self::RECV.0 | Self::TRANSFER.0);
 

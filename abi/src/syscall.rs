@@ -53,6 +53,31 @@ pub enum Sys {
     /// and the server's reply-and-wait of request/response protocols: one system call instead
     /// of two, and the core passes straight to a peer that is waiting on the same core.
     SendRecv = 15,
+    /// `system_processes(system, buf, cap) -> count`: writes one
+    /// [`crate::system::ProcessInfo`] record per live process (at most `cap / RECORD` of them,
+    /// in pid order) and returns how many processes there are. Needs a system handle with
+    /// [`crate::Rights::INSPECT`].
+    SystemProcesses = 48,
+    /// `system_kill(system, pid)`: ends process `pid` (death kind `Killed`, reported to its
+    /// parent). Needs [`crate::Rights::KILL`] on a system handle; `NotFound` for no such live
+    /// process.
+    SystemKill = 49,
+    /// `system_memory(system, out)`: writes a [`crate::system::MemoryInfo`]. Needs
+    /// [`crate::Rights::INSPECT`].
+    SystemMemory = 50,
+    /// `system_power_off(system)`: stops the machine in order. Needs [`crate::Rights::POWER`].
+    SystemPowerOff = 51,
+    /// `console_attach(console) -> endpoint`: a channel on which the console's input arrives
+    /// as messages of bytes. One reader at a time: attaching again closes the previous
+    /// reader's channel. Needs [`crate::Rights::RECV`] on a console handle.
+    ConsoleAttach = 52,
+    /// `console_write(console, ptr, len)`: writes bytes to the console as they are (no
+    /// prefix), at most [`MAX_LOG_BYTES`]. Needs [`crate::Rights::SEND`] on a console handle.
+    ConsoleWrite = 53,
+    /// `handle_duplicate(h, rights) -> h2`: a second handle to the same system or console
+    /// object with the rights of `h` reduced to `rights`. Needs [`crate::Rights::TRANSFER`];
+    /// other objects are `WrongType` (a channel endpoint has one owner).
+    HandleDuplicate = 54,
 }
 
 impl Sys {
@@ -75,6 +100,13 @@ impl Sys {
             13 => Sys::Sleep,
             14 => Sys::CpuTime,
             15 => Sys::SendRecv,
+            48 => Sys::SystemProcesses,
+            49 => Sys::SystemKill,
+            50 => Sys::SystemMemory,
+            51 => Sys::SystemPowerOff,
+            52 => Sys::ConsoleAttach,
+            53 => Sys::ConsoleWrite,
+            54 => Sys::HandleDuplicate,
             _ => return None,
         })
     }
@@ -258,14 +290,18 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for n in 0..32 {
+        for n in 0..64 {
             if let Some(s) = Sys::from_number(n) {
                 assert_eq!(s as u64, n);
             }
         }
         assert_eq!(Sys::from_number(11), Some(Sys::Panic));
         assert_eq!(Sys::from_number(14), Some(Sys::CpuTime));
-        assert_eq!(Sys::from_number(15), None);
+        assert_eq!(Sys::from_number(15), Some(Sys::SendRecv));
+        assert_eq!(Sys::from_number(16), None);
+        assert_eq!(Sys::from_number(48), Some(Sys::SystemProcesses));
+        assert_eq!(Sys::from_number(54), Some(Sys::HandleDuplicate));
+        assert_eq!(Sys::from_number(55), None);
     }
 
     #[test]

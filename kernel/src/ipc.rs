@@ -22,6 +22,12 @@ pub enum Object {
     Endpoint(Endpoint),
     /// A process (kill right, later suspend right).
     Process(crate::process::Pid),
+    /// The system: process list, kill by pid, memory figures, power off (`crate::system`).
+    /// The rights it carries are the ones it travels with inside a message.
+    System(abi::Rights),
+    /// The serial console: input as channel messages, raw output (`crate::console`). The
+    /// rights it carries are the ones it travels with inside a message.
+    Console(abi::Rights),
 }
 
 /// A message as the kernel moves it: bytes and objects.
@@ -189,7 +195,7 @@ impl Port {
         if let Err(e) = s.core.send(self.side, msg) {
             // Not reached after the check above; keep the books straight regardless.
             ledger.refund(bytes);
-            return Err((e.error().into(), e.into_message()));
+            return Err((e.error(), e.into_message()));
         }
         s.charges[idx(self.side.peer())].push_back(Charge {
             ledger: Some(ledger.clone()),

@@ -21,7 +21,7 @@ pub unsafe fn init(base: u64, size: u64) {
 
 /// Bytes in use and bytes free.
 pub fn usage() -> (usize, usize) {
-    let c = HEAP.lock().counters().clone();
+    let c = *HEAP.lock().counters();
     (c.allocated_bytes, c.available_bytes)
 }
 

@@ -19,6 +19,7 @@ mod channel_cases;
 mod process_cases;
 mod sched_cases;
 mod smp_cases;
+mod system_cases;
 
 /// One in-kernel test case.
 pub struct Case {

@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod arena;
 pub mod chan;
+pub mod system;
 
 use abi::Error;
 pub use abi::{Handle, Rights};
