@@ -15,7 +15,8 @@ const CORE_UP: &str = "moxie core: up";
 const INIT_DONE: &str = "init: started shell";
 /// The scripted shell session of `boot::shell_script_session`: typed into the serial console.
 /// Pids are those of a boot with the default configuration: init 1, ramblk 2, fs 3, shell 4,
-/// then the spawned probes 5 and 6.
+/// then the spawned probes 5 and 6; killing fs (3) makes init start it again as pid 7, and
+/// the shell's next file command reaches the new driver (the RAM disk kept the files).
 const SHELL_SCRIPT: &str = "help
 ps
 mem
@@ -32,6 +33,8 @@ cat docs/note.txt
 ls docs
 ls
 cat missing.txt
+kill 3
+ls docs
 mkdir docs
 rm docs
 rm docs/note.txt
@@ -408,6 +411,10 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
                     "moxie> ls docs\n        21  note.txt\n",
                     "     <dir>  docs/\n",
                     "cat: /missing.txt: no such file or directory",
+                    "killed pid 3",
+                    "init: fs (pid 3) was killed",
+                    "init: restarting fs in 100 ms",
+                    "init: started fs (bin/fs) as pid 7",
                     "mkdir: /docs: already exists",
                     "rm: /docs: directory not empty",
                     "moxie> ls\n(empty)\n",

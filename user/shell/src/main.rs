@@ -3,7 +3,8 @@
 //! edits lines (`shellcmd::LineEditor`), parses them (`shellcmd::parse`) and carries them out:
 //! process commands through the system handle, file commands through the filesystem protocol
 //! on a channel to `fs` that it asks init for ([`Fs::channel`]). Every error says what went
-//! wrong. Ctrl-D on an empty line (what `cargo xtask run` sends at the end of piped input) is
+//! wrong; `write`, `rm` and `mkdir` end with an fsync, so a filesystem driver that dies
+//! afterwards loses nothing the shell reported done. Ctrl-D on an empty line (what `cargo xtask run` sends at the end of piped input) is
 //! the end of input: the shell powers the machine off, as `poweroff` does.
 #![no_std]
 #![no_main]
@@ -62,19 +63,27 @@ impl Fs {
         }
         let mut req = [0u8; 64];
         let n = initconf::service_request("fs", &mut req).ok_or("bad request")?;
-        chan::send(PARENT, &req[..n], &[]).map_err(|e| format!("cannot ask init: {e}"))?;
-        let mut buf = [0u8; 256];
-        let mut hs = [Handle(0); 1];
-        let deadline = moxie_rt::now() + CALL_TIMEOUT_NS;
-        let (len, k) = chan::recv(PARENT, &mut buf, &mut hs, deadline)
-            .map_err(|e| format!("no answer from init: {e}"))?;
-        match initconf::ServiceReply::parse(&buf[..len]) {
-            Some(initconf::ServiceReply::Connected) if k == 1 => {
-                self.chan = Some(hs[0]);
-                Ok(hs[0])
+        let give_up = moxie_rt::now() + CALL_TIMEOUT_NS;
+        loop {
+            chan::send(PARENT, &req[..n], &[]).map_err(|e| format!("cannot ask init: {e}"))?;
+            let mut buf = [0u8; 256];
+            let mut hs = [Handle(0); 1];
+            let (len, k) = chan::recv(PARENT, &mut buf, &mut hs, give_up)
+                .map_err(|e| format!("no answer from init: {e}"))?;
+            match initconf::ServiceReply::parse(&buf[..len]) {
+                Some(initconf::ServiceReply::Connected) if k == 1 => {
+                    self.chan = Some(hs[0]);
+                    return Ok(hs[0]);
+                }
+                // Being restarted: ask again shortly.
+                Some(initconf::ServiceReply::Refused(why))
+                    if why.ends_with("is not running") && moxie_rt::now() < give_up =>
+                {
+                    moxie_rt::sleep_until(moxie_rt::now() + 100_000_000);
+                }
+                Some(initconf::ServiceReply::Refused(why)) => return Err(String::from(why)),
+                _ => return Err(String::from("a strange answer from init")),
             }
-            Some(initconf::ServiceReply::Refused(why)) => Err(String::from(why)),
-            _ => Err(String::from("a strange answer from init")),
         }
     }
 
@@ -118,6 +127,17 @@ impl Fs {
             }
         }
         Err(String::from("filesystem driver unreachable"))
+    }
+}
+
+impl Fs {
+    /// Makes what the driver holds durable on the device (a driver that dies later loses
+    /// nothing the shell reported done).
+    fn sync(&mut self) -> Result<(), String> {
+        self.call(Request::Fsync { id: 0 }, |r| match r {
+            Reply::Fsync { result, .. } => Some(result),
+            _ => None,
+        })
     }
 }
 
@@ -303,7 +323,7 @@ fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
                         },
                     )
                 });
-            match r {
+            match r.and_then(|size| fs.sync().map(|()| size)) {
                 Ok(size) => say!("wrote {} bytes to {}\n", size, path),
                 Err(e) => say!("write: {}: {}\n", path, e),
             }
@@ -313,6 +333,7 @@ fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
                 Reply::Remove { result, .. } => Some(result),
                 _ => None,
             });
+            let r = r.and_then(|()| fs.sync());
             if let Err(e) = r {
                 say!("rm: {}: {}\n", path, e);
             }
@@ -322,6 +343,7 @@ fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
                 Reply::Mkdir { result, .. } => Some(result),
                 _ => None,
             });
+            let r = r.and_then(|()| fs.sync());
             if let Err(e) = r {
                 say!("mkdir: {}: {}\n", path, e);
             }
