@@ -195,6 +195,8 @@ fn lints(t: &mut Tally) -> Result<()> {
         "blkproto",
         "fsproto",
         "fatserve",
+        "initconf",
+        "shellcmd",
     ]
     .iter()
     .chain(artifacts::USER_PROGRAMS)
