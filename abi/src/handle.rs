@@ -57,6 +57,15 @@ impl Rights {
     /// Everything a device handle can carry (never transfer: a device stays with its driver).
     pub const DEVICE_ALL: Rights =
         Rights(Self::CONFIG.0 | Self::MMIO.0 | Self::DMA.0 | Self::IRQ.0);
+    /// Read the system's figures (process list, memory) through a system handle.
+    pub const INSPECT: Rights = Rights(1 << 9);
+    /// Stop the machine through a system handle.
+    pub const POWER: Rights = Rights(1 << 10);
+    /// Everything a system handle can carry: inspect, kill any process, power off, pass on.
+    pub const SYSTEM_ALL: Rights =
+        Rights(Self::INSPECT.0 | Self::KILL.0 | Self::POWER.0 | Self::TRANSFER.0);
+    /// Everything a console handle can carry: read input (`RECV`), write (`SEND`), pass on.
+    pub const CONSOLE_ALL: Rights = Rights(Self::SEND.0 | Self::RECV.0 | Self::TRANSFER.0);
     /// Everything a channel endpoint can carry.
     pub const CHANNEL_ALL: Rights = Rights(Self::SEND.0 | Self::RECV.0 | Self::TRANSFER.0);
 

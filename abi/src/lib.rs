@@ -12,6 +12,7 @@ pub mod layout;
 pub mod limits;
 pub mod qemu;
 pub mod syscall;
+pub mod system;
 
 pub use error::Error;
 pub use handle::{Handle, Rights};

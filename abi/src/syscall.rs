@@ -75,6 +75,31 @@ pub enum Sys {
     /// [`crate::device::IrqMessage`] on it for each interrupt of the device (IRQ right; the
     /// endpoint needs send and transfer).
     IrqBind = 38,
+    /// `system_processes(system, buf, cap) -> count`: writes one
+    /// [`crate::system::ProcessInfo`] record per live process (at most `cap / RECORD` of them,
+    /// in pid order) and returns how many processes there are. Needs a system handle with
+    /// [`crate::Rights::INSPECT`].
+    SystemProcesses = 48,
+    /// `system_kill(system, pid)`: ends process `pid` (death kind `Killed`, reported to its
+    /// parent). Needs [`crate::Rights::KILL`] on a system handle; `NotFound` for no such live
+    /// process.
+    SystemKill = 49,
+    /// `system_memory(system, out)`: writes a [`crate::system::MemoryInfo`]. Needs
+    /// [`crate::Rights::INSPECT`].
+    SystemMemory = 50,
+    /// `system_power_off(system)`: stops the machine in order. Needs [`crate::Rights::POWER`].
+    SystemPowerOff = 51,
+    /// `console_attach(console) -> endpoint`: a channel on which the console's input arrives
+    /// as messages of bytes. One reader at a time: attaching again closes the previous
+    /// reader's channel. Needs [`crate::Rights::RECV`] on a console handle.
+    ConsoleAttach = 52,
+    /// `console_write(console, ptr, len)`: writes bytes to the console as they are (no
+    /// prefix), at most [`MAX_LOG_BYTES`]. Needs [`crate::Rights::SEND`] on a console handle.
+    ConsoleWrite = 53,
+    /// `handle_duplicate(h, rights) -> h2`: a second handle to the same system or console
+    /// object with the rights of `h` reduced to `rights`. Needs [`crate::Rights::TRANSFER`];
+    /// other objects are `WrongType` (a channel endpoint has one owner).
+    HandleDuplicate = 54,
 }
 
 impl Sys {
@@ -104,6 +129,13 @@ impl Sys {
             36 => Sys::DmaAlloc,
             37 => Sys::DmaFree,
             38 => Sys::IrqBind,
+            48 => Sys::SystemProcesses,
+            49 => Sys::SystemKill,
+            50 => Sys::SystemMemory,
+            51 => Sys::SystemPowerOff,
+            52 => Sys::ConsoleAttach,
+            53 => Sys::ConsoleWrite,
+            54 => Sys::HandleDuplicate,
             _ => return None,
         })
     }
@@ -297,6 +329,10 @@ mod tests {
         assert_eq!(Sys::from_number(15), Some(Sys::SendRecv));
         assert_eq!(Sys::from_number(38), Some(Sys::IrqBind));
         assert_eq!(Sys::from_number(1000), None);
+        assert_eq!(Sys::from_number(16), None);
+        assert_eq!(Sys::from_number(48), Some(Sys::SystemProcesses));
+        assert_eq!(Sys::from_number(54), Some(Sys::HandleDuplicate));
+        assert_eq!(Sys::from_number(55), None);
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub enum Object {
     Process(crate::process::Pid),
     /// A PCI function a driver holds (see `crate::device`).
     Device(Arc<crate::device::Device>),
+    /// The system: process list, kill by pid, memory figures, power off (`crate::system`).
+    /// The rights it carries are the ones it travels with inside a message.
+    System(abi::Rights),
+    /// The serial console: input as channel messages, raw output (`crate::console`). The
+    /// rights it carries are the ones it travels with inside a message.
+    Console(abi::Rights),
 }
 
 /// A message as the kernel moves it: bytes, objects, and the ledger charge for its bytes.

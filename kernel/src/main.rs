@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod arch;
 mod bench;
 mod bundle;
+mod console;
 mod device;
 mod ipc;
 mod ktest;
@@ -24,6 +25,7 @@ mod mm;
 mod process;
 mod sched;
 mod syscall;
+mod system;
 mod trap;
 
 use abi::qemu::ExitCode;
@@ -159,7 +161,20 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         bench::run(which, bi, entry_tsc);
     }
     ::log::info!("moxie core: up");
-    match process::spawn("bin/init", 0, process::SpawnOptions::default()) {
+    // init gets the system handle (handle 1) and the console (handle 2), which no other
+    // process receives from the core.
+    let gifts = alloc::vec![
+        (
+            ipc::Object::System(abi::Rights::NONE),
+            abi::Rights::SYSTEM_ALL
+        ),
+        (
+            ipc::Object::Console(abi::Rights::NONE),
+            abi::Rights::CONSOLE_ALL
+        ),
+    ];
+    let init = process::spawn_watched("bin/init", 0, process::SpawnOptions::default(), gifts);
+    match init.map(|(pid, _parent_end)| pid).map_err(|(e, _)| e) {
         Ok(pid) => {
             let death = process::wait(pid);
             ::log::info!("init (pid {pid}) ended: {death:?}");

@@ -186,6 +186,10 @@ impl From<MapError> for SpawnError {
 
 struct Process {
     name: String,
+    /// The pid of the process that spawned it (0: the kernel).
+    parent: Pid,
+    /// Arena pages mapped for it so far (on first touch).
+    arena_pages: u64,
     /// Its capabilities; handle 0 is the parent channel.
     handles: HandleTable<Object>,
     space: Arc<AddressSpace>,
@@ -315,6 +319,8 @@ fn spawn_inner(
         pid,
         Process {
             name: path.rsplit('/').next().unwrap_or(path).to_string(),
+            parent: sched::current_pid().unwrap_or(0),
+            arena_pages: 0,
             handles: table,
             space,
             arena_ceiling: opts.arena_ceiling,
@@ -509,7 +515,9 @@ pub fn page_fault(pid: Pid, addr: u64, error_code: u64) -> Result<(), FaultKind>
             return Err(FaultKind::ArenaCeiling);
         }
         let va = addr & !(PAGE_SIZE - 1);
-        return map_fresh(&space, va, Perms::ReadWrite, None).map_err(|_| FaultKind::ArenaCeiling);
+        map_fresh(&space, va, Perms::ReadWrite, None).map_err(|_| FaultKind::ArenaCeiling)?;
+        with_proc(pid, |p| p.arena_pages += 1);
+        return Ok(());
     }
     let slot = STACKS_BASE..STACKS_BASE + STACK_SLOT;
     if slot.contains(&addr) && addr < stack_bottom && addr >= stack_bottom - PAGE_SIZE * 16 {
@@ -517,6 +525,49 @@ pub fn page_fault(pid: Pid, addr: u64, error_code: u64) -> Result<(), FaultKind>
     }
     Err(FaultKind::PageFault)
 }
+/// Every process the kernel knows (live, or dead and not yet forgotten), in pid order, as the
+/// system handle's process list reports them.
+pub fn list() -> Vec<abi::system::ProcessInfo> {
+    use abi::system::{ProcessInfo, STATE_BLOCKED, STATE_DEAD, STATE_RUNNING};
+    let procs = PROCS.lock();
+    let mut out: Vec<ProcessInfo> = procs
+        .iter()
+        .map(|(pid, p)| {
+            let mut info = ProcessInfo::new(*pid, p.parent, &p.name);
+            info.threads = p.threads.len() as u32;
+            info.arena_bytes = p.arena_pages * PAGE_SIZE;
+            info.cpu_ns = p.threads.iter().filter_map(|t| sched::cpu_time(*t)).sum();
+            info.state = if p.death.is_some() {
+                STATE_DEAD
+            } else if p.threads.iter().any(|t| sched::is_running(*t)) {
+                STATE_RUNNING
+            } else {
+                STATE_BLOCKED
+            };
+            info
+        })
+        .collect();
+    out.sort_by_key(|i| i.pid);
+    out
+}
+
+/// True when `pid` names a process that has not died.
+pub fn is_live(pid: Pid) -> bool {
+    with_proc(pid, |p| p.death.is_none()).unwrap_or(false)
+}
+
+/// Channel-buffer bytes queued by every live process, and how many live processes there are.
+pub fn ledger_totals() -> (u64, u64) {
+    let procs = PROCS.lock();
+    let live = procs.iter().filter(|(_, p)| p.death.is_none());
+    live.fold((0, 0), |(bytes, n), (_, p)| {
+        (
+            bytes + p.ledger.queued.load(Ordering::Relaxed) as u64,
+            n + 1,
+        )
+    })
+}
+
 fn map_fresh(
     space: &AddressSpace,
     va: u64,

@@ -342,6 +342,16 @@ pub fn current_pid() -> Option<crate::process::Pid> {
     crate::arch::percpu::current().1
 }
 
+/// True when a thread is on a CPU or in a run queue (for the system handle's process list).
+pub fn is_running(tid: Tid) -> bool {
+    with(|s| {
+        s.threads
+            .get(tid)
+            .and_then(|t| t.as_ref())
+            .is_some_and(|t| matches!(t.state, State::Running | State::Runnable))
+    })
+}
+
 /// CPU time a thread has used, in nanoseconds (a running thread's includes its current run).
 pub fn cpu_time(tid: Tid) -> Option<u64> {
     with(|s| {

@@ -64,6 +64,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::DmaAlloc) => device::dma_alloc(a(0), a(1), a(2)),
         Some(Sys::DmaFree) => device::dma_free(a(0), a(1)),
         Some(Sys::IrqBind) => device::irq_bind(a(0), a(1)),
+        Some(Sys::SystemProcesses) => crate::system::processes(a(0), a(1), a(2)),
+        Some(Sys::SystemKill) => crate::system::kill(a(0), a(1)),
+        Some(Sys::SystemMemory) => crate::system::memory(a(0), a(1)),
+        Some(Sys::SystemPowerOff) => crate::system::power_off(a(0)),
+        Some(Sys::ConsoleAttach) => crate::system::console_attach(a(0)),
+        Some(Sys::ConsoleWrite) => crate::system::console_write(a(0), a(1), a(2)),
+        Some(Sys::HandleDuplicate) => crate::system::duplicate(a(0), a(1)),
         None => Err(Error::BadSyscall),
     };
     // Killed from another core meanwhile, or a tighter deadline woke: act before ring 3.
@@ -229,7 +236,10 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         t.remove_many(&moving, Rights::TRANSFER)
     })??;
     let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
-    let msg = message(data, objects.into_iter().map(|(o, _)| o).collect());
+    let msg = message(
+        data,
+        objects.into_iter().map(|(o, r)| o.sealed(r)).collect(),
+    );
     match target.send_from(msg, &ledger) {
         Ok(()) => Ok(0),
         // Into the void: the message and the handles it carried are dropped (closed).
@@ -357,7 +367,10 @@ fn recv_with_handles(
     let items: Vec<(Object, Rights)> = msg
         .handles
         .into_iter()
-        .map(|o| (o, Rights::CHANNEL_ALL))
+        .map(|o| {
+            let r = o.arrival_rights();
+            (o, r)
+        })
         .collect();
     let hs = table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
     let raw: Vec<u8> = hs.iter().flat_map(|h| h.0.to_le_bytes()).collect();

@@ -77,22 +77,85 @@ pub fn disk_args(disk: &Path) -> Vec<String> {
     ]
 }
 
-/// Boots with the serial console (and QEMU's monitor, Ctrl-A C) on this terminal.
+/// Boots with the serial console (and QEMU's monitor, Ctrl-A C) on this terminal. When
+/// standard input is not a terminal (commands piped in), it is copied to the serial port
+/// without the monitor, followed by Ctrl-D, which the shell takes as the end of input.
 pub fn interactive(a: &Artifacts, iso: Option<&Path>, smp: u32, cmdline: &str) -> Result<()> {
+    use std::io::IsTerminal;
     let mut args = machine_args(smp, false);
     args.extend(boot_args(a, &a.moxie_elf, iso, cmdline));
-    args.extend(["-serial".into(), "mon:stdio".into()]);
-    eprintln!("xtask: booting moxie (leave QEMU with Ctrl-A X)");
-    let status = Command::new("qemu-system-x86_64")
-        .args(&args)
-        .status()
-        .context("starting qemu-system-x86_64")?;
+    let piped = !std::io::stdin().is_terminal();
+    let status = if piped {
+        args.extend([
+            "-serial".into(),
+            "stdio".into(),
+            "-monitor".into(),
+            "none".into(),
+        ]);
+        eprintln!("xtask: booting moxie; standard input goes to the serial console");
+        let mut child = Command::new("qemu-system-x86_64")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting qemu-system-x86_64")?;
+        let mut to_qemu = child.stdin.take().expect("piped");
+        let mut from_qemu = child.stdout.take().expect("piped");
+        let (up_tx, up_rx) = mpsc::channel::<()>();
+        // The console's output, passed through; the input starts once the core is up (bytes
+        // that reach the serial port before the core sets it up are lost).
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            let mut up = Some(up_tx);
+            while let Ok(n) = from_qemu.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(&buf[..n]);
+                let _ = o.flush();
+                if up.is_some() {
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen
+                        .windows(INPUT_READY.len())
+                        .any(|w| w == INPUT_READY.as_bytes())
+                    {
+                        let _ = up.take().map(|t| t.send(()));
+                    }
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = up_rx.recv();
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_qemu);
+            let _ = to_qemu.write_all(&[END_OF_INPUT]);
+            let _ = to_qemu.flush();
+            // Keep the pipe open: QEMU reads it as the guest drains the serial port.
+            std::thread::park();
+        });
+        child.wait()?
+    } else {
+        args.extend(["-serial".into(), "mon:stdio".into()]);
+        eprintln!("xtask: booting moxie (leave QEMU with Ctrl-A X)");
+        Command::new("qemu-system-x86_64")
+            .args(&args)
+            .status()
+            .context("starting qemu-system-x86_64")?
+    };
     match status.code() {
         Some(c) if c == abi::qemu::ExitCode::Success.qemu_status() || c == 0 => Ok(()),
         Some(c) => anyhow::bail!("QEMU exited with status {c} ({})", describe(Some(c))),
         None => anyhow::bail!("QEMU was killed by a signal"),
     }
 }
+
+/// The byte sent after piped input: Ctrl-D, the shell's end of input.
+pub const END_OF_INPUT: u8 = 0x04;
+/// Piped input is sent once the console shows this (the serial port is set up by then).
+pub const INPUT_READY: &str = "moxie core: up";
 
 /// What a captured run produced.
 pub struct Outcome {
@@ -128,14 +191,40 @@ pub fn describe(status: Option<i32>) -> &'static str {
 /// Runs QEMU with `args` and the serial console captured. Stops at `timeout` (a hang is
 /// reported, never waited out), or as soon as a line contains `stop_at`.
 pub fn captured(args: &[String], timeout: Duration, stop_at: Option<&str>) -> Result<Outcome> {
+    captured_with_input(args, timeout, stop_at, None)
+}
+
+/// Like [`captured`], with `input` typed into the serial console (then kept open).
+pub fn captured_with_input(
+    args: &[String],
+    timeout: Duration,
+    stop_at: Option<&str>,
+    input: Option<Vec<u8>>,
+) -> Result<Outcome> {
     let mut child = Command::new("qemu-system-x86_64")
         .args(args)
         .args(["-serial", "stdio", "-monitor", "none"])
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting qemu-system-x86_64")?;
+    let stdin = child.stdin.take();
+    let (up_tx, up_rx) = mpsc::channel::<()>();
+    let mut up_tx = Some(up_tx);
+    if let (Some(mut pipe), Some(bytes)) = (stdin, input) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = up_rx.recv();
+            let _ = pipe.write_all(&bytes);
+            let _ = pipe.flush();
+            std::thread::park();
+        });
+    }
     let (tx, rx) = mpsc::channel::<String>();
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
@@ -164,6 +253,9 @@ pub fn captured(args: &[String], timeout: Duration, stop_at: Option<&str>) -> Re
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
+                if line.contains(INPUT_READY) {
+                    let _ = up_tx.take().map(|t| t.send(()));
+                }
                 let stop = stop_at.is_some_and(|p| line.contains(p));
                 log.push_str(&line);
                 log.push('\n');

@@ -11,8 +11,46 @@ use std::time::Duration;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The line the core prints when it is up.
 const CORE_UP: &str = "moxie core: up";
-/// The line the core prints once init has run and ended.
-const INIT_DONE: &str = "nothing more to run";
+/// The line init prints once it has started the last service of the default configuration.
+const INIT_DONE: &str = "init: started shell";
+/// Lines of the core and of init that the scripted session must show.
+const SESSION_LOG_LINES: &[&str] = &[
+    "init: fs (pid 3) was killed",
+    "init: restarting fs in 100 ms",
+    "init: started fs (bin/fs) as pid 7",
+    "power off requested by process 4",
+];
+/// The scripted shell session of `boot::shell_script_session`: typed into the serial console.
+/// Pids are those of a boot with the default configuration: init 1, ramblk 2, fs 3, shell 4,
+/// then the spawned probes 5 and 6; killing fs (3) makes init start it again as pid 7, and
+/// the shell's next file command reaches the new driver (the RAM disk kept the files).
+const SHELL_SCRIPT: &str = "help
+ps
+mem
+uptime
+spawn probe
+spawn probe 17
+kill 6
+kill 999
+spawn nope
+spawn bad/wx
+mkdir docs
+write docs/note.txt hello from the shell
+cat docs/note.txt
+ls docs
+ls
+cat missing.txt
+kill 3
+ls docs
+mkdir docs
+rm docs
+rm docs/note.txt
+rm docs
+ls
+frobnicate now
+kill seven
+poweroff
+";
 
 #[derive(Default)]
 struct Tally {
@@ -173,6 +211,8 @@ fn lints(t: &mut Tally) -> Result<()> {
         "fsproto",
         "fatserve",
         "moxie-virtio",
+        "initconf",
+        "shellcmd",
     ]
     .iter()
     .chain(artifacts::USER_PROGRAMS)
@@ -351,10 +391,87 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
                 &[
                     "moxie stub: entered via multiboot\n",
                     CORE_UP,
-                    "init] init: hello from ring 3",
-                    "init (pid 1) ended: Some(Exit(0))",
+                    "init] init: 3 services configured",
+                    "init: started ramblk (bin/ramblk) as pid 2",
+                    "init: started fs (bin/fs) as pid 3",
+                    INIT_DONE,
                 ],
             ),
+        );
+    }
+    let name = "boot::shell_script_session";
+    if wanted(name) {
+        let mut args = qemu::machine_args(1, false);
+        args.extend(qemu::boot_args(a, &a.moxie_elf, None, ""));
+        let input = Some(SHELL_SCRIPT.as_bytes().to_vec());
+        let o = qemu::captured_with_input(&args, BOOT_TIMEOUT, None, input)?;
+        // The whole session, for reading after a failure.
+        std::fs::write(artifacts::out_dir()?.join("shell-session.log"), &o.log)?;
+        let ok = Some(abi::qemu::ExitCode::Success.qemu_status());
+        // Log lines of the core and of other processes (`[info ] ...`, `[2 ramblk] ...`) may
+        // land between the shell's lines: they are checked in the full log, the shell's
+        // multi-line output in the log without them.
+        let is_log = |l: &str| {
+            l.strip_prefix('[').is_some_and(|r| {
+                ["info ]", "warn ]", "error]", "debug]"]
+                    .iter()
+                    .any(|p| r.starts_with(p))
+                    || r.split(' ').next().is_some_and(|pid| {
+                        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+                    })
+            })
+        };
+        let shell_only = qemu::Outcome {
+            status: o.status,
+            timed_out: o.timed_out,
+            log: o
+                .log
+                .lines()
+                .filter(|l| !is_log(l))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        };
+        t.record(
+            name,
+            expect(&o, ok, SESSION_LOG_LINES).and_then(|()| {
+                expect(
+                    &shell_only,
+                    ok,
+                    &[
+                        "moxie shell: type help for the commands",
+                        "moxie> help\ncommands:\n",
+                        "  help                 this list",
+                        "  poweroff             stop the machine",
+                        "  PID PARENT STATE    THREADS     ARENA        CPU  MODULE",
+                        "    4      1 running        1",
+                        "  shell\n",
+                        "kernel heap: ",
+                        "channel buffers: ",
+                        "moxie> uptime\nup 0:00:",
+                        "moxie> spawn probe\nstarted bin/probe",
+                        "moxie> spawn probe 17\nstarted bin/probe as pid 6\n",
+                        "[bin/probe (pid 5) exited with code 42]",
+                        "started bin/probe as pid 6",
+                        "killed pid 6",
+                        "[bin/probe (pid 6) was killed]",
+                        "kill: no process 999",
+                        "spawn: no module bin/nope",
+                        "spawn: bad/wx cannot be loaded (malformed module, or a bad option)",
+                        "wrote 21 bytes to /docs/note.txt",
+                        "moxie> cat docs/note.txt\nhello from the shell\n",
+                        "moxie> ls docs\n        21  note.txt\n",
+                        "     <dir>  docs/\n",
+                        "cat: /missing.txt: no such file or directory",
+                        "killed pid 3",
+                        "mkdir: /docs: already exists",
+                        "rm: /docs: directory not empty",
+                        "moxie> ls\n(empty)\n",
+                        "error: unknown command \"frobnicate\" (try help)",
+                        "error: \"seven\" is not a number",
+                        "powering off",
+                    ],
+                )
+            }),
         );
     }
     let name = "boot::grub_iso_multiboot2_same_first_line";

@@ -40,6 +40,10 @@ pub const MAX_MESSAGE: usize = HEADER_LEN + MAX_DATA;
 // A message must fit in one channel message.
 const _: () = assert!(MAX_MESSAGE <= abi::limits::MAX_MESSAGE_BYTES);
 
+/// A message whose bytes are exactly these, with channel endpoints attached, hands a block
+/// driver those endpoints as new client channels (the block protocol's connect; no reply).
+pub const CONNECT: &[u8] = b"MXBKCONN";
+
 /// Bit set in the operation byte of a reply.
 const REPLY_BIT: u8 = 0x80;
 /// Operation byte of a [`Reply::Rejected`].

@@ -74,6 +74,30 @@ fn check_volume_fits<D: BlockDevice>(cache: &mut BlockCache<D>) -> Result<(), Er
     Ok(())
 }
 
+/// Sectors from which [`format`] makes FAT32 (65,525 clusters of 512 bytes and the FATs).
+pub const FAT32_MIN_SECTORS: u64 = 66_600;
+
+/// Formats `dev` with a new, empty FAT volume named `label`: FAT32 with 512-byte clusters
+/// when the device has at least [`FAT32_MIN_SECTORS`], else the FAT type that fits (lamfat's
+/// choice). Everything is written and the device flushed; the device comes back for mounting.
+pub fn format<D: BlockDevice>(dev: D, label: &[u8; 11]) -> Result<D, Error> {
+    let cache = BlockCache::new(dev, 64).map_err(ops::storage_error)?;
+    let sectors = cache.len() / blkproto::SECTOR_SIZE as u64;
+    let cache = Rc::new(RefCell::new(cache));
+    let mut opts = lamfat::FormatVolumeOptions::new()
+        .volume_label(*label)
+        .volume_id(0x4d58_4f45);
+    if sectors >= FAT32_MIN_SECTORS {
+        opts = opts.fat_type(lamfat::FatType::Fat32).bytes_per_cluster(512);
+    }
+    let mut storage = Storage::new(cache.clone());
+    lamfat::format_volume(&mut storage, opts).map_err(ops::fs_error)?;
+    drop(storage);
+    let mut cache = Rc::into_inner(cache).ok_or(Error::Io)?.into_inner();
+    cache.flush().map_err(ops::storage_error)?;
+    Ok(cache.into_device())
+}
+
 impl<D: BlockDevice> FatServer<D> {
     /// Mounts the FAT volume on `dev` with a cache of [`DEFAULT_CACHE_BLOCKS`].
     pub fn mount(dev: D) -> Result<Self, Error> {

@@ -47,3 +47,28 @@ pub fn write_fmt_emergency(args: fmt::Arguments) {
     unsafe { COM1.force_unlock() };
     write_fmt(args);
 }
+
+/// Moves the bytes COM1 has received (at most `buf.len()`) into `buf`; 0 when none are
+/// waiting. Never blocks.
+pub fn receive(buf: &mut [u8]) -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        COM1.lock().as_mut().map_or(0, |u| u.receive_bytes(buf))
+    })
+}
+
+/// Writes bytes as they are, except that `\n` becomes `\r\n` (a process's console output).
+pub fn write_bytes(bytes: &[u8]) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if let Some(u) = COM1.lock().as_mut() {
+            for chunk in bytes.split_inclusive(|&b| b == b'\n') {
+                match chunk.strip_suffix(b"\n") {
+                    Some(line) => {
+                        u.send_bytes_exact(line);
+                        u.send_bytes_exact(b"\r\n");
+                    }
+                    None => u.send_bytes_exact(chunk),
+                }
+            }
+        }
+    });
+}

@@ -159,6 +159,16 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "process_allocator_reuses_memory",
+        run: super::system_cases::allocator_reuses_freed_memory,
+        min_cpus: 1,
+    },
+    Case {
+        name: "system_handle_calls_and_refusals",
+        run: super::system_cases::system_handle_calls_and_refusals,
+        min_cpus: 1,
+    },
+    Case {
         name: "sched_alone_no_timer_interrupts",
         run: super::sched_cases::one_busy_thread_takes_no_timer_interrupts,
         min_cpus: 1,

@@ -21,6 +21,7 @@ mod device_cases;
 mod process_cases;
 mod sched_cases;
 mod smp_cases;
+mod system_cases;
 
 /// One in-kernel test case.
 pub struct Case {

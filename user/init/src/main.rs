@@ -1,13 +1,317 @@
-//! `init`: the first process. For now it greets the console and exits; it becomes the root of
-//! the process tree (configuration, services, restarts) once the boot bundle reaches the disk.
+//! `init`: the first process and the root of the process tree. The core gives it the system
+//! handle (handle 1) and the console handle (handle 2). It reads its configuration
+//! (`docs/init.md`; for now the built-in copy of `rootfs/etc/init.conf`, see [`config_text`]),
+//! starts each service in order with the handles the configuration names, logs every death
+//! report it receives (exit code, fault kind and address, panic text), and starts a dead
+//! service again according to its restart policy after an exponential back-off (100 ms,
+//! doubling, at most 10 s; reset after 30 s of life). Services that hold a channel to a dead
+//! service are ended too, so that they restart connected to its successor.
+//!
+//! A child may ask init for a new channel to a service by name (`initconf::service_request`
+//! on its parent channel); init creates the channel, hands one end to the service with the
+//! service's connect message, and returns the other.
 #![no_std]
 #![no_main]
 
-use moxie_rt::println;
+extern crate alloc;
+
+use abi::syscall::{DEADLINE_NEVER, DeathReport, WaitItem, fault, signal};
+use abi::{Error, Handle, Rights};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use initconf::{Config, Gift, Service};
+use moxie_rt::{chan, println, system};
+
+const SYSTEM: Handle = Handle(1);
+const CONSOLE: Handle = Handle(2);
+
+/// The configuration text. Today the copy built into init; once the root disk is wired in,
+/// `/etc/init.conf` read through the filesystem driver.
+fn config_text() -> String {
+    String::from(include_str!("../../../rootfs/etc/init.conf"))
+}
+
+/// A running (or waiting to restart) service.
+struct Running {
+    /// init's end of its parent channel, while it runs.
+    parent: Option<Handle>,
+    /// Its process handle, while it runs.
+    process: Option<Handle>,
+    /// Its pid (learnt from its death report or the process list).
+    pid: u64,
+    /// When it was started (ns since boot).
+    started: u64,
+    /// Deaths in a row without a long life between them.
+    failures: u32,
+    /// When to start it again (ns since boot), if it is waiting to.
+    restart_at: Option<u64>,
+}
 
 /// Entry, called by the runtime.
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_arg: u64) -> i32 {
-    println!("init: hello from ring 3");
-    0
+    let text = config_text();
+    let config = match initconf::parse(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("init: bad configuration: {}", e);
+            return 1;
+        }
+    };
+    println!("init: {} services configured", config.services.len());
+    let mut run: Vec<Running> = config
+        .services
+        .iter()
+        .map(|_| Running {
+            parent: None,
+            process: None,
+            pid: 0,
+            started: 0,
+            failures: 0,
+            restart_at: Some(0),
+        })
+        .collect();
+    loop {
+        let now = moxie_rt::now();
+        for i in 0..run.len() {
+            if run[i].restart_at.is_some_and(|t| t <= now) {
+                run[i].restart_at = None;
+                start(&config, &mut run, i);
+            }
+        }
+        let next_restart = run.iter().filter_map(|r| r.restart_at).min();
+        let watched: Vec<usize> = (0..run.len())
+            .filter(|&i| run[i].parent.is_some())
+            .collect();
+        if watched.is_empty() {
+            match next_restart {
+                Some(t) => {
+                    moxie_rt::sleep_until(t);
+                    continue;
+                }
+                None => {
+                    println!("init: no service left to run or restart");
+                    return 0;
+                }
+            }
+        }
+        let mut items: Vec<WaitItem> = watched
+            .iter()
+            .map(|&i| WaitItem {
+                handle: run[i].parent.map_or(0, |h| h.0),
+                wanted: signal::READABLE | signal::PEER_CLOSED,
+                ..WaitItem::default()
+            })
+            .collect();
+        match chan::wait(&mut items, next_restart.unwrap_or(DEADLINE_NEVER)) {
+            Ok(_) | Err(Error::Timeout) => {}
+            Err(e) => {
+                println!("init: wait failed: {}", e);
+                moxie_rt::sleep_until(moxie_rt::now() + 10_000_000);
+                continue;
+            }
+        }
+        for (k, &i) in watched.iter().enumerate() {
+            if items[k].observed & (signal::READABLE | signal::PEER_CLOSED) != 0 {
+                drain(&config, &mut run, i);
+            }
+        }
+    }
+}
+
+/// Reads what service `i`'s parent channel holds: requests, its death report, the close.
+fn drain(config: &Config<'_>, run: &mut [Running], i: usize) {
+    let Some(parent) = run[i].parent else {
+        return;
+    };
+    let mut buf = [0u8; 512];
+    let mut hs = [Handle(0); abi::limits::MAX_MESSAGE_HANDLES];
+    loop {
+        match chan::recv(parent, &mut buf, &mut hs, abi::syscall::DEADLINE_NOW) {
+            Ok((n, k)) => {
+                for h in &hs[..k] {
+                    let _ = chan::close(*h);
+                }
+                let msg = &buf[..n];
+                if let Some(r) = DeathReport::from_bytes(msg) {
+                    died(config, run, i, &r);
+                    return;
+                }
+                if let Some(name) = initconf::parse_request(msg) {
+                    answer(config, run, parent, name);
+                }
+            }
+            Err(Error::Timeout) => return,
+            Err(_) => {
+                // Closed without a report (never expected: the kernel reports first).
+                println!("init: {} closed its channel", config.services[i].name);
+                gone(config, run, i, false);
+                return;
+            }
+        }
+    }
+}
+
+/// Answers a child's request for a channel to service `name`.
+fn answer(config: &Config<'_>, run: &[Running], to: Handle, name: &str) {
+    match connect(config, run, name) {
+        Ok(end) => {
+            if chan::send(to, initconf::REPLY_OK, &[end]).is_err() {
+                let _ = chan::close(end);
+            }
+        }
+        Err(why) => {
+            let mut msg = Vec::from(initconf::REPLY_ERR);
+            msg.extend_from_slice(why.as_bytes());
+            let _ = chan::send(to, &msg, &[]);
+        }
+    }
+}
+
+/// A new channel to the running service `name`: one end goes to the service with its connect
+/// message, the other is returned.
+fn connect(config: &Config<'_>, run: &[Running], name: &str) -> Result<Handle, String> {
+    let i = config
+        .services
+        .iter()
+        .position(|s| s.name == name)
+        .ok_or_else(|| format!("no service \"{name}\""))?;
+    let magic = config.services[i]
+        .connect
+        .ok_or_else(|| format!("service \"{name}\" takes no connections"))?;
+    let to = run[i]
+        .parent
+        .ok_or_else(|| format!("service \"{name}\" is not running"))?;
+    let (mine, theirs) = chan::channel_create().map_err(|e| format!("channel: {e}"))?;
+    if let Err(e) = chan::send(to, magic.as_bytes(), &[theirs]) {
+        let _ = chan::close(mine);
+        let _ = chan::close(theirs);
+        return Err(format!("service \"{name}\" does not answer: {e}"));
+    }
+    Ok(mine)
+}
+
+/// Starts service `i`.
+fn start(config: &Config<'_>, run: &mut [Running], i: usize) {
+    let s = &config.services[i];
+    let mut gifts = Vec::new();
+    let mut problem = None;
+    for g in &s.gifts {
+        let h = match g {
+            Gift::System => {
+                system::duplicate(SYSTEM, Rights::SYSTEM_ALL).map_err(|e| format!("{e}"))
+            }
+            Gift::Console => {
+                system::duplicate(CONSOLE, Rights::CONSOLE_ALL).map_err(|e| format!("{e}"))
+            }
+            Gift::Service(name) => connect(config, run, name),
+        };
+        match h {
+            Ok(h) => gifts.push(h),
+            Err(e) => {
+                problem = Some(e);
+                break;
+            }
+        }
+    }
+    let result = match problem {
+        Some(e) => Err(e),
+        None => chan::spawn_with_ceiling(s.module, s.arg, &gifts, s.ceiling_mib << 20)
+            .map_err(|e| format!("{e}")),
+    };
+    match result {
+        Ok((parent, process)) => {
+            let pid = newest_pid(s);
+            println!("init: started {} ({}) as pid {}", s.name, s.module, pid);
+            let r = &mut run[i];
+            r.parent = Some(parent);
+            r.process = Some(process);
+            r.pid = pid;
+            r.started = moxie_rt::now();
+        }
+        Err(e) => {
+            for h in gifts {
+                let _ = chan::close(h);
+            }
+            println!("init: cannot start {} ({}): {}", s.name, s.module, e);
+            schedule(s, &mut run[i], false);
+        }
+    }
+}
+
+/// The pid of the newest process spawned from `s`'s module (init has just spawned it).
+fn newest_pid(s: &Service<'_>) -> u64 {
+    let module = s.module.rsplit('/').next().unwrap_or(s.module);
+    system::processes(SYSTEM)
+        .ok()
+        .and_then(|l| l.iter().filter(|p| p.name() == module).map(|p| p.pid).max())
+        .unwrap_or(0)
+}
+
+/// Logs a death report and handles the death.
+fn died(config: &Config<'_>, run: &mut [Running], i: usize, r: &DeathReport) {
+    let name = config.services[i].name;
+    let how = match r.kind {
+        abi::syscall::DEATH_EXIT => format!("exited with code {}", r.code),
+        abi::syscall::DEATH_KILLED => String::from("was killed"),
+        abi::syscall::DEATH_PANIC => format!("panicked: {}", r.text()),
+        abi::syscall::DEATH_FAULT => format!(
+            "faulted: {} at address {:#x} (instruction {:#x})",
+            fault_name(r.code),
+            r.addr,
+            r.rip
+        ),
+        k => format!("died (report kind {k})"),
+    };
+    println!("init: {} (pid {}) {}", name, r.pid, how);
+    let clean = r.kind == abi::syscall::DEATH_EXIT && r.code == 0;
+    gone(config, run, i, clean);
+}
+
+fn fault_name(code: i64) -> &'static str {
+    match code {
+        fault::PAGE_FAULT => "page fault",
+        fault::PROTECTION => "protection fault",
+        fault::GENERAL_PROTECTION => "general protection fault",
+        fault::INVALID_OPCODE => "invalid opcode",
+        fault::DIVIDE_BY_ZERO => "divide by zero",
+        fault::STACK_OVERFLOW => "stack overflow",
+        fault::ARENA_CEILING => "arena ceiling",
+        _ => "exception",
+    }
+}
+
+/// Service `i` is gone: close its handles, end the services holding channels to it, and
+/// schedule its restart if its policy says so.
+fn gone(config: &Config<'_>, run: &mut [Running], i: usize, clean: bool) {
+    let r = &mut run[i];
+    for h in [r.parent.take(), r.process.take()].into_iter().flatten() {
+        let _ = chan::close(h);
+    }
+    let s = &config.services[i];
+    schedule(s, &mut run[i], clean);
+    for (j, other) in config.services.iter().enumerate() {
+        let uses = other.gifts.contains(&Gift::Service(s.name));
+        if uses && let Some(p) = run[j].process {
+            println!("init: ending {} (it used {})", other.name, s.name);
+            let _ = chan::kill(p);
+        }
+    }
+}
+
+/// Decides on a restart of `s` after a death (or a failed start).
+fn schedule(s: &Service<'_>, r: &mut Running, clean: bool) {
+    if !s.restart.restarts(clean) {
+        println!("init: {} stays down (restart policy)", s.name);
+        return;
+    }
+    let now = moxie_rt::now();
+    if r.started != 0 && now.saturating_sub(r.started) >= initconf::BACKOFF_RESET_MS * 1_000_000 {
+        r.failures = 0;
+    }
+    r.failures = r.failures.saturating_add(1);
+    let wait = initconf::backoff_ms(r.failures);
+    println!("init: restarting {} in {} ms", s.name, wait);
+    r.restart_at = Some(now + wait * 1_000_000);
 }

@@ -45,6 +45,8 @@ mod behaviour {
     pub const DEVICE_HOSTILE: u64 = 36;
     pub const DEVICE_CLOSE_UNMAPS: u64 = 37;
     pub const DEVICE_HOLD: u64 = 38;
+    pub const ALLOC_CHURN: u64 = 34;
+    pub const SYSTEM: u64 = 35;
 }
 
 mod device;
@@ -635,6 +637,154 @@ fn arena(mib: u64) -> i32 {
     }
 }
 
+/// 100,000 allocations and frees of mixed sizes (1 B to 16 KiB, a few of 64 KiB) through the
+/// global allocator, with up to 64 blocks live at once, each filled with a pattern checked
+/// before it is freed. With an allocator that reuses freed blocks the arena stays near the
+/// peak live size (about 1 MiB); a bump allocator would need gigabytes and hit the ceiling.
+/// Exits 0, or 1 for a corrupted block, 2 when the heap spans more than 3 MiB at the end, 3
+/// when blocks are still counted as live after all were freed.
+fn alloc_churn() -> i32 {
+    use alloc::vec::Vec;
+    let start = moxie_rt::arena::usage();
+    let mut live: Vec<Option<Vec<u8>>> = (0..64).map(|_| None).collect();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..100_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let slot = (x % 64) as usize;
+        if let Some(old) = live[slot].take() {
+            let mark = old.len() as u8;
+            if old.iter().any(|&b| b != mark) {
+                return 1;
+            }
+        }
+        let size = match (x >> 8) % 100 {
+            0 => 64 << 10,
+            1..=9 => ((x >> 16) % (16 << 10)) as usize + 1,
+            _ => ((x >> 16) % 512) as usize + 1,
+        };
+        let mut v = Vec::with_capacity(size);
+        v.resize(size, size as u8);
+        live[slot] = Some(v);
+        if i % 25_000 == 0 {
+            let u = moxie_rt::arena::usage();
+            println!(
+                "probe: churn {}: {} B live in {} blocks, heap spans {} KiB",
+                i,
+                u.allocated,
+                u.allocations,
+                u.arena >> 10
+            );
+        }
+    }
+    drop(live);
+    let end = moxie_rt::arena::usage();
+    println!(
+        "probe: churn done: heap spans {} KiB, {} B still allocated",
+        end.arena >> 10,
+        end.allocated
+    );
+    if end.arena > 3 << 20 {
+        return 2;
+    }
+    if end.allocations > start.allocations {
+        return 3;
+    }
+    0
+}
+
+/// The system and console calls, numbered like `hostile`: the test gives this probe handle 1,
+/// a system handle with only inspect + transfer; handle 2, a console handle with only send;
+/// handle 3, a system handle with only kill. Each call is refused without a system or
+/// console handle (the parent channel, a forged handle, a closed one) and without its right;
+/// rights survive duplication (reduced, never added) and a trip through a channel. Returns
+/// the first failed check, or 0.
+fn system_checks() -> i32 {
+    use Error::*;
+    use abi::Rights;
+    use moxie_rt::system as sys;
+    let inspect = Handle::new(1, 0);
+    let console = Handle::new(2, 0);
+    let killer = Handle::new(3, 0);
+    let mut step = 0;
+    let mut check = |ok: bool| {
+        step += 1;
+        if ok { Ok(()) } else { Err(step) }
+    };
+    let mut run = || -> Result<(), i32> {
+        // 1-8: without a system or console handle, nothing.
+        check(sys::processes(PARENT) == Err(WrongType))?;
+        check(sys::kill(PARENT, 1) == Err(WrongType))?;
+        check(sys::memory(PARENT) == Err(WrongType))?;
+        check(sys::power_off(PARENT) == WrongType)?;
+        check(sys::console_attach(PARENT) == Err(WrongType))?;
+        check(sys::console_write(PARENT, b"x") == Err(WrongType))?;
+        check(sys::processes(Handle(0x7777)) == Err(InvalidHandle))?;
+        check(sys::power_off(Handle(0x7777)) == InvalidHandle)?;
+        // 9-10: a channel endpoint cannot be duplicated; the parent channel lacks transfer.
+        let (a, b) = chan::channel_create().map_err(|_| 100)?;
+        check(sys::duplicate(a, Rights::CHANNEL_ALL) == Err(WrongType))?;
+        check(sys::duplicate(PARENT, Rights::CHANNEL_ALL) == Err(NoRights))?;
+        // 11-13: inspect works and shows this process (spawned by the kernel: parent 0).
+        let me = sys::processes(inspect).map_err(|_| 11)?;
+        check(!me.is_empty())?;
+        let mine = me.iter().find(|p| p.name() == "probe" && p.parent == 0);
+        check(mine.is_some_and(|p| {
+            p.threads == 1 && p.state == abi::system::STATE_RUNNING && p.arena_bytes > 0
+        }))?;
+        let m = sys::memory(inspect).map_err(|_| 13)?;
+        check(m.free_frames > 0 && m.total_frames >= m.free_frames && m.processes >= 1)?;
+        // 14-15: but not kill or power off.
+        check(sys::kill(inspect, 1) == Err(NoRights))?;
+        check(sys::power_off(inspect) == NoRights)?;
+        // 16-18: bad buffers; a zero-sized buffer only counts.
+        check(sys::processes_raw(inspect, 8, 4096) == Err(BadAddress))?;
+        check(sys::processes_raw(inspect, 0, 0) == Ok(me.len() as u64))?;
+        check(
+            moxie_rt::syscall6(
+                abi::syscall::Sys::SystemMemory as u64,
+                [1, 0xffff_8000_0000_0000, 0, 0, 0, 0],
+            ) == Err(BadAddress),
+        )?;
+        // 19-21: the console handle writes but cannot attach or be passed on.
+        check(sys::console_write(console, b"probe: console output\n").is_ok())?;
+        check(sys::console_attach(console) == Err(NoRights))?;
+        check(sys::duplicate(console, Rights::CONSOLE_ALL) == Err(NoRights))?;
+        // 22-24: a duplicate has at most the rights of the original.
+        let dup = sys::duplicate(inspect, abi::Rights::SYSTEM_ALL).map_err(|_| 22)?;
+        check(sys::processes(dup).is_ok())?;
+        check(sys::kill(dup, 1) == Err(NoRights))?;
+        check(sys::duplicate(dup, Rights::INSPECT).is_ok())?;
+        // 25-27: a system handle keeps its rights through a channel.
+        check(chan::send(a, b"sys", &[dup]).is_ok())?;
+        let mut buf = [0u8; 8];
+        let mut hs = [Handle(0); 1];
+        check(chan::recv(b, &mut buf, &mut hs, DEADLINE_NOW) == Ok((3, 1)))?;
+        check(sys::processes(hs[0]).is_ok() && sys::kill(hs[0], 1) == Err(NoRights))?;
+        // 28-31: the kill-only handle: no inspect; no such pid; a child killed by pid.
+        check(sys::processes(killer) == Err(NoRights))?;
+        check(sys::kill(killer, 999_999) == Err(NotFound))?;
+        let (child, _ph) = chan::spawn("bin/probe", YIELD_FOREVER, &[]).map_err(|_| 101)?;
+        let list = sys::processes(inspect).map_err(|_| 102)?;
+        let pid = list.iter().map(|p| p.pid).max().ok_or(103)?;
+        check(sys::kill(killer, pid).is_ok())?;
+        let mut rep = [0u8; abi::syscall::DeathReport::SIZE];
+        let got = chan::recv(child, &mut rep, &mut [], DEADLINE_NEVER);
+        check(
+            matches!(got, Ok((n, 0)) if abi::syscall::DeathReport::from_bytes(&rep[..n])
+            .is_some_and(|r| r.kind == abi::syscall::DEATH_KILLED && r.pid == pid)),
+        )?;
+        // 32: a closed system handle is gone.
+        check(chan::close(inspect).is_ok() && sys::processes(inspect) == Err(InvalidHandle))?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(n) => n,
+    }
+}
+
 /// Prints the instructions per null system call (the TSC counts instructions under icount).
 fn bench_null() -> i32 {
     const N: u64 = 10_000;
@@ -773,6 +923,8 @@ pub extern "C" fn main(arg: u64) -> i32 {
         DEVICE_HOSTILE => device::hostile(),
         DEVICE_CLOSE_UNMAPS => device::close_unmaps(),
         DEVICE_HOLD => device::hold(),
+        ALLOC_CHURN => alloc_churn(),
+        SYSTEM => system_checks(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

@@ -105,13 +105,23 @@ pub fn wait(items: &mut [WaitItem], deadline: u64) -> Result<usize, Error> {
 /// Spawns `path` with `arg`, moving `handles` to the child; returns the parent's end of the
 /// child's parent channel and a process handle with the kill right.
 pub fn spawn(path: &str, arg: u64, handles: &[Handle]) -> Result<(Handle, Handle), Error> {
+    spawn_with_ceiling(path, arg, handles, 16 << 20)
+}
+
+/// Spawns like [`spawn`] with an arena ceiling of `ceiling` bytes.
+pub fn spawn_with_ceiling(
+    path: &str,
+    arg: u64,
+    handles: &[Handle],
+    ceiling: u64,
+) -> Result<(Handle, Handle), Error> {
     let req = SpawnRequest {
         path: path.as_ptr() as u64,
         path_len: path.len() as u64,
         arg,
         handles: handles.as_ptr() as u64,
         handle_count: handles.len() as u64,
-        arena_ceiling: 16 << 20,
+        arena_ceiling: ceiling,
         stack_size: 64 << 10,
         priority: 0,
     };

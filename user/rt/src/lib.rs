@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod arena;
 pub mod chan;
 pub mod dev;
+pub mod system;
 
 use abi::Error;
 pub use abi::{Handle, Rights};

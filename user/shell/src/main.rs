@@ -1,0 +1,549 @@
+//! `shell`: the command shell on the serial console, started by init with a copy of the system
+//! handle (handle 1) and of the console handle (handle 2). It attaches to the console's input,
+//! edits lines (`shellcmd::LineEditor`), parses them (`shellcmd::parse`) and carries them out:
+//! process commands through the system handle, file commands through the filesystem protocol
+//! on a channel to `fs` that it asks init for ([`Fs::channel`]). Every error says what went
+//! wrong; `write`, `rm` and `mkdir` end with an fsync, so a filesystem driver that dies
+//! afterwards loses nothing the shell reported done. Ctrl-D on an empty line (what `cargo xtask run` sends at the end of piped input) is
+//! the end of input: the shell powers the machine off, as `poweroff` does.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use abi::syscall::{DEADLINE_NEVER, DEADLINE_NOW, DeathReport, WaitItem, signal};
+use abi::system::state_name;
+use abi::{Error, Handle};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use fsproto::{Kind, Reply, Request};
+use moxie_rt::{chan, system};
+use shellcmd::{Command, Event, LineEditor};
+
+const PARENT: Handle = Handle(0);
+const SYSTEM: Handle = Handle(1);
+const CONSOLE: Handle = Handle(2);
+const PROMPT: &str = "moxie> ";
+/// How long a filesystem or init request may take before the shell gives up on it.
+const CALL_TIMEOUT_NS: u64 = 5_000_000_000;
+
+fn out(text: &str) {
+    let _ = system::console_write(CONSOLE, text.as_bytes());
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => {
+        out(&format!($($arg)*))
+    };
+}
+
+/// A child the shell spawned, until its death report arrives.
+struct Child {
+    parent: Handle,
+    process: Handle,
+    module: String,
+}
+
+/// The connection to the filesystem driver.
+struct Fs {
+    chan: Option<Handle>,
+    next_id: u32,
+    msg: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Fs {
+    /// The channel to `fs`, asked of init on first use and again after the driver went away.
+    /// (Once the root disk is wired in, the same request reaches the driver of the disk.)
+    fn channel(&mut self) -> Result<Handle, String> {
+        if let Some(h) = self.chan {
+            return Ok(h);
+        }
+        let mut req = [0u8; 64];
+        let n = initconf::service_request("fs", &mut req).ok_or("bad request")?;
+        let give_up = moxie_rt::now() + CALL_TIMEOUT_NS;
+        loop {
+            chan::send(PARENT, &req[..n], &[]).map_err(|e| format!("cannot ask init: {e}"))?;
+            let mut buf = [0u8; 256];
+            let mut hs = [Handle(0); 1];
+            let (len, k) = chan::recv(PARENT, &mut buf, &mut hs, give_up)
+                .map_err(|e| format!("no answer from init: {e}"))?;
+            match initconf::ServiceReply::parse(&buf[..len]) {
+                Some(initconf::ServiceReply::Connected) if k == 1 => {
+                    self.chan = Some(hs[0]);
+                    return Ok(hs[0]);
+                }
+                // Being restarted: ask again shortly.
+                Some(initconf::ServiceReply::Refused(why))
+                    if why.ends_with("is not running") && moxie_rt::now() < give_up =>
+                {
+                    moxie_rt::sleep_until(moxie_rt::now() + 100_000_000);
+                }
+                Some(initconf::ServiceReply::Refused(why)) => return Err(String::from(why)),
+                _ => return Err(String::from("a strange answer from init")),
+            }
+        }
+    }
+
+    /// Sends one request and decodes its reply with `f`; reconnects once if the driver went
+    /// away (it may have been restarted).
+    fn call<T>(
+        &mut self,
+        req: Request<'_>,
+        f: impl Fn(Reply<'_>) -> Option<Result<T, fsproto::Error>>,
+    ) -> Result<T, String> {
+        for attempt in 0..2 {
+            let h = self.channel()?;
+            self.next_id = self.next_id.wrapping_add(1);
+            let mut req = req;
+            set_id(&mut req, self.next_id);
+            let len = req
+                .encode(&mut self.msg)
+                .map_err(|e| format!("cannot encode: {e:?}"))?;
+            let sent = chan::send(h, &self.msg[..len], &[]);
+            let got = sent.and_then(|()| {
+                let deadline = moxie_rt::now() + CALL_TIMEOUT_NS;
+                chan::recv(h, &mut self.reply, &mut [], deadline)
+            });
+            match got {
+                Ok((n, _)) => {
+                    let reply = Reply::decode(&self.reply[..n])
+                        .map_err(|e| format!("bad reply from fs: {e:?}"))?;
+                    if let Reply::Rejected { error, .. } = reply {
+                        return Err(String::from(error.as_str()));
+                    }
+                    return match f(reply) {
+                        Some(r) => r.map_err(|e| String::from(e.as_str())),
+                        None => Err(String::from("a reply to another request")),
+                    };
+                }
+                Err(Error::Closed) if attempt == 0 => {
+                    let _ = chan::close(h);
+                    self.chan = None;
+                }
+                Err(e) => return Err(format!("filesystem driver: {e}")),
+            }
+        }
+        Err(String::from("filesystem driver unreachable"))
+    }
+}
+
+impl Fs {
+    /// Makes what the driver holds durable on the device (a driver that dies later loses
+    /// nothing the shell reported done).
+    fn sync(&mut self) -> Result<(), String> {
+        self.call(Request::Fsync { id: 0 }, |r| match r {
+            Reply::Fsync { result, .. } => Some(result),
+            _ => None,
+        })
+    }
+}
+
+fn set_id(req: &mut Request<'_>, new: u32) {
+    match req {
+        Request::Lookup { id, .. }
+        | Request::Stat { id, .. }
+        | Request::Read { id, .. }
+        | Request::Write { id, .. }
+        | Request::Create { id, .. }
+        | Request::Mkdir { id, .. }
+        | Request::Readdir { id, .. }
+        | Request::Remove { id, .. }
+        | Request::Rename { id, .. }
+        | Request::Fsync { id }
+        | Request::Truncate { id, .. } => *id = new,
+    }
+}
+
+/// Entry, called by the runtime.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_arg: u64) -> i32 {
+    let input = match system::console_attach(CONSOLE) {
+        Ok(h) => h,
+        Err(e) => {
+            moxie_rt::println!("shell: cannot read the console: {}", e);
+            return 1;
+        }
+    };
+    let mut fs = Fs {
+        chan: None,
+        next_id: 0,
+        msg: vec![0; fsproto::MAX_MESSAGE],
+        reply: vec![0; fsproto::MAX_MESSAGE],
+    };
+    let mut children: Vec<Child> = Vec::new();
+    let mut editor = LineEditor::default();
+    let mut buf = [0u8; 512];
+    out("moxie shell: type help for the commands\n");
+    out(PROMPT);
+    loop {
+        let mut items = vec![WaitItem {
+            handle: input.0,
+            wanted: signal::READABLE | signal::PEER_CLOSED,
+            ..WaitItem::default()
+        }];
+        items.extend(children.iter().take(15).map(|c| WaitItem {
+            handle: c.parent.0,
+            wanted: signal::READABLE | signal::PEER_CLOSED,
+            ..WaitItem::default()
+        }));
+        if chan::wait(&mut items, DEADLINE_NEVER).is_err() {
+            return 2;
+        }
+        reap(&mut children);
+        let n = match chan::recv(input, &mut buf, &mut [], DEADLINE_NOW) {
+            Ok((n, _)) => n,
+            Err(Error::Timeout) => continue,
+            Err(e) => {
+                moxie_rt::println!("shell: console input ended: {}", e);
+                return 3;
+            }
+        };
+        for &b in &buf[..n] {
+            match editor.feed(b) {
+                Event::None => {}
+                Event::Echo(e) => {
+                    let _ = system::console_write(CONSOLE, e);
+                }
+                Event::EchoByte(c) => {
+                    let _ = system::console_write(CONSOLE, &[c]);
+                }
+                Event::Line(line) => {
+                    out("\n");
+                    run(&line, &mut fs, &mut children);
+                    reap(&mut children);
+                    out(PROMPT);
+                }
+                Event::EndOfInput => {
+                    out("\nend of input\n");
+                    power_off(&mut fs);
+                }
+            }
+        }
+    }
+}
+
+/// Prints the death reports of children that died.
+fn reap(children: &mut Vec<Child>) {
+    let mut buf = [0u8; DeathReport::SIZE];
+    children.retain(
+        |c| match chan::recv(c.parent, &mut buf, &mut [], DEADLINE_NOW) {
+            Ok((n, _)) => {
+                if let Some(r) = DeathReport::from_bytes(&buf[..n]) {
+                    let how = match r.kind {
+                        abi::syscall::DEATH_EXIT => format!("exited with code {}", r.code),
+                        abi::syscall::DEATH_KILLED => String::from("was killed"),
+                        abi::syscall::DEATH_PANIC => format!("panicked: {}", r.text()),
+                        _ => format!("faulted (kind {}) at {:#x}", r.code, r.addr),
+                    };
+                    say!("[{} (pid {}) {}]\n", c.module, r.pid, how);
+                    let _ = chan::close(c.parent);
+                    let _ = chan::close(c.process);
+                    false
+                } else {
+                    true
+                }
+            }
+            Err(Error::Timeout) => true,
+            Err(_) => {
+                let _ = chan::close(c.parent);
+                let _ = chan::close(c.process);
+                false
+            }
+        },
+    );
+}
+
+fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
+    let cmd = match shellcmd::parse(line) {
+        Ok(c) => c,
+        Err(e) => {
+            say!("error: {}\n", e);
+            return;
+        }
+    };
+    match cmd {
+        Command::Nothing => {}
+        Command::Help => {
+            out("commands:\n");
+            for (usage, what) in shellcmd::HELP {
+                say!("  {:<20} {}\n", usage, what);
+            }
+        }
+        Command::Ps => ps(),
+        Command::Spawn { module, arg } => spawn(&module, arg, children),
+        Command::Kill { pid } => match system::kill(SYSTEM, pid) {
+            Ok(()) => say!("killed pid {}\n", pid),
+            Err(Error::NotFound) => say!("kill: no process {}\n", pid),
+            Err(e) => say!("kill: {}: {}\n", pid, e),
+        },
+        Command::Mem => mem(),
+        Command::Uptime => {
+            let ns = moxie_rt::now();
+            let s = ns / 1_000_000_000;
+            say!(
+                "up {}:{:02}:{:02}.{:03}\n",
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                ns / 1_000_000 % 1000
+            );
+        }
+        Command::PowerOff => power_off(fs),
+        Command::Ls { path } => ls(fs, &path),
+        Command::Cat { path } => cat(fs, &path),
+        Command::Write { path, text } => {
+            let mut data = Vec::from(text.as_bytes());
+            data.push(b'\n');
+            let r = fs
+                .call(
+                    Request::Create {
+                        id: 0,
+                        path: &path,
+                        flags: 1,
+                    },
+                    |r| match r {
+                        Reply::Create { result, .. } => Some(result),
+                        _ => None,
+                    },
+                )
+                .and_then(|()| {
+                    fs.call(
+                        Request::Write {
+                            id: 0,
+                            path: &path,
+                            offset: 0,
+                            data: &data,
+                        },
+                        |r| match r {
+                            Reply::Write { result, .. } => Some(result),
+                            _ => None,
+                        },
+                    )
+                });
+            match r.and_then(|size| fs.sync().map(|()| size)) {
+                Ok(size) => say!("wrote {} bytes to {}\n", size, path),
+                Err(e) => say!("write: {}: {}\n", path, e),
+            }
+        }
+        Command::Rm { path } => {
+            let r = fs.call(Request::Remove { id: 0, path: &path }, |r| match r {
+                Reply::Remove { result, .. } => Some(result),
+                _ => None,
+            });
+            let r = r.and_then(|()| fs.sync());
+            if let Err(e) = r {
+                say!("rm: {}: {}\n", path, e);
+            }
+        }
+        Command::Mkdir { path } => {
+            let r = fs.call(Request::Mkdir { id: 0, path: &path }, |r| match r {
+                Reply::Mkdir { result, .. } => Some(result),
+                _ => None,
+            });
+            let r = r.and_then(|()| fs.sync());
+            if let Err(e) = r {
+                say!("mkdir: {}: {}\n", path, e);
+            }
+        }
+    }
+}
+
+fn ps() {
+    let list = match system::processes(SYSTEM) {
+        Ok(l) => l,
+        Err(e) => {
+            say!("ps: {}\n", e);
+            return;
+        }
+    };
+    say!(
+        "{:>5} {:>6} {:<8} {:>7} {:>9} {:>10}  {}\n",
+        "PID",
+        "PARENT",
+        "STATE",
+        "THREADS",
+        "ARENA",
+        "CPU",
+        "MODULE"
+    );
+    for p in list {
+        say!(
+            "{:>5} {:>6} {:<8} {:>7} {:>8}K {:>8}ms  {}\n",
+            p.pid,
+            p.parent,
+            state_name(p.state),
+            p.threads,
+            p.arena_bytes >> 10,
+            p.cpu_ns / 1_000_000,
+            p.name()
+        );
+    }
+}
+
+fn mem() {
+    match system::memory(SYSTEM) {
+        Ok(m) => {
+            say!(
+                "frames: {} free of {} ({} KiB free)\n",
+                m.free_frames,
+                m.total_frames,
+                m.free_frames * 4
+            );
+            say!(
+                "kernel heap: {} KiB used, {} KiB free\n",
+                m.heap_used >> 10,
+                m.heap_free >> 10
+            );
+            say!(
+                "channel buffers: {} bytes queued by {} processes\n",
+                m.channel_bytes,
+                m.processes
+            );
+            let u = moxie_rt::arena::usage();
+            say!(
+                "this shell: {} bytes in {} allocations, heap spans {} KiB\n",
+                u.allocated,
+                u.allocations,
+                u.arena >> 10
+            );
+        }
+        Err(e) => say!("mem: {}\n", e),
+    }
+}
+
+fn spawn(module: &str, arg: u64, children: &mut Vec<Child>) {
+    // Pids only grow: the child is the first process with its name above the newest pid now.
+    let before = system::processes(SYSTEM)
+        .map(|l| l.iter().map(|p| p.pid).max().unwrap_or(0))
+        .unwrap_or(0);
+    match chan::spawn(module, arg, &[]) {
+        Ok((parent, process)) => {
+            let name = module.rsplit('/').next().unwrap_or(module);
+            let pid = system::processes(SYSTEM)
+                .ok()
+                .and_then(|l| {
+                    l.iter()
+                        .filter(|p| p.pid > before && p.name() == name)
+                        .map(|p| p.pid)
+                        .min()
+                })
+                .unwrap_or(0);
+            match pid {
+                0 => say!("started {} (it has already ended)\n", module),
+                _ => say!("started {} as pid {}\n", module, pid),
+            }
+            if children.len() < 15 {
+                children.push(Child {
+                    parent,
+                    process,
+                    module: String::from(module),
+                });
+            } else {
+                let _ = chan::close(parent);
+                let _ = chan::close(process);
+            }
+        }
+        Err(Error::NotFound) => say!("spawn: no module {}\n", module),
+        Err(Error::Failed) => say!(
+            "spawn: {} cannot be loaded (malformed module, or a bad option)\n",
+            module
+        ),
+        Err(e) => say!("spawn: {}: {}\n", module, e),
+    }
+}
+
+fn ls(fs: &mut Fs, path: &str) {
+    let mut cursor = 0;
+    let mut lines = Vec::new();
+    loop {
+        let r = fs.call(
+            Request::Readdir {
+                id: 0,
+                path,
+                cursor,
+            },
+            |r| match r {
+                Reply::Readdir { result, .. } => Some(result.map(|page| {
+                    let entries: Vec<String> = page
+                        .entries()
+                        .map(|e| match e.kind {
+                            Kind::Dir => format!("{:>10}  {}/\n", "<dir>", e.name),
+                            Kind::File => format!("{:>10}  {}\n", e.size, e.name),
+                        })
+                        .collect();
+                    (entries, page.next)
+                })),
+                _ => None,
+            },
+        );
+        match r {
+            Ok((entries, next)) => {
+                lines.extend(entries);
+                if next == fsproto::END_CURSOR {
+                    break;
+                }
+                cursor = next;
+            }
+            Err(e) => {
+                say!("ls: {}: {}\n", path, e);
+                return;
+            }
+        }
+    }
+    if lines.is_empty() {
+        out("(empty)\n");
+    }
+    for l in lines {
+        out(&l);
+    }
+}
+
+fn cat(fs: &mut Fs, path: &str) {
+    let mut offset = 0u64;
+    loop {
+        let r = fs.call(
+            Request::Read {
+                id: 0,
+                path,
+                offset,
+                len: fsproto::MAX_DATA as u32,
+            },
+            |r| match r {
+                Reply::Read { result, .. } => Some(result.map(|(d, _)| Vec::from(d))),
+                _ => None,
+            },
+        );
+        match r {
+            Ok(data) => {
+                let _ = system::console_write(CONSOLE, &data);
+                if data.len() < fsproto::MAX_DATA {
+                    return;
+                }
+                offset += data.len() as u64;
+            }
+            Err(e) => {
+                say!("cat: {}: {}\n", path, e);
+                return;
+            }
+        }
+    }
+}
+
+fn power_off(fs: &mut Fs) -> ! {
+    if fs.chan.is_some() {
+        let r = fs.call(Request::Fsync { id: 0 }, |r| match r {
+            Reply::Fsync { result, .. } => Some(result),
+            _ => None,
+        });
+        if let Err(e) = r {
+            say!("poweroff: fsync failed: {}\n", e);
+        }
+    }
+    out("powering off\n");
+    let e = system::power_off(SYSTEM);
+    say!("poweroff: {}\n", e);
+    moxie_rt::exit(4)
+}
