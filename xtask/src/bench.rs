@@ -52,6 +52,11 @@ const ROWS: &[(&str, &str, &str)] = &[
         "pipe_rt_4096",
     ),
     (
+        "round trip 8 B, moxie send_recv on both sides (Linux pipe)",
+        "channel_call_rt_8",
+        "pipe_rt_8",
+    ),
+    (
         "round trip 8 B (Linux Unix socket)",
         "channel_rt_8",
         "unix_rt_8",
