@@ -79,10 +79,7 @@ pub fn start(root: &str) -> Result<(), String> {
     let gifts = alloc::vec![(Object::Endpoint(blk.client), Rights::CHANNEL_ALL)];
     let (fs_pid, parent) = process::spawn_with("bin/fs", 0, SpawnOptions::default(), gifts)
         .map_err(|(e, _)| alloc::format!("cannot start bin/fs: {e}"))?;
-    ::log::info!(
-        "root filesystem: {root} (block driver pid {}, filesystem driver pid {fs_pid})",
-        blk.pid
-    );
+    let blk_pid = blk.pid;
     *ROOT.lock() = Some(Root {
         device: root.to_string(),
         fs_pid,
@@ -90,14 +87,19 @@ pub fn start(root: &str) -> Result<(), String> {
     });
     // The driver mounts the volume before it serves: a first look-up shows whether it did.
     match lookup("/") {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            ::log::info!(
+                "root filesystem: {root} (block driver pid {blk_pid}, filesystem driver pid {fs_pid})"
+            );
+            Ok(())
+        }
         Err(e) => {
             *ROOT.lock() = None;
             if process::is_live(fs_pid) {
                 process::die(fs_pid, crate::process::Death::Killed);
             }
             Err(alloc::format!(
-                "the filesystem on {root} does not answer: {e}"
+                "{root} holds no volume the filesystem driver serves: {e}"
             ))
         }
     }

@@ -135,13 +135,16 @@ pub fn disk_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -
             None,
             &[
                 "fs: no volume on the block device",
-                "no root filesystem: the filesystem on virtio-blk0 does not answer",
+                "no root filesystem: virtio-blk0 holds no volume the filesystem driver serves",
                 "falling back to bin/init from the boot bundle (it runs its RAM-disk configuration)",
                 "init: started shell (bin/shell)",
             ],
         );
         if r.is_ok() && o.log.contains("KERNEL PANIC") {
             r = Err("kernel panic".into());
+        }
+        if r.is_ok() && o.log.contains(ROOT_UP) {
+            r = Err("the core took the corrupt disk for a root filesystem".into());
         }
         t.record(name, r);
     }
