@@ -169,6 +169,13 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
+/// init's spawn argument when the core gives it a channel to the root filesystem's driver as
+/// handle 3 (`docs/boot.md`); without it (argument 0) init runs its built-in RAM-disk
+/// configuration.
+pub const INIT_HAS_ROOT_FS: u64 = 1;
+/// The handle on which init holds its channel to the root filesystem.
+pub const INIT_ROOT_FS_HANDLE: u32 = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;

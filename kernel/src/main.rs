@@ -3,7 +3,8 @@
 //! Boot order: console and logging, GDT/TSS/IDT, the direct map and the frame allocator from the
 //! boot memory map, the page-table API (dropping the stub's identity mapping), the heap. Then the
 //! command line decides: run in-kernel tests (`test=`), benchmarks (`bench=`), a deliberate crash
-//! (`crash=`), or report that the core is up and wait.
+//! (`crash=`), or report that the core is up and start user space: the block and filesystem
+//! drivers for the root device, then init from the root filesystem (`docs/boot.md`).
 //!
 //! Only `arch` may use `unsafe`; every other module is safe Rust over its API.
 #![no_std]
@@ -23,6 +24,7 @@ mod loader;
 mod log;
 mod mm;
 mod process;
+mod rootfs;
 mod sched;
 mod syscall;
 mod system;
@@ -161,9 +163,54 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
         bench::run(which, bi, entry_tsc);
     }
     ::log::info!("moxie core: up");
-    // init gets the system handle (handle 1) and the console (handle 2), which no other
-    // process receives from the core.
-    let gifts = alloc::vec![
+    start_userland(&cmdline)
+}
+
+/// The boot sequence from here (DESIGN §2): the block driver for the `root=` device and the
+/// filesystem driver on it, both from the boot bundle; then init from `init=` on that
+/// filesystem. Without a root filesystem (no such device, or no volume on it), or when init
+/// cannot be started from it, the core says why and falls back to `bin/init` from the boot
+/// bundle, which then runs its built-in RAM-disk configuration (`docs/boot.md`).
+fn start_userland(cmdline: &Cmdline<'_>) -> ! {
+    if let Err(e) = rootfs::start(cmdline.root) {
+        ::log::error!("no root filesystem: {e}");
+    }
+    let mut init = None;
+    if rootfs::mounted() {
+        match spawn_init(cmdline.init) {
+            Ok(pid) => init = Some(pid),
+            Err(e) => ::log::error!("cannot start init {}: {e}", cmdline.init),
+        }
+    }
+    if init.is_none() {
+        ::log::warn!(
+            "falling back to bin/init from the boot bundle{}",
+            if rootfs::mounted() {
+                ""
+            } else {
+                " (it runs its RAM-disk configuration)"
+            }
+        );
+        match spawn_init("bin/init") {
+            Ok(pid) => init = Some(pid),
+            Err(e) => ::log::error!("cannot start bin/init: {e}"),
+        }
+    }
+    if let Some(pid) = init {
+        let death = process::wait(pid);
+        ::log::info!("init (pid {pid}) ended: {death:?}");
+    }
+    ::log::info!("nothing more to run; waiting (leave QEMU with Ctrl-A X)");
+    loop {
+        sched::block();
+    }
+}
+
+/// Spawns init from `path`. It gets the system handle (handle 1) and the console (handle 2),
+/// which no other process receives from the core, and, when the core has a root filesystem, a
+/// channel to its driver (handle 3; the argument is then 1).
+fn spawn_init(path: &str) -> Result<process::Pid, process::SpawnError> {
+    let mut gifts = alloc::vec![
         (
             ipc::Object::System(abi::Rights::NONE),
             abi::Rights::SYSTEM_ALL
@@ -173,18 +220,21 @@ pub fn kmain(bi: &'static BootInfo, entry_tsc: u64) -> ! {
             abi::Rights::CONSOLE_ALL
         ),
     ];
-    let init = process::spawn_watched("bin/init", 0, process::SpawnOptions::default(), gifts);
-    match init.map(|(pid, _parent_end)| pid).map_err(|(e, _)| e) {
-        Ok(pid) => {
-            let death = process::wait(pid);
-            ::log::info!("init (pid {pid}) ended: {death:?}");
+    let mut arg = 0;
+    if rootfs::mounted() {
+        match rootfs::connect() {
+            Ok(fs) => {
+                gifts.push((ipc::Object::Endpoint(fs), abi::Rights::CHANNEL_ALL));
+                arg = abi::system::INIT_HAS_ROOT_FS;
+            }
+            Err(e) => ::log::error!("init gets no root filesystem: {e}"),
         }
-        Err(e) => ::log::error!("cannot spawn bin/init: {e}"),
     }
-    ::log::info!("nothing more to run; waiting (leave QEMU with Ctrl-A X)");
-    loop {
-        sched::block();
-    }
+    let (pid, _parent_end) =
+        process::spawn_watched(path, arg, process::SpawnOptions::default(), gifts)
+            .map_err(|(e, _)| e)?;
+    ::log::info!("started init from {path} (pid {pid})");
+    Ok(pid)
 }
 
 /// `crash=`: a deliberate kernel bug, to show the exception report and the panic path.

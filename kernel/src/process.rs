@@ -153,6 +153,10 @@ pub enum SpawnError {
     NoMemory,
     /// A spawn option is outside its limits.
     BadOption(&'static str),
+    /// The module on the root filesystem is larger than the core reads.
+    TooBig(String),
+    /// The root filesystem could not be read (the cause is logged).
+    Io(String),
 }
 
 impl SpawnError {
@@ -163,6 +167,8 @@ impl SpawnError {
             SpawnError::Load(e) => e.to_abi(),
             SpawnError::NoMemory => abi::Error::NoMemory,
             SpawnError::BadOption(_) => abi::Error::Failed,
+            SpawnError::TooBig(_) => abi::Error::TooBig,
+            SpawnError::Io(_) => abi::Error::Failed,
         }
     }
 }
@@ -174,6 +180,8 @@ impl core::fmt::Display for SpawnError {
             SpawnError::Load(e) => write!(f, "cannot load the module: {e}"),
             SpawnError::NoMemory => write!(f, "out of memory"),
             SpawnError::BadOption(what) => write!(f, "bad spawn option: {what}"),
+            SpawnError::TooBig(p) => write!(f, "module {p} is too large to load"),
+            SpawnError::Io(p) => write!(f, "cannot read {p} from the root filesystem"),
         }
     }
 }
@@ -235,7 +243,8 @@ pub fn with_handles<R>(f: impl FnOnce(&mut HandleTable<Object>) -> R) -> Option<
 /// A handed-back list of objects (what a failed spawn returns).
 pub type Gifts = Vec<(Object, Rights)>;
 
-/// Spawns the module at `path` from the boot bundle; its main thread starts with `arg` in `rdi`
+/// Spawns the module at `path` (where it comes from: [`module_bytes`]); its main thread
+/// starts with `arg` in `rdi`
 /// and its pid in `rsi`. The parent's end of the parent channel is dropped: for processes the
 /// kernel starts and only waits for.
 pub fn spawn(path: &str, arg: u64, opts: SpawnOptions) -> Result<Pid, SpawnError> {
@@ -355,14 +364,45 @@ fn prepare(path: &str, opts: SpawnOptions) -> Result<(Arc<AddressSpace>, u64), S
             "stack size must be whole pages, at most the slot",
         ));
     }
-    let file = crate::bundle::file(path).ok_or_else(|| SpawnError::NotFound(path.to_string()))?;
-    let image = loader::load(file).map_err(SpawnError::Load)?;
+    let file = module_bytes(path)?;
+    let image = loader::load(&file).map_err(SpawnError::Load)?;
     let space = Arc::new(AddressSpace::new_user(&mut KernelTables)?);
     if let Err(e) = build(&space, &image, opts) {
         teardown(&space);
         return Err(e);
     }
     Ok((space, image.entry))
+}
+
+/// The bytes of the module at `path`. A path without a leading `/` names a file of the boot
+/// bundle (`bin/blk`); an absolute path names a file on the root filesystem (`/sbin/init`),
+/// read whole into a kernel buffer, or, when the core has no root filesystem (the fallback
+/// boot), the bundle's file of the same name without the `/`.
+fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnError> {
+    use crate::rootfs::{self, ReadError};
+    use alloc::borrow::Cow;
+    let Some(rel) = path.strip_prefix('/') else {
+        return crate::bundle::file(path)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| SpawnError::NotFound(path.to_string()));
+    };
+    if !rootfs::mounted() {
+        return crate::bundle::file(rel)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| SpawnError::NotFound(path.to_string()));
+    }
+    match rootfs::read_file(path) {
+        Ok(bytes) => Ok(Cow::Owned(bytes)),
+        Err(ReadError::NotFound) => Err(SpawnError::NotFound(path.to_string())),
+        Err(ReadError::TooBig(n)) => {
+            ::log::warn!("spawn {path}: {}", ReadError::TooBig(n));
+            Err(SpawnError::TooBig(path.to_string()))
+        }
+        Err(e) => {
+            ::log::error!("spawn {path}: {e}");
+            Err(SpawnError::Io(path.to_string()))
+        }
+    }
 }
 
 /// Ends process `pid` (called by its own thread for exit, panic and faults, or by a killer):

@@ -14,7 +14,7 @@ const SYSTEM_PROGRAMS: &[&str] = &["init", "fs", "blk"];
 const FOLDERS: &[&str] = &["/sbin", "/bin", "/etc", "/sys", "/sys/suspended"];
 
 /// A host tool by name, also from the sbin folders (where `mkfs.fat` lives).
-fn tool(name: &str) -> Result<PathBuf> {
+pub fn tool(name: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
@@ -23,7 +23,7 @@ fn tool(name: &str) -> Result<PathBuf> {
         .with_context(|| format!("{name} not found (install dosfstools and mtools)"))
 }
 
-fn run(name: &str, args: &[&str]) -> Result<String> {
+pub fn run(name: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(tool(name)?)
         .args(args)
         .env("MTOOLS_SKIP_CHECK", "1")
@@ -93,18 +93,72 @@ pub fn make_image(out: &Path, programs: &[(&str, PathBuf)], etc: &Path) -> Resul
     Ok(())
 }
 
+/// The built user programs, as `make_image` takes them (after `artifacts::build`).
+fn built_programs() -> Result<Vec<(&'static str, PathBuf)>> {
+    let dir = artifacts::out_dir()?;
+    Ok(artifacts::USER_PROGRAMS
+        .iter()
+        .map(|&p| (p, dir.join(format!("{p}.elf"))))
+        .collect())
+}
+
+/// Writes the default root disk to `out` (after `artifacts::build`).
+pub fn write_default(out: &Path) -> Result<()> {
+    make_image(out, &built_programs()?, &crate::root().join("rootfs/etc"))
+}
+
 /// `cargo xtask disk OUT.img`: builds the programs and writes the default root disk.
 pub fn run_command(out: &Path) -> Result<()> {
     prereq::ensure_all()?;
     artifacts::build()?;
-    let dir = artifacts::out_dir()?;
-    let programs: Vec<(&str, PathBuf)> = artifacts::USER_PROGRAMS
-        .iter()
-        .map(|&p| (p, dir.join(format!("{p}.elf"))))
-        .collect();
-    make_image(out, &programs, &crate::root().join("rootfs/etc"))?;
+    write_default(out)?;
     println!("{}", out.display());
     Ok(())
+}
+
+/// The default root disk in `target/moxie/root.img` (after `artifacts::build`), written again
+/// when it is missing or its inputs (the programs, `rootfs/etc`) changed since it was made;
+/// a stamp file beside it holds a hash of those inputs.
+pub fn default_root_disk() -> Result<PathBuf> {
+    let out = artifacts::out_dir()?.join("root.img");
+    let stamp_path = out.with_extension("img.stamp");
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, path) in built_programs()? {
+        inputs.push((name.to_string(), std::fs::read(&path)?));
+    }
+    let etc = crate::root().join("rootfs/etc");
+    let mut etc_files: Vec<PathBuf> = std::fs::read_dir(&etc)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    etc_files.sort();
+    for f in etc_files {
+        inputs.push((f.display().to_string(), std::fs::read(&f)?));
+    }
+    let stamp = format!("{:016x}\n", fnv1a(&inputs));
+    let fresh =
+        out.is_file() && std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(&stamp);
+    if fresh {
+        eprintln!("xtask: root disk {} is up to date", out.display());
+    } else {
+        eprintln!("xtask: writing the root disk {}", out.display());
+        let _ = std::fs::remove_file(&stamp_path);
+        write_default(&out)?;
+        std::fs::write(&stamp_path, stamp)?;
+    }
+    Ok(out)
+}
+
+/// FNV-1a over names and contents: enough to notice that an input changed.
+fn fnv1a(inputs: &[(String, Vec<u8>)]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, bytes) in inputs {
+        for b in name.bytes().chain([0]).chain(bytes.iter().copied()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 #[cfg(test)]
@@ -124,6 +178,31 @@ mod tests {
             eprintln!("skipped: dosfstools and mtools are missing");
         }
         ok
+    }
+
+    /// Every module `rootfs/etc/init.conf` names by absolute path is where `cargo xtask disk`
+    /// puts a program.
+    #[test]
+    fn init_conf_modules_are_on_the_disk() {
+        let conf = std::fs::read_to_string(crate::root().join("rootfs/etc/init.conf")).unwrap();
+        let mut seen = 0;
+        for line in conf.lines().map(str::trim) {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("service") {
+                continue;
+            }
+            let module = words.nth(1).unwrap();
+            let name = module.rsplit('/').next().unwrap();
+            assert!(
+                artifacts::USER_PROGRAMS.contains(&name),
+                "{module}: no such program"
+            );
+            assert_eq!(place(name), module, "init.conf names {module}");
+            seen += 1;
+        }
+        assert!(seen > 0, "no service in init.conf");
+        // The core's default `init=` is where the disk has init.
+        assert_eq!(place("init"), bootinfo::cmdline::DEFAULT_INIT);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod artifacts;
 mod bench;
 mod disk;
+mod diskcases;
 mod linux_baseline;
 mod prereq;
 mod qemu;
@@ -42,6 +43,10 @@ enum Command {
         /// Boot the GRUB ISO (multiboot2) instead of QEMU's -kernel (multiboot v1).
         #[arg(long)]
         iso: bool,
+        /// Boot with this FAT32 image as the root disk instead of the default one (which is
+        /// built into target/moxie/root.img when missing or stale).
+        #[arg(long, value_name = "FILE")]
+        disk: Option<PathBuf>,
         /// Extra kernel command-line words, e.g. `log=debug`.
         cmdline: Vec<String>,
     },
@@ -84,15 +89,25 @@ fn main() -> Result<()> {
             prereq::ensure_build_tools()?;
             artifacts::build()?;
         }
-        Command::Run { smp, iso, cmdline } => {
+        Command::Run {
+            smp,
+            iso,
+            disk,
+            cmdline,
+        } => {
             prereq::ensure_all()?;
             let a = artifacts::build()?;
+            let disk = match disk {
+                Some(d) if d.is_file() => d,
+                Some(d) => anyhow::bail!("no disk image {}", d.display()),
+                None => disk::default_root_disk()?,
+            };
             let iso_path = if iso {
                 Some(artifacts::iso(&a, &cmdline.join(" "))?)
             } else {
                 None
             };
-            qemu::interactive(&a, iso_path.as_deref(), smp, &cmdline.join(" "))?;
+            qemu::interactive(&a, iso_path.as_deref(), smp, &cmdline.join(" "), &disk)?;
         }
         Command::Iso => {
             prereq::ensure_all()?;

@@ -80,10 +80,17 @@ pub fn disk_args(disk: &Path) -> Vec<String> {
 /// Boots with the serial console (and QEMU's monitor, Ctrl-A C) on this terminal. When
 /// standard input is not a terminal (commands piped in), it is copied to the serial port
 /// without the monitor, followed by Ctrl-D, which the shell takes as the end of input.
-pub fn interactive(a: &Artifacts, iso: Option<&Path>, smp: u32, cmdline: &str) -> Result<()> {
+pub fn interactive(
+    a: &Artifacts,
+    iso: Option<&Path>,
+    smp: u32,
+    cmdline: &str,
+    disk: &Path,
+) -> Result<()> {
     use std::io::IsTerminal;
     let mut args = machine_args(smp, false);
     args.extend(boot_args(a, &a.moxie_elf, iso, cmdline));
+    args.extend(disk_args(disk));
     let piped = !std::io::stdin().is_terminal();
     let status = if piped {
         args.extend([

@@ -53,14 +53,14 @@ poweroff
 ";
 
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: usize,
     failed: usize,
     skipped: usize,
 }
 
 impl Tally {
-    fn record(&mut self, name: &str, result: Result<(), String>) {
+    pub fn record(&mut self, name: &str, result: Result<(), String>) {
         match result {
             Ok(()) => {
                 self.passed += 1;
@@ -327,7 +327,7 @@ fn ktest_suite(
     }
 }
 
-fn expect(o: &Outcome, status: Option<i32>, needles: &[&str]) -> Result<(), String> {
+pub fn expect(o: &Outcome, status: Option<i32>, needles: &[&str]) -> Result<(), String> {
     let mut problems = Vec::new();
     if o.timed_out {
         problems.push(format!("timed out after {}s", BOOT_TIMEOUT.as_secs()));
@@ -391,6 +391,9 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
                 &[
                     "moxie stub: entered via multiboot\n",
                     CORE_UP,
+                    "no root filesystem: no virtio-blk device number 0",
+                    "falling back to bin/init from the boot bundle (it runs its RAM-disk configuration)",
+                    "init: no root filesystem; using the built-in RAM-disk configuration",
                     "init] init: 3 services configured",
                     "init: started ramblk (bin/ramblk) as pid 2",
                     "init: started fs (bin/fs) as pid 3",
@@ -448,14 +451,14 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
                         "kernel heap: ",
                         "channel buffers: ",
                         "moxie> uptime\nup 0:00:",
-                        "moxie> spawn probe\nstarted bin/probe",
-                        "moxie> spawn probe 17\nstarted bin/probe as pid 6\n",
-                        "[bin/probe (pid 5) exited with code 42]",
-                        "started bin/probe as pid 6",
+                        "moxie> spawn probe\nstarted /bin/probe",
+                        "moxie> spawn probe 17\nstarted /bin/probe as pid 6\n",
+                        "[/bin/probe (pid 5) exited with code 42]",
+                        "started /bin/probe as pid 6",
                         "killed pid 6",
-                        "[bin/probe (pid 6) was killed]",
+                        "[/bin/probe (pid 6) was killed]",
                         "kill: no process 999",
-                        "spawn: no module bin/nope",
+                        "spawn: no module /bin/nope",
                         "spawn: bad/wx cannot be loaded (malformed module, or a bad option)",
                         "wrote 21 bytes to /docs/note.txt",
                         "moxie> cat docs/note.txt\nhello from the shell\n",
@@ -474,6 +477,7 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
             }),
         );
     }
+    crate::diskcases::disk_cases(a, t, wanted)?;
     let name = "boot::grub_iso_multiboot2_same_first_line";
     if wanted(name) {
         let iso = artifacts::iso(a, "")?;

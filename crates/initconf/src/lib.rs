@@ -335,6 +335,11 @@ service once bin/probe restart=never
     #[test]
     fn the_repository_default_parses() {
         let c = parse(include_str!("../../../rootfs/etc/init.conf")).unwrap();
+        let shell = c.service("shell").expect("shell missing");
+        assert_eq!(shell.module, "/bin/shell");
+        assert_eq!(shell.gifts, [Gift::System, Gift::Console]);
+        // init's built-in configuration for a boot without a root filesystem.
+        let c = parse(include_str!("../../../user/init/ram.conf")).unwrap();
         for name in ["ramblk", "fs", "shell"] {
             assert!(c.service(name).is_some(), "{name} missing");
         }

@@ -23,7 +23,9 @@ pub enum Command<'a> {
     Help,
     /// `ps`: the processes.
     Ps,
-    /// `spawn MODULE [ARG]`: start a program (`bin/MODULE` when the name has no `/`).
+    /// `spawn MODULE [ARG]`: start a program (`/bin/MODULE` on the root filesystem when the
+    /// name has no `/`; a path with a `/` as given: absolute on the root filesystem, else a
+    /// file of the boot bundle).
     Spawn {
         /// The module path in the boot bundle.
         module: String,
@@ -51,6 +53,18 @@ pub enum Command<'a> {
         path: String,
         /// The rest of the line, spaces kept.
         text: &'a str,
+    },
+    /// `crc FILE`: the file's size and CRC-32 (to compare with a host's checksum).
+    Crc {
+        /// Absolute path.
+        path: String,
+    },
+    /// `fill FILE BYTES`: the file holds BYTES bytes of [`fill_byte`]'s pattern.
+    Fill {
+        /// Absolute path.
+        path: String,
+        /// How many bytes.
+        bytes: u64,
     },
     /// `rm PATH`: a file or an empty directory.
     Rm {
@@ -100,12 +114,17 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "spawn MODULE [ARG]",
-        "start bin/MODULE with a numeric argument",
+        "start /bin/MODULE (or the path MODULE) with a numeric argument",
     ),
     ("kill PID", "end a process"),
     ("ls [DIR]", "list a directory (default /)"),
     ("cat FILE", "print a file"),
     ("write FILE TEXT", "make FILE hold TEXT (and a newline)"),
+    ("crc FILE", "size and CRC-32 of a file"),
+    (
+        "fill FILE BYTES",
+        "make FILE hold BYTES bytes of a fixed pattern",
+    ),
     ("rm PATH", "remove a file or an empty directory"),
     ("mkdir DIR", "make a directory"),
     ("mem", "free frames, kernel heap, queued channel bytes"),
@@ -185,7 +204,7 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
             let module = if args[0].contains('/') {
                 String::from(args[0])
             } else {
-                let mut m = String::from("bin/");
+                let mut m = String::from("/bin/");
                 m.push_str(args[0]);
                 m
             };
@@ -213,6 +232,19 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
                 path: absolute(args[0]),
             }
         }
+        "crc" => {
+            want(1..=1)?;
+            Command::Crc {
+                path: absolute(args[0]),
+            }
+        }
+        "fill" => {
+            want(2..=2)?;
+            Command::Fill {
+                path: absolute(args[0]),
+                bytes: number(args[1])?,
+            }
+        }
         "rm" => {
             want(1..=1)?;
             Command::Rm {
@@ -236,6 +268,12 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         }
         other => return Err(ParseError::Unknown(other)),
     })
+}
+
+/// Byte `i` of the pattern `fill` writes: not periodic at any power of two up to 64 KiB, so a
+/// block written at the wrong offset shows.
+pub fn fill_byte(i: u64) -> u8 {
+    (i ^ (i >> 8) ^ (i >> 16).wrapping_mul(7)) as u8
 }
 
 /// Longest line the editor keeps.
@@ -323,8 +361,15 @@ mod tests {
         assert_eq!(
             parse("spawn probe 17"),
             Ok(Command::Spawn {
-                module: "bin/probe".into(),
+                module: "/bin/probe".into(),
                 arg: 17
+            })
+        );
+        assert_eq!(
+            parse("spawn /sbin/init"),
+            Ok(Command::Spawn {
+                module: "/sbin/init".into(),
+                arg: 0
             })
         );
         assert_eq!(
@@ -337,11 +382,27 @@ mod tests {
         assert_eq!(
             parse("spawn probe 0x11"),
             Ok(Command::Spawn {
-                module: "bin/probe".into(),
+                module: "/bin/probe".into(),
                 arg: 17
             })
         );
         assert_eq!(parse("kill 7"), Ok(Command::Kill { pid: 7 }));
+        assert_eq!(
+            parse("crc big/file.bin"),
+            Ok(Command::Crc {
+                path: "/big/file.bin".into()
+            })
+        );
+        assert_eq!(
+            parse("fill /f 0x100001"),
+            Ok(Command::Fill {
+                path: "/f".into(),
+                bytes: 0x10_0001
+            })
+        );
+        assert_eq!(parse("fill /f"), Err(ParseError::Usage("fill FILE BYTES")));
+        assert_ne!(fill_byte(0), fill_byte(256));
+        assert_ne!(fill_byte(0), fill_byte(65536));
         assert_eq!(parse("ls"), Ok(Command::Ls { path: "/".into() }));
         assert_eq!(
             parse("ls etc/"),

@@ -371,10 +371,21 @@ pub struct BlockDriver {
 /// the device handle (handle 1, every device right) and the server end of a new service channel
 /// (handle 2). `watched`: the kernel will `process::wait` for it.
 pub fn start_block(watched: bool) -> Result<BlockDriver, alloc::string::String> {
+    start_block_at(0, watched)
+}
+
+/// Like [`start_block`], for the `index`th virtio-blk function in scan order (0 first: the
+/// device `root=virtio-blkN` names).
+pub fn start_block_at(index: usize, watched: bool) -> Result<BlockDriver, alloc::string::String> {
     use crate::ipc::Object;
     use crate::process::{self, SpawnOptions};
     use abi::Rights;
-    let f = find(VIRTIO_BLK.0, VIRTIO_BLK.1).ok_or("no virtio-blk device")?;
+    let f = found()
+        .iter()
+        .filter(|d| d.info.vendor == VIRTIO_BLK.0 && d.info.device == VIRTIO_BLK.1)
+        .nth(index)
+        .map(|d| d.func)
+        .ok_or_else(|| alloc::format!("no virtio-blk device number {index}"))?;
     let dev = claim(f).map_err(|e| alloc::format!("cannot claim {f}: {e:?}"))?;
     let (server, client) = Endpoint::pair();
     let gifts = alloc::vec![

@@ -1,6 +1,7 @@
 //! `init`: the first process and the root of the process tree. The core gives it the system
-//! handle (handle 1) and the console handle (handle 2). It reads its configuration
-//! (`docs/init.md`; for now the built-in copy of `rootfs/etc/init.conf`, see [`config_text`]),
+//! handle (handle 1) and the console handle (handle 2), and, when there is a root filesystem,
+//! a channel to its driver (handle 3). It reads its configuration (`docs/init.md`:
+//! `/etc/init.conf` from the root filesystem, see [`config_text`]),
 //! starts each service in order with the handles the configuration names, logs every death
 //! report it receives (exit code, fault kind and address, panic text), and starts a dead
 //! service again according to its restart policy after an exponential back-off (100 ms,
@@ -25,11 +26,74 @@ use moxie_rt::{chan, println, system};
 
 const SYSTEM: Handle = Handle(1);
 const CONSOLE: Handle = Handle(2);
+/// init's channel to the root filesystem's driver (0: none).
+static ROOT_FS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// The name under which init hands out channels to the root filesystem.
+const ROOT_FS_SERVICE: &str = "fs";
 
-/// The configuration text. Today the copy built into init; once the root disk is wired in,
-/// `/etc/init.conf` read through the filesystem driver.
-fn config_text() -> String {
-    String::from(include_str!("../../../rootfs/etc/init.conf"))
+/// The configuration read from the root disk.
+const CONFIG_PATH: &str = "/etc/init.conf";
+/// The built-in copy of the root disk's configuration, used when the file is missing.
+const DISK_DEFAULT: &str = include_str!("../../../rootfs/etc/init.conf");
+/// The built-in configuration for a boot without a root filesystem: a RAM disk, the
+/// filesystem driver on it and the shell, all from the boot bundle.
+const RAM_CONFIG: &str = include_str!("../ram.conf");
+/// Largest configuration file read.
+const MAX_CONFIG: usize = 64 * 1024;
+
+/// The configuration text: `/etc/init.conf` from the root filesystem (`root`: the channel
+/// the core gave init), the built-in copy of the default when that file is missing (with a
+/// warning), or the built-in RAM-disk configuration when there is no root filesystem.
+fn config_text(root: Option<Handle>) -> Result<String, String> {
+    let Some(root) = root else {
+        println!("init: no root filesystem; using the built-in RAM-disk configuration");
+        return Ok(String::from(RAM_CONFIG));
+    };
+    match read_file(root, CONFIG_PATH) {
+        Ok(bytes) => {
+            String::from_utf8(bytes).map_err(|_| format!("{CONFIG_PATH} is not UTF-8 text"))
+        }
+        Err(fsproto::Error::NotFound) => {
+            println!("init: warning: no {CONFIG_PATH}; using the built-in default configuration");
+            Ok(String::from(DISK_DEFAULT))
+        }
+        Err(e) => Err(format!("cannot read {CONFIG_PATH}: {}", e.as_str())),
+    }
+}
+
+/// Reads the whole file at `path` over the filesystem protocol on `h`.
+fn read_file(h: Handle, path: &str) -> Result<Vec<u8>, fsproto::Error> {
+    let mut msg = alloc::vec![0u8; fsproto::MAX_MESSAGE];
+    let mut reply = alloc::vec![0u8; fsproto::MAX_MESSAGE];
+    let mut out = Vec::new();
+    for id in 1.. {
+        let req = fsproto::Request::Read {
+            id,
+            path,
+            offset: out.len() as u64,
+            len: fsproto::MAX_DATA as u32,
+        };
+        let n = req.encode(&mut msg).map_err(|_| fsproto::Error::BadPath)?;
+        chan::send(h, &msg[..n], &[]).map_err(|_| fsproto::Error::Io)?;
+        let deadline = moxie_rt::now() + 10_000_000_000;
+        let (n, _) =
+            chan::recv(h, &mut reply, &mut [], deadline).map_err(|_| fsproto::Error::Io)?;
+        match fsproto::Reply::decode(&reply[..n]) {
+            Ok(fsproto::Reply::Read { id: got, result }) if got == id => {
+                let (data, _size) = result?;
+                out.extend_from_slice(data);
+                if data.len() < fsproto::MAX_DATA {
+                    break;
+                }
+                if out.len() > MAX_CONFIG {
+                    return Err(fsproto::Error::TooBig);
+                }
+            }
+            Ok(fsproto::Reply::Rejected { error, .. }) => return Err(error),
+            _ => return Err(fsproto::Error::Io),
+        }
+    }
+    Ok(out)
 }
 
 /// A running (or waiting to restart) service.
@@ -50,8 +114,20 @@ struct Running {
 
 /// Entry, called by the runtime.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_arg: u64) -> i32 {
-    let text = config_text();
+pub extern "C" fn main(arg: u64) -> i32 {
+    let root = (arg & abi::system::INIT_HAS_ROOT_FS != 0)
+        .then_some(Handle(abi::system::INIT_ROOT_FS_HANDLE));
+    ROOT_FS.store(
+        root.map_or(0, |h| h.0),
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    let text = match config_text(root) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("init: {}", e);
+            return 1;
+        }
+    };
     let config = match initconf::parse(&text) {
         Ok(c) => c,
         Err(e) => {
@@ -172,11 +248,9 @@ fn answer(config: &Config<'_>, run: &[Running], to: Handle, name: &str) {
 /// A new channel to the running service `name`: one end goes to the service with its connect
 /// message, the other is returned.
 fn connect(config: &Config<'_>, run: &[Running], name: &str) -> Result<Handle, String> {
-    let i = config
-        .services
-        .iter()
-        .position(|s| s.name == name)
-        .ok_or_else(|| format!("no service \"{name}\""))?;
+    let Some(i) = config.services.iter().position(|s| s.name == name) else {
+        return connect_root_fs(name);
+    };
     let magic = config.services[i]
         .connect
         .ok_or_else(|| format!("service \"{name}\" takes no connections"))?;
@@ -188,6 +262,23 @@ fn connect(config: &Config<'_>, run: &[Running], name: &str) -> Result<Handle, S
         let _ = chan::close(mine);
         let _ = chan::close(theirs);
         return Err(format!("service \"{name}\" does not answer: {e}"));
+    }
+    Ok(mine)
+}
+
+/// A new channel to the root filesystem's driver (the service [`ROOT_FS_SERVICE`] when the
+/// configuration does not define it): the other end goes to the driver with its connect
+/// message, on init's own channel to it.
+fn connect_root_fs(name: &str) -> Result<Handle, String> {
+    let root = ROOT_FS.load(core::sync::atomic::Ordering::Relaxed);
+    if name != ROOT_FS_SERVICE || root == 0 {
+        return Err(format!("no service \"{name}\""));
+    }
+    let (mine, theirs) = chan::channel_create().map_err(|e| format!("channel: {e}"))?;
+    if let Err(e) = chan::send(Handle(root), fsproto::CONNECT, &[theirs]) {
+        let _ = chan::close(mine);
+        let _ = chan::close(theirs);
+        return Err(format!("the root filesystem does not answer: {e}"));
     }
     Ok(mine)
 }

@@ -294,6 +294,8 @@ fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
         Command::PowerOff => power_off(fs),
         Command::Ls { path } => ls(fs, &path),
         Command::Cat { path } => cat(fs, &path),
+        Command::Crc { path } => crc(fs, &path),
+        Command::Fill { path, bytes } => fill(fs, &path, bytes),
         Command::Write { path, text } => {
             let mut data = Vec::from(text.as_bytes());
             data.push(b'\n');
@@ -529,6 +531,93 @@ fn cat(fs: &mut Fs, path: &str) {
                 return;
             }
         }
+    }
+}
+
+/// Prints `crc32 XXXXXXXX SIZE PATH` for the file.
+fn crc(fs: &mut Fs, path: &str) {
+    let mut h = crc32fast::Hasher::new();
+    let mut offset = 0u64;
+    loop {
+        let r = fs.call(
+            Request::Read {
+                id: 0,
+                path,
+                offset,
+                len: fsproto::MAX_DATA as u32,
+            },
+            |r| match r {
+                Reply::Read { result, .. } => Some(result.map(|(d, _)| Vec::from(d))),
+                _ => None,
+            },
+        );
+        match r {
+            Ok(d) => {
+                h.update(&d);
+                let n = d.len();
+                offset += n as u64;
+                if n < fsproto::MAX_DATA {
+                    break;
+                }
+            }
+            Err(e) => {
+                say!(
+                    "crc: {}: {}
+",
+                    path,
+                    e
+                );
+                return;
+            }
+        }
+    }
+    say!("crc32 {:08x} {} {}\n", h.finalize(), offset, path);
+}
+
+/// Makes `path` hold `bytes` bytes of `shellcmd::fill_byte`'s pattern, then fsyncs.
+fn fill(fs: &mut Fs, path: &str, bytes: u64) {
+    let created = fs.call(
+        Request::Create {
+            id: 0,
+            path,
+            flags: 1,
+        },
+        |r| match r {
+            Reply::Create { result, .. } => Some(result),
+            _ => None,
+        },
+    );
+    if let Err(e) = created {
+        say!("fill: {}: {}\n", path, e);
+        return;
+    }
+    let mut data = Vec::with_capacity(fsproto::MAX_DATA);
+    let mut offset = 0u64;
+    while offset < bytes {
+        let n = (bytes - offset).min(fsproto::MAX_DATA as u64);
+        data.clear();
+        data.extend((offset..offset + n).map(shellcmd::fill_byte));
+        let r = fs.call(
+            Request::Write {
+                id: 0,
+                path,
+                offset,
+                data: &data,
+            },
+            |r| match r {
+                Reply::Write { result, .. } => Some(result),
+                _ => None,
+            },
+        );
+        if let Err(e) = r {
+            say!("fill: {}: {} (at byte {})\n", path, e, offset);
+            return;
+        }
+        offset += n;
+    }
+    match fs.sync() {
+        Ok(()) => say!("filled {} with {} bytes\n", path, bytes),
+        Err(e) => say!("fill: {}: {}\n", path, e),
     }
 }
 
