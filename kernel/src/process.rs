@@ -307,7 +307,7 @@ fn spawn_inner(
         *n - 1
     };
     let stack_top = STACKS_BASE + STACK_SLOT;
-    let tid = match sched::spawn_on(
+    let tid = match sched::create_on(
         Start::User {
             rip: entry,
             rsp: stack_top - 8,
@@ -342,6 +342,8 @@ fn spawn_inner(
             kernel_waits,
         },
     ));
+    // Only now, with its process on record: on another core it may run at once.
+    sched::start(tid);
     ::log::debug!(
         "spawned {path} as process {pid} (priority {})",
         opts.priority

@@ -319,6 +319,21 @@ pub fn spawn_on(
     core: Option<usize>,
     priority: Priority,
 ) -> Result<Tid, MapError> {
+    let tid = create_on(start, space, pid, core, priority)?;
+    self::start(tid);
+    Ok(tid)
+}
+
+/// Creates a thread like [`spawn_on`] but leaves it blocked: it runs only after [`start`].
+/// A new process is entered in the process table between the two, so that its thread — which
+/// may start at once on another core — never runs before the kernel knows its process.
+pub fn create_on(
+    start: Start,
+    space: Option<Arc<AddressSpace>>,
+    pid: Option<crate::process::Pid>,
+    core: Option<usize>,
+    priority: Priority,
+) -> Result<Tid, MapError> {
     let ctx = Context::new(start)?;
     Ok(with(|s| {
         let c = core
@@ -326,10 +341,13 @@ pub fn spawn_on(
             .unwrap_or_else(|| least_loaded(s));
         let mut t = thread(ctx, State::Blocked, c, space, pid);
         t.priority = priority;
-        let tid = add_thread(s, t);
-        s.make_runnable(tid);
-        tid
+        add_thread(s, t)
     }))
+}
+
+/// Makes a thread made by [`create_on`] runnable.
+pub fn start(tid: Tid) {
+    with(|s| s.make_runnable(tid));
 }
 
 /// The running thread on this CPU (from the per-CPU block: no lock).
