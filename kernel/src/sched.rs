@@ -594,12 +594,24 @@ pub fn kill(tid: Tid) {
         false
     });
     if running_elsewhere {
-        // Wait for it to leave its CPU (it ends at its next interrupt or system call return).
+        // Wait for it to leave its CPU. It ends at its next interrupt or system-call return;
+        // if it blocks in a system call instead, it is woken so that the call unwinds (its
+        // process is gone, so the call fails) and it ends on the way back to ring 3. Waiting
+        // for it to be dead instead would wait forever for a thread that blocked.
         while with(|s| {
-            s.threads
-                .get(tid)
-                .and_then(Option::as_ref)
-                .is_some_and(|t| t.state != State::Dead)
+            let Some(t) = s.threads.get(tid).and_then(Option::as_ref) else {
+                return false;
+            };
+            match t.state {
+                State::Running => true,
+                State::Blocked => {
+                    let c = t.core;
+                    s.cores[c].sleepers.retain(|&(_, x)| x != tid);
+                    s.make_runnable(tid);
+                    false
+                }
+                State::Runnable | State::Dead => false,
+            }
         }) {
             core::hint::spin_loop();
         }

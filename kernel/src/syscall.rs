@@ -51,7 +51,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Panic) => panic(a(0), a(1)),
         Some(Sys::Now) => Ok(crate::arch::apic::now_ns()),
         Some(Sys::Sleep) => {
-            while crate::arch::apic::now_ns() < a(0) {
+            // A thread killed while it sleeps is woken to end (see `sched::kill`).
+            while crate::arch::apic::now_ns() < a(0) && !sched::current_doomed() {
                 sched::block_until(a(0));
             }
             Ok(0)
