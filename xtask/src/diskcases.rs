@@ -96,6 +96,15 @@ pub fn disk_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -
         t.record(names[0], read_back);
         t.record(names[1], fsck);
     }
+    let names = [
+        "boot::root_fs_killed_restarted_by_init",
+        "boot::shell_errors_on_the_root_disk",
+    ];
+    if names.iter().any(|n| wanted(n)) {
+        let (killed, errors) = fs_killed_and_errors(a)?;
+        t.record(names[0], killed);
+        t.record(names[1], errors);
+    }
     let name = "boot::init_missing_from_disk_reported";
     if wanted(name) {
         let disk = default_disk_copy("root-init-missing.img")?;
@@ -396,4 +405,102 @@ fn write_heavy(a: &Artifacts) -> Result<(Result<(), String>, Result<(), String>)
         Err(e) => Err(format!("{e}")),
     };
     Ok((read_back, fsck))
+}
+
+/// The script of the root-disk session that kills the filesystem driver (pid 2, as the core
+/// reports it), then uses the disk again, then makes the shell report each kind of error.
+fn kill_script() -> String {
+    let long = format!("/{}", "a".repeat(300));
+    [
+        "ls /",
+        "kill 2",
+        "ls /sbin",
+        "cat /etc/init.conf",
+        "spawn probe",
+        "write /notes.txt not an elf file",
+        "spawn /notes.txt",
+        &format!("cat {long}"),
+        &format!("write {long}/x.txt y"),
+        "write /bad:name.txt x",
+        "mkdir /a*b",
+        "write /nodir/x.txt y",
+        "ls /nope",
+        "spawn /sbin/missing",
+        "ps",
+        "poweroff",
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// Kills the root filesystem's driver from the shell on the real root disk: init logs the
+/// death report and restarts it through the core, the shell's connection is closed and it
+/// reconnects, and `ls`, `cat` and `spawn` from the disk work again. The same session then
+/// checks the shell's errors: a file that is not an ELF, a 300-character name, invalid
+/// names, a missing directory, a missing module; no kernel panic.
+fn fs_killed_and_errors(a: &Artifacts) -> Result<(Result<(), String>, Result<(), String>)> {
+    let disk = default_disk_copy("root-fs-killed.img")?;
+    let (o, took) = boot_disk(a, &disk, "", Some(&kill_script()), None)?;
+    println!(
+        "    the session that kills fs took {:.1} s",
+        took.as_secs_f64()
+    );
+    std::fs::write(artifacts::out_dir()?.join("fs-killed-session.log"), &o.log)?;
+    let ok = Some(abi::qemu::ExitCode::Success.qemu_status());
+    let panic = |r: Result<(), String>| {
+        if r.is_ok() && o.log.contains("KERNEL PANIC") {
+            Err("kernel panic".to_string())
+        } else {
+            r
+        }
+    };
+    let mut killed = expect(
+        &o,
+        ok,
+        &[
+            ROOT_UP,
+            "killed pid 2",
+            "init: fs (pid 2) was killed",
+            "init: restarting fs in 100 ms",
+            "(the filesystem driver closed the connection; reconnecting)",
+            "root filesystem restarted: virtio-blk0",
+            "init: started fs (the root filesystem, bin/fs) as pid",
+            "  init\n",
+            "service shell /bin/shell handles=system,console",
+            "exited with code 42]",
+            "powering off",
+        ],
+    );
+    // The order: the death report before the restart, the restart before the disk is read
+    // again (the listing of /sbin comes after it).
+    if killed.is_ok() {
+        let at = |s: &str| o.log.find(s).unwrap_or(usize::MAX);
+        let order = [
+            "killed pid 2",
+            "init: fs (pid 2) was killed",
+            "init: started fs (the root filesystem",
+            "  init\n",
+            "exited with code 42]",
+        ];
+        if order.windows(2).any(|w| at(w[0]) > at(w[1])) {
+            killed = Err(format!("out of order; expected {order:?}"));
+        }
+    }
+    let long = "a".repeat(300);
+    let errors = expect(
+        &o,
+        ok,
+        &[
+            "wrote 16 bytes to /notes.txt",
+            "spawn: /notes.txt cannot be loaded (malformed module, or a bad option)",
+            &format!("cat: /{long}: name too long"),
+            &format!("write: /{long}/x.txt: name too long"),
+            "write: /bad:name.txt: invalid name",
+            "mkdir: /a*b: invalid name",
+            "write: /nodir/x.txt: no such file or directory",
+            "ls: /nope: no such file or directory",
+            "spawn: no module /sbin/missing",
+        ],
+    );
+    Ok((panic(killed), panic(errors)))
 }

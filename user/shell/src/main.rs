@@ -120,6 +120,7 @@ impl Fs {
                     };
                 }
                 Err(Error::Closed) if attempt == 0 => {
+                    say!("(the filesystem driver closed the connection; reconnecting)\n");
                     let _ = chan::close(h);
                     self.chan = None;
                 }
