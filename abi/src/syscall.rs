@@ -100,6 +100,13 @@ pub enum Sys {
     /// object with the rights of `h` reduced to `rights`. Needs [`crate::Rights::TRANSFER`];
     /// other objects are `WrongType` (a channel endpoint has one owner).
     HandleDuplicate = 54,
+    /// `system_root_restart(system) -> endpoint`: starts the root filesystem's block and
+    /// filesystem drivers again from the boot bundle (ending the previous ones if they still
+    /// live); the core reads modules through the new driver from then on, and the caller gets
+    /// the new driver's parent channel (its death report, and connect messages). Needs
+    /// [`crate::Rights::KILL`]; `NotFound` without a root filesystem, `Failed` when the
+    /// drivers do not come up (the core logs why).
+    SystemRootRestart = 55,
 }
 
 impl Sys {
@@ -136,6 +143,7 @@ impl Sys {
             52 => Sys::ConsoleAttach,
             53 => Sys::ConsoleWrite,
             54 => Sys::HandleDuplicate,
+            55 => Sys::SystemRootRestart,
             _ => return None,
         })
     }
@@ -332,7 +340,8 @@ mod tests {
         assert_eq!(Sys::from_number(16), None);
         assert_eq!(Sys::from_number(48), Some(Sys::SystemProcesses));
         assert_eq!(Sys::from_number(54), Some(Sys::HandleDuplicate));
-        assert_eq!(Sys::from_number(55), None);
+        assert_eq!(Sys::from_number(55), Some(Sys::SystemRootRestart));
+        assert_eq!(Sys::from_number(56), None);
     }
 
     #[test]

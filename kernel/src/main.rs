@@ -207,8 +207,8 @@ fn start_userland(cmdline: &Cmdline<'_>) -> ! {
 }
 
 /// Spawns init from `path`. It gets the system handle (handle 1) and the console (handle 2),
-/// which no other process receives from the core, and, when the core has a root filesystem, a
-/// channel to its driver (handle 3; the argument is then 1).
+/// which no other process receives from the core, and, when the core has a root filesystem, the
+/// parent channel of its driver (handle 3; the argument is then 1): init supervises it.
 fn spawn_init(path: &str) -> Result<process::Pid, process::SpawnError> {
     let mut gifts = alloc::vec![
         (
@@ -221,18 +221,24 @@ fn spawn_init(path: &str) -> Result<process::Pid, process::SpawnError> {
         ),
     ];
     let mut arg = 0;
-    if rootfs::mounted() {
-        match rootfs::connect() {
-            Ok(fs) => {
-                gifts.push((ipc::Object::Endpoint(fs), abi::Rights::CHANNEL_ALL));
-                arg = abi::system::INIT_HAS_ROOT_FS;
-            }
-            Err(e) => ::log::error!("init gets no root filesystem: {e}"),
-        }
+    if let Some(fs) = rootfs::take_parent() {
+        gifts.push((ipc::Object::Endpoint(fs), abi::Rights::CHANNEL_ALL));
+        arg = abi::system::INIT_HAS_ROOT_FS;
+    } else if rootfs::mounted() {
+        ::log::error!("init gets no root filesystem: its driver's channel is gone");
     }
     let (pid, _parent_end) =
-        process::spawn_watched(path, arg, process::SpawnOptions::default(), gifts)
-            .map_err(|(e, _)| e)?;
+        process::spawn_watched(path, arg, process::SpawnOptions::default(), gifts).map_err(
+            |(e, gifts)| {
+                // The root filesystem's parent channel goes to the next init tried.
+                for (obj, _) in gifts {
+                    if let ipc::Object::Endpoint(fs) = obj {
+                        rootfs::put_back_parent(fs);
+                    }
+                }
+                e
+            },
+        )?;
     ::log::info!("started init from {path} (pid {pid})");
     Ok(pid)
 }

@@ -72,6 +72,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::ConsoleAttach) => crate::system::console_attach(a(0)),
         Some(Sys::ConsoleWrite) => crate::system::console_write(a(0), a(1), a(2)),
         Some(Sys::HandleDuplicate) => crate::system::duplicate(a(0), a(1)),
+        Some(Sys::SystemRootRestart) => crate::system::root_restart(a(0)),
         None => Err(Error::BadSyscall),
     };
     // Killed from another core meanwhile, or a tighter deadline woke: act before ring 3.

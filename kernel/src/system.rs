@@ -94,6 +94,23 @@ pub fn kill(h: u64, pid: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
+/// `system_root_restart(system) -> endpoint`: the root filesystem's drivers started again
+/// (`crate::rootfs::restart`); the caller gets the new driver's parent channel.
+pub fn root_restart(h: u64) -> Result<u64, Error> {
+    check(h, Kind::System, Rights::KILL)?;
+    let (parent, pid) = crate::rootfs::restart()?;
+    let h = process::with_handles(|t| {
+        t.insert(Object::Endpoint(parent), Rights::CHANNEL_ALL)
+            .map_err(|r| Error::from(r.error))
+    })
+    .ok_or(Error::Failed)??;
+    ::log::info!(
+        "process {} restarted the root filesystem (filesystem driver pid {pid})",
+        crate::sched::current_pid().unwrap_or(0)
+    );
+    Ok(h.0 as u64)
+}
+
 /// `system_memory(system, out)`.
 pub fn memory(h: u64, out: u64) -> Result<u64, Error> {
     check(h, Kind::System, Rights::INSPECT)?;

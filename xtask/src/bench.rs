@@ -79,7 +79,56 @@ const ROWS: &[(&str, &str, &str)] = &[
         "file_write_16m_fsync",
     ),
     ("16 MiB read, per MiB", "file_read_16m", "file_read_16m"),
+    (
+        "4 KiB random reads, per MiB",
+        "file_read_4k_random",
+        "file_read_4k_random",
+    ),
 ];
+
+/// The shell prompt's first line.
+const SHELL_UP: &str = "moxie shell: type help";
+
+/// The root-disk figures: a boot from a copy of the default root disk under `-icount` into
+/// the shell, whose `diskbench` prints `boot_to_shell` (the shell's first instruction, in
+/// instructions since the core's clock started), `file_write_16m_fsync`, `file_read_16m` and
+/// `file_read_4k_random` (instructions per MiB); and the wall time to the shell prompt of a
+/// boot without `-icount` (the machine `cargo xtask run` uses), from QEMU's start.
+fn disk_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
+    let root = crate::disk::default_root_disk()?;
+    let disk = artifacts::out_dir()?.join("root-bench.img");
+    std::fs::copy(&root, &disk)?;
+    // The default log level: the console input starts at the core's "up" line (info).
+    let mut args = qemu::machine_args(1, true);
+    args.extend(qemu::boot_args(a, &a.moxie_elf, None, ""));
+    args.extend(qemu::disk_args(&disk));
+    let script = b"diskbench /bench.bin\npoweroff\n".to_vec();
+    let o = qemu::captured_with_input(&args, Duration::from_secs(600), None, Some(script))?;
+    let mut figures = parse(&o.log);
+    if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) || figures.len() < 8 {
+        bail!(
+            "the disk benchmark boot failed ({}):\n{}",
+            qemu::describe(o.status),
+            o.tail(30)
+        );
+    }
+    std::fs::copy(&root, &disk)?;
+    let mut args = qemu::machine_args(1, false);
+    args.extend(qemu::boot_args(a, &a.moxie_elf, None, "log=warn"));
+    args.extend(qemu::disk_args(&disk));
+    let started = std::time::Instant::now();
+    let o = qemu::captured(&args, Duration::from_secs(120), Some(SHELL_UP))?;
+    let took = started.elapsed();
+    if !o.log.contains(SHELL_UP) {
+        bail!("the boot to the shell failed:\n{}", o.tail(30));
+    }
+    figures.push(Figure {
+        key: "boot_to_shell_wall".into(),
+        value: took.as_millis() as u64,
+        unit: "ms".into(),
+    });
+    Ok(figures)
+}
 
 /// Boots the benchmark kernel and prints the table; with `--baseline linux`, also the Linux
 /// column measured under exactly the same QEMU flags.
@@ -122,6 +171,7 @@ pub fn run(baseline: Option<&str>) -> Result<()> {
         );
     }
     figures.extend(parse(&o.log));
+    figures.extend(disk_figures(&a)?);
     println!("| benchmark | moxie | unit |");
     println!("|---|---:|---|");
     for f in &figures {

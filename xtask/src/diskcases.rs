@@ -1,7 +1,9 @@
 //! The boot cases of `cargo xtask test` that boot from a root disk: the default boot through
 //! `cargo xtask run`, an image made and filled by `mkfs.fat` and `mcopy` read with matching
 //! CRC-32s, files moxie writes read back by `mcopy`, `fsck.fat -n` after a write-heavy run,
-//! and the refusals (`init=` naming a missing file, a disk that holds no FAT volume).
+//! QEMU killed in the middle of a write-heavy run (fsynced files intact, `fsck.fat -a`
+//! repairs), the filesystem driver killed and restarted, the shell's errors, and the
+//! refusals (`init=` naming a missing file, a disk that holds no FAT volume).
 use crate::artifacts::{self, Artifacts};
 use crate::disk;
 use crate::qemu::{self, Outcome};
@@ -95,6 +97,24 @@ pub fn disk_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -
         let (read_back, fsck) = write_heavy(a)?;
         t.record(names[0], read_back);
         t.record(names[1], fsck);
+    }
+    let names = [
+        "boot::root_fs_killed_restarted_by_init",
+        "boot::shell_errors_on_the_root_disk",
+    ];
+    if names.iter().any(|n| wanted(n)) {
+        let (killed, errors) = fs_killed_and_errors(a)?;
+        t.record(names[0], killed);
+        t.record(names[1], errors);
+    }
+    let names = [
+        "boot::qemu_killed_mid_write_fsynced_files_intact",
+        "boot::qemu_killed_mid_write_fsck_repairs",
+    ];
+    if names.iter().any(|n| wanted(n)) {
+        let (intact, repaired) = killed_mid_write(a)?;
+        t.record(names[0], intact);
+        t.record(names[1], repaired);
     }
     let name = "boot::init_missing_from_disk_reported";
     if wanted(name) {
@@ -396,4 +416,237 @@ fn write_heavy(a: &Artifacts) -> Result<(Result<(), String>, Result<(), String>)
         Err(e) => Err(format!("{e}")),
     };
     Ok((read_back, fsck))
+}
+
+/// The script of the root-disk session that kills the filesystem driver (pid 2, as the core
+/// reports it), then uses the disk again, then makes the shell report each kind of error.
+fn kill_script() -> String {
+    let long = format!("/{}", "a".repeat(300));
+    [
+        "ls /",
+        "kill 2",
+        "ls /sbin",
+        "cat /etc/init.conf",
+        "spawn probe",
+        "write /notes.txt not an elf file",
+        "spawn /notes.txt",
+        &format!("cat {long}"),
+        &format!("write {long}/x.txt y"),
+        "write /bad:name.txt x",
+        "mkdir /a*b",
+        "write /nodir/x.txt y",
+        "ls /nope",
+        "spawn /sbin/missing",
+        "ps",
+        "poweroff",
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// Kills the root filesystem's driver from the shell on the real root disk: init logs the
+/// death report and restarts it through the core, the shell's connection is closed and it
+/// reconnects, and `ls`, `cat` and `spawn` from the disk work again. The same session then
+/// checks the shell's errors: a file that is not an ELF, a 300-character name, invalid
+/// names, a missing directory, a missing module; no kernel panic.
+fn fs_killed_and_errors(a: &Artifacts) -> Result<(Result<(), String>, Result<(), String>)> {
+    let disk = default_disk_copy("root-fs-killed.img")?;
+    let (o, took) = boot_disk(a, &disk, "", Some(&kill_script()), None)?;
+    println!(
+        "    the session that kills fs took {:.1} s",
+        took.as_secs_f64()
+    );
+    std::fs::write(artifacts::out_dir()?.join("fs-killed-session.log"), &o.log)?;
+    let ok = Some(abi::qemu::ExitCode::Success.qemu_status());
+    let panic = |r: Result<(), String>| {
+        if r.is_ok() && o.log.contains("KERNEL PANIC") {
+            Err("kernel panic".to_string())
+        } else {
+            r
+        }
+    };
+    let mut killed = expect(
+        &o,
+        ok,
+        &[
+            ROOT_UP,
+            "killed pid 2",
+            "init: fs (pid 2) was killed",
+            "init: restarting fs in 100 ms",
+            "(the filesystem driver closed the connection; reconnecting)",
+            "root filesystem restarted: virtio-blk0",
+            "init: started fs (the root filesystem, bin/fs) as pid",
+            "  init\n",
+            "service shell /bin/shell handles=system,console",
+            "exited with code 42]",
+            "powering off",
+        ],
+    );
+    // The order: the death report before the restart, the restart before the disk is read
+    // again (the listing of /sbin comes after it).
+    if killed.is_ok() {
+        let at = |s: &str| o.log.find(s).unwrap_or(usize::MAX);
+        let order = [
+            "killed pid 2",
+            "init: fs (pid 2) was killed",
+            "init: started fs (the root filesystem",
+            "  init\n",
+            "exited with code 42]",
+        ];
+        if order.windows(2).any(|w| at(w[0]) > at(w[1])) {
+            killed = Err(format!("out of order; expected {order:?}"));
+        }
+    }
+    let long = "a".repeat(300);
+    let errors = expect(
+        &o,
+        ok,
+        &[
+            "wrote 16 bytes to /notes.txt",
+            "spawn: /notes.txt cannot be loaded (malformed module, or a bad option)",
+            &format!("cat: /{long}: name too long"),
+            &format!("write: /{long}/x.txt: name too long"),
+            "write: /bad:name.txt: invalid name",
+            "mkdir: /a*b: invalid name",
+            "write: /nodir/x.txt: no such file or directory",
+            "ls: /nope: no such file or directory",
+            "spawn: no module /sbin/missing",
+        ],
+    );
+    Ok((panic(killed), panic(errors)))
+}
+
+/// The files of the crash run, in order: small ones and 2 MiB ones (twice the driver's block
+/// cache, so dirty blocks reach the device before their fsync) alternating.
+fn crash_run_files() -> Vec<(String, u64)> {
+    (0..16u64)
+        .map(|i| {
+            let len = if i % 2 == 1 {
+                (2 << 20) + 4099 * i
+            } else {
+                1 + 23_456 * i
+            };
+            (format!("/dur/f-{i:02}.bin"), len)
+        })
+        .collect()
+}
+
+/// The line after which the host kills QEMU, and how long after it: the next file, 2 MiB,
+/// is then being written.
+const CRASH_AFTER: &str = "filled /dur/f-04.bin";
+const CRASH_DELAY: Duration = Duration::from_millis(600);
+
+/// A write-heavy run (`fill` and `write`, each acknowledged only once its fsync is: the shell
+/// prints `filled ...` and `wrote ...` after the fsync's reply) killed by SIGKILL from the host
+/// in the middle, while a 2 MiB file is being written. Then on the host: every file
+/// acknowledged before the kill reads back byte for byte with `mcopy` (before and after the
+/// repair), and `fsck.fat -a` repairs the image (exit status 0 or 1), after which
+/// `fsck.fat -n` finds it clean.
+fn killed_mid_write(a: &Artifacts) -> Result<(Result<(), String>, Result<(), String>)> {
+    let disk = default_disk_copy("root-crash.img")?;
+    let files = crash_run_files();
+    let mut script = String::from("mkdir /dur\n");
+    for (i, (path, len)) in files.iter().enumerate() {
+        script.push_str(&format!("fill {path} {len}\n"));
+        script.push_str(&format!("write /dur/note-{i:02}.txt note {i}\n"));
+    }
+    script.push_str("poweroff\n");
+    let mut args = qemu::machine_args(1, false);
+    args.extend(qemu::boot_args(a, &a.moxie_elf, None, ""));
+    args.extend(qemu::disk_args(&disk));
+    let started = Instant::now();
+    let o = qemu::captured_killed_after(
+        &args,
+        TIMEOUT,
+        Some(CRASH_AFTER),
+        CRASH_DELAY,
+        Some(script.into_bytes()),
+    )?;
+    std::fs::write(artifacts::out_dir()?.join("crash-run.log"), &o.log)?;
+    let fail = |e: String| Ok((Err(e.clone()), Err(e)));
+    if o.timed_out || !o.log.contains(CRASH_AFTER) {
+        return fail(format!(
+            "the run never reached \"{CRASH_AFTER}\"\nserial log tail:\n{}",
+            o.tail(25)
+        ));
+    }
+    if o.log.contains("powering off") {
+        return fail("the run ended before the kill: nothing was in flight".into());
+    }
+    if o.log.contains("KERNEL PANIC") {
+        return fail("kernel panic".into());
+    }
+    // What the shell acknowledged before the kill.
+    let mut acked: Vec<(String, Vec<u8>)> = Vec::new();
+    for line in o.log.lines() {
+        for (i, (path, len)) in files.iter().enumerate() {
+            if line.contains(&format!("filled {path} with {len} bytes")) {
+                acked.push((path.clone(), (0..*len).map(shellcmd::fill_byte).collect()));
+            }
+            let note = format!("/dur/note-{i:02}.txt");
+            if line.contains(&format!(
+                "wrote {} bytes to {note}",
+                format!("note {i}").len() + 1
+            )) {
+                acked.push((note, format!("note {i}\n").into_bytes()));
+            }
+        }
+    }
+    let unacked = files
+        .iter()
+        .filter(|(p, _)| !acked.iter().any(|(q, _)| q == p))
+        .count();
+    println!(
+        "    killed {:.1} s into the run; {} files acknowledged, {} fills not",
+        started.elapsed().as_secs_f64(),
+        acked.len(),
+        unacked
+    );
+    if acked.len() < 5 || unacked == 0 {
+        return fail(format!(
+            "expected the kill mid-run; {} acknowledged, {unacked} not",
+            acked.len()
+        ));
+    }
+    let check = |when: &str| -> Result<(), String> {
+        for (path, want) in &acked {
+            let got = mcopy_out(&disk, path).map_err(|e| format!("{when}: {e}"))?;
+            if &got != want {
+                return Err(format!(
+                    "{when}: {path} was acknowledged but the host reads {} bytes, {} written",
+                    got.len(),
+                    want.len()
+                ));
+            }
+        }
+        Ok(())
+    };
+    let intact_before = check("before fsck.fat -a");
+    let img = disk.display().to_string();
+    let fsck = |flag: &str| -> Result<(Option<i32>, String)> {
+        let out = std::process::Command::new(disk::tool("fsck.fat")?)
+            .args([flag, &img])
+            .output()?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        ))
+    };
+    let (code, text) = fsck("-a")?;
+    println!("    fsck.fat -a exited with {code:?}");
+    let mut repaired = match code {
+        Some(0) | Some(1) => Ok(()),
+        _ => Err(format!("fsck.fat -a exited with {code:?}:\n{text}")),
+    };
+    if repaired.is_ok() {
+        let (code, text) = fsck("-n")?;
+        if code != Some(0) || text.contains("Dirty") {
+            repaired = Err(format!(
+                "fsck.fat -n after the repair exited with {code:?}:\n{text}"
+            ));
+        }
+    }
+    let intact = intact_before.and_then(|()| check("after fsck.fat -a"));
+    Ok((intact, repaired))
 }

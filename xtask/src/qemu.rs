@@ -208,6 +208,19 @@ pub fn captured_with_input(
     stop_at: Option<&str>,
     input: Option<Vec<u8>>,
 ) -> Result<Outcome> {
+    captured_killed_after(args, timeout, stop_at, Duration::ZERO, input)
+}
+
+/// Like [`captured_with_input`], but QEMU is killed (SIGKILL) `delay` after the line that
+/// contains `stop_at`, still collecting the serial output until then: a crash at a point in
+/// a run chosen by watching it.
+pub fn captured_killed_after(
+    args: &[String],
+    timeout: Duration,
+    stop_at: Option<&str>,
+    delay: Duration,
+    input: Option<Vec<u8>>,
+) -> Result<Outcome> {
     let mut child = Command::new("qemu-system-x86_64")
         .args(args)
         .args(["-serial", "stdio", "-monitor", "none"])
@@ -256,26 +269,35 @@ pub fn captured_with_input(
     let deadline = Instant::now() + timeout;
     let mut log = String::new();
     let mut timed_out = false;
+    let mut kill_at: Option<Instant> = None;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        if kill_at.is_some_and(|t| t <= now) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Outcome {
+                status: None,
+                log,
+                timed_out: false,
+            });
+        }
+        let left = kill_at
+            .unwrap_or(deadline)
+            .min(deadline)
+            .saturating_duration_since(now);
         match rx.recv_timeout(left) {
             Ok(line) => {
                 if line.contains(INPUT_READY) {
                     let _ = up_tx.take().map(|t| t.send(()));
                 }
-                let stop = stop_at.is_some_and(|p| line.contains(p));
+                let stop = kill_at.is_none() && stop_at.is_some_and(|p| line.contains(p));
                 log.push_str(&line);
                 log.push('\n');
                 if stop {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Ok(Outcome {
-                        status: None,
-                        log,
-                        timed_out: false,
-                    });
+                    kill_at = Some(Instant::now() + delay);
                 }
             }
+            Err(mpsc::RecvTimeoutError::Timeout) if kill_at.is_some() => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 timed_out = true;
                 let _ = child.kill();

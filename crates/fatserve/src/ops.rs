@@ -90,8 +90,12 @@ impl<'a, D: BlockDevice> Node<'a, D> {
     }
 }
 
-/// The entry named `name` in `dir`.
+/// The entry named `name` in `dir`. A name longer than FAT can store is `NameTooLong`
+/// (no entry can have it), so a path with such a component says why it names nothing.
 fn find<'a, D: BlockDevice>(dir: &Dir<'a, D>, name: &str) -> Result<Option<Entry<'a, D>>, Error> {
+    if name.encode_utf16().count() > MAX_FAT_NAME {
+        return Err(Error::NameTooLong);
+    }
     for e in dir.iter() {
         let e = e.map_err(fs_error)?;
         if matches(&e, name) {

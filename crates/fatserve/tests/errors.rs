@@ -149,6 +149,9 @@ fn names_too_long_and_invalid() {
     assert_eq!(c.create(&long, 0), Err(Error::NameTooLong));
     assert_eq!(c.mkdir(&long), Err(Error::NameTooLong));
     assert_eq!(c.rename("/dir/file", &long), Err(Error::NameTooLong));
+    // Looking up a name no FAT entry can have says so, also as a directory on the way.
+    assert_eq!(c.lookup(&long), Err(Error::NameTooLong));
+    assert_eq!(c.lookup(&format!("{long}/x")), Err(Error::NameTooLong));
     let at_limit = format!("/{}", "n".repeat(255));
     c.create(&at_limit, 0).unwrap();
     assert_eq!(c.lookup(&at_limit), Ok(Kind::File));

@@ -76,6 +76,12 @@ pub enum Command<'a> {
         /// Absolute path.
         path: String,
     },
+    /// `diskbench FILE`: timed sequential write + fsync and read of 16 MiB, and random 4 KiB
+    /// reads, printed as `bench:` lines.
+    DiskBench {
+        /// Absolute path of the scratch file.
+        path: String,
+    },
     /// `mem`: frames, heap, ledgers.
     Mem,
     /// `uptime`.
@@ -127,6 +133,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("rm PATH", "remove a file or an empty directory"),
     ("mkdir DIR", "make a directory"),
+    (
+        "diskbench FILE",
+        "time writing (+fsync) and reading 16 MiB, and 4 KiB random reads",
+    ),
     ("mem", "free frames, kernel heap, queued channel bytes"),
     ("uptime", "time since boot"),
     ("poweroff", "stop the machine"),
@@ -190,6 +200,12 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
         "mem" => {
             want(0..=0)?;
             Command::Mem
+        }
+        "diskbench" => {
+            want(1..=1)?;
+            Command::DiskBench {
+                path: absolute(args[0]),
+            }
         }
         "uptime" => {
             want(0..=0)?;
@@ -357,6 +373,13 @@ mod tests {
         assert_eq!(parse(" ps "), Ok(Command::Ps));
         assert_eq!(parse("mem"), Ok(Command::Mem));
         assert_eq!(parse("uptime"), Ok(Command::Uptime));
+        assert_eq!(
+            parse("diskbench /b.bin"),
+            Ok(Command::DiskBench {
+                path: String::from("/b.bin")
+            })
+        );
+        assert_eq!(parse("diskbench"), Err(ParseError::Usage("diskbench FILE")));
         assert_eq!(parse("poweroff"), Ok(Command::PowerOff));
         assert_eq!(
             parse("spawn probe 17"),

@@ -1,12 +1,15 @@
 //! `init`: the first process and the root of the process tree. The core gives it the system
 //! handle (handle 1) and the console handle (handle 2), and, when there is a root filesystem,
-//! a channel to its driver (handle 3). It reads its configuration (`docs/init.md`:
+//! its driver's parent channel (handle 3). It reads its configuration (`docs/init.md`:
 //! `/etc/init.conf` from the root filesystem, see [`config_text`]),
 //! starts each service in order with the handles the configuration names, logs every death
 //! report it receives (exit code, fault kind and address, panic text), and starts a dead
 //! service again according to its restart policy after an exponential back-off (100 ms,
 //! doubling, at most 10 s; reset after 30 s of life). Services that hold a channel to a dead
 //! service are ended too, so that they restart connected to its successor.
+//!
+//! The root filesystem's driver, which the core started, is supervised the same way: its
+//! parent channel is handle 3, and init restarts it through `system_root_restart`.
 //!
 //! A child may ask init for a new channel to a service by name (`initconf::service_request`
 //! on its parent channel); init creates the channel, hands one end to the service with the
@@ -28,6 +31,8 @@ const SYSTEM: Handle = Handle(1);
 const CONSOLE: Handle = Handle(2);
 /// init's channel to the root filesystem's driver (0: none).
 static ROOT_FS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// Whether the core gave init a root filesystem (it is then restarted when it dies).
+static HAS_ROOT_FS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// The name under which init hands out channels to the root filesystem.
 const ROOT_FS_SERVICE: &str = "fs";
 
@@ -121,6 +126,7 @@ pub extern "C" fn main(arg: u64) -> i32 {
         root.map_or(0, |h| h.0),
         core::sync::atomic::Ordering::Relaxed,
     );
+    HAS_ROOT_FS.store(root.is_some(), core::sync::atomic::Ordering::Relaxed);
     let text = match config_text(root) {
         Ok(t) => t,
         Err(e) => {
@@ -136,6 +142,16 @@ pub extern "C" fn main(arg: u64) -> i32 {
         }
     };
     println!("init: {} services configured", config.services.len());
+    // The root filesystem's driver, which the core started: supervised like a service
+    // (restart always), restarted through the system handle.
+    let mut root_fs = root.map(|h| Running {
+        parent: Some(h),
+        process: None,
+        pid: newest_pid_of("fs"),
+        started: moxie_rt::now(),
+        failures: 0,
+        restart_at: None,
+    });
     let mut run: Vec<Running> = config
         .services
         .iter()
@@ -156,11 +172,22 @@ pub extern "C" fn main(arg: u64) -> i32 {
                 start(&config, &mut run, i);
             }
         }
-        let next_restart = run.iter().filter_map(|r| r.restart_at).min();
+        if let Some(r) = root_fs.as_mut()
+            && r.restart_at.is_some_and(|t| t <= now)
+        {
+            r.restart_at = None;
+            restart_root_fs(r);
+        }
+        let next_restart = run
+            .iter()
+            .chain(root_fs.iter())
+            .filter_map(|r| r.restart_at)
+            .min();
         let watched: Vec<usize> = (0..run.len())
             .filter(|&i| run[i].parent.is_some())
             .collect();
-        if watched.is_empty() {
+        let root_watched = root_fs.as_ref().and_then(|r| r.parent);
+        if watched.is_empty() && root_watched.is_none() {
             match next_restart {
                 Some(t) => {
                     moxie_rt::sleep_until(t);
@@ -180,6 +207,13 @@ pub extern "C" fn main(arg: u64) -> i32 {
                 ..WaitItem::default()
             })
             .collect();
+        if let Some(h) = root_watched {
+            items.push(WaitItem {
+                handle: h.0,
+                wanted: signal::READABLE | signal::PEER_CLOSED,
+                ..WaitItem::default()
+            });
+        }
         match chan::wait(&mut items, next_restart.unwrap_or(DEADLINE_NEVER)) {
             Ok(_) | Err(Error::Timeout) => {}
             Err(e) => {
@@ -192,6 +226,88 @@ pub extern "C" fn main(arg: u64) -> i32 {
             if items[k].observed & (signal::READABLE | signal::PEER_CLOSED) != 0 {
                 drain(&config, &mut run, i);
             }
+        }
+        if let (Some(r), Some(item)) = (root_fs.as_mut(), items.get(watched.len()))
+            && root_watched.is_some()
+            && item.observed & (signal::READABLE | signal::PEER_CLOSED) != 0
+            && drain_root_fs(r)
+        {
+            // Services given a channel to the old driver restart connected to the new one.
+            for (j, other) in config.services.iter().enumerate() {
+                if other.gifts.contains(&Gift::Service(ROOT_FS_SERVICE))
+                    && let Some(p) = run[j].process
+                {
+                    println!("init: ending {} (it used {})", other.name, ROOT_FS_SERVICE);
+                    let _ = chan::kill(p);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the root filesystem driver's parent channel; on its death report (or the channel
+/// closing) logs the death, forgets the channel and schedules the restart. Returns whether
+/// the driver died.
+fn drain_root_fs(r: &mut Running) -> bool {
+    let Some(parent) = r.parent else {
+        return false;
+    };
+    let mut buf = [0u8; 512];
+    let mut hs = [Handle(0); abi::limits::MAX_MESSAGE_HANDLES];
+    let report = loop {
+        match chan::recv(parent, &mut buf, &mut hs, abi::syscall::DEADLINE_NOW) {
+            Ok((n, k)) => {
+                for h in &hs[..k] {
+                    let _ = chan::close(*h);
+                }
+                if let Some(d) = DeathReport::from_bytes(&buf[..n]) {
+                    break Some(d);
+                }
+            }
+            Err(Error::Timeout) => return false,
+            Err(_) => break None,
+        }
+    };
+    match report {
+        Some(d) => println!("init: {} (pid {}) {}", ROOT_FS_SERVICE, d.pid, how(&d)),
+        None => println!("init: {} closed its channel", ROOT_FS_SERVICE),
+    }
+    let _ = chan::close(parent);
+    r.parent = None;
+    ROOT_FS.store(0, core::sync::atomic::Ordering::Relaxed);
+    let now = moxie_rt::now();
+    if now.saturating_sub(r.started) >= initconf::BACKOFF_RESET_MS * 1_000_000 {
+        r.failures = 0;
+    }
+    r.failures = r.failures.saturating_add(1);
+    let wait = initconf::backoff_ms(r.failures);
+    println!("init: restarting {} in {} ms", ROOT_FS_SERVICE, wait);
+    r.restart_at = Some(now + wait * 1_000_000);
+    true
+}
+
+/// Asks the core to start the root filesystem's drivers again (`system_root_restart`); the
+/// core reads modules through the new driver, and init serves it as [`ROOT_FS_SERVICE`].
+fn restart_root_fs(r: &mut Running) {
+    r.started = moxie_rt::now();
+    match system::root_restart(SYSTEM) {
+        Ok(h) => {
+            r.parent = Some(h);
+            r.pid = newest_pid_of("fs");
+            ROOT_FS.store(h.0, core::sync::atomic::Ordering::Relaxed);
+            println!(
+                "init: started {} (the root filesystem, bin/fs) as pid {}",
+                ROOT_FS_SERVICE, r.pid
+            );
+        }
+        Err(e) => {
+            r.failures = r.failures.saturating_add(1);
+            let wait = initconf::backoff_ms(r.failures);
+            println!(
+                "init: cannot restart {}: {}; trying again in {} ms",
+                ROOT_FS_SERVICE, e, wait
+            );
+            r.restart_at = Some(moxie_rt::now() + wait * 1_000_000);
         }
     }
 }
@@ -271,14 +387,19 @@ fn connect(config: &Config<'_>, run: &[Running], name: &str) -> Result<Handle, S
 /// message, on init's own channel to it.
 fn connect_root_fs(name: &str) -> Result<Handle, String> {
     let root = ROOT_FS.load(core::sync::atomic::Ordering::Relaxed);
-    if name != ROOT_FS_SERVICE || root == 0 {
+    if name != ROOT_FS_SERVICE || !HAS_ROOT_FS.load(core::sync::atomic::Ordering::Relaxed) {
         return Err(format!("no service \"{name}\""));
     }
+    if root == 0 {
+        return Err(format!("service \"{name}\" is not running"));
+    }
     let (mine, theirs) = chan::channel_create().map_err(|e| format!("channel: {e}"))?;
-    if let Err(e) = chan::send(Handle(root), fsproto::CONNECT, &[theirs]) {
+    if chan::send(Handle(root), fsproto::CONNECT, &[theirs]).is_err() {
+        // Its channel is closed: the driver died, and its death report is on the way; it
+        // is restarted then. Clients ask again.
         let _ = chan::close(mine);
         let _ = chan::close(theirs);
-        return Err(format!("the root filesystem does not answer: {e}"));
+        return Err(format!("service \"{name}\" is not running"));
     }
     Ok(mine)
 }
@@ -333,7 +454,11 @@ fn start(config: &Config<'_>, run: &mut [Running], i: usize) {
 
 /// The pid of the newest process spawned from `s`'s module (init has just spawned it).
 fn newest_pid(s: &Service<'_>) -> u64 {
-    let module = s.module.rsplit('/').next().unwrap_or(s.module);
+    newest_pid_of(s.module.rsplit('/').next().unwrap_or(s.module))
+}
+
+/// The pid of the newest live process whose module is called `module`.
+fn newest_pid_of(module: &str) -> u64 {
     system::processes(SYSTEM)
         .ok()
         .and_then(|l| l.iter().filter(|p| p.name() == module).map(|p| p.pid).max())
@@ -343,7 +468,14 @@ fn newest_pid(s: &Service<'_>) -> u64 {
 /// Logs a death report and handles the death.
 fn died(config: &Config<'_>, run: &mut [Running], i: usize, r: &DeathReport) {
     let name = config.services[i].name;
-    let how = match r.kind {
+    println!("init: {} (pid {}) {}", name, r.pid, how(r));
+    let clean = r.kind == abi::syscall::DEATH_EXIT && r.code == 0;
+    gone(config, run, i, clean);
+}
+
+/// How a death report says the process died.
+fn how(r: &DeathReport) -> String {
+    match r.kind {
         abi::syscall::DEATH_EXIT => format!("exited with code {}", r.code),
         abi::syscall::DEATH_KILLED => String::from("was killed"),
         abi::syscall::DEATH_PANIC => format!("panicked: {}", r.text()),
@@ -354,10 +486,7 @@ fn died(config: &Config<'_>, run: &mut [Running], i: usize, r: &DeathReport) {
             r.rip
         ),
         k => format!("died (report kind {k})"),
-    };
-    println!("init: {} (pid {}) {}", name, r.pid, how);
-    let clean = r.kind == abi::syscall::DEATH_EXIT && r.code == 0;
-    gone(config, run, i, clean);
+    }
 }
 
 fn fault_name(code: i64) -> &'static str {

@@ -39,6 +39,12 @@ pub fn kill(system: Handle, pid: u64) -> Result<(), Error> {
     call(Sys::SystemKill, [system.0 as u64, pid, 0, 0, 0, 0]).map(|_| ())
 }
 
+/// Starts the root filesystem's drivers again; returns the new filesystem driver's parent
+/// channel (`system_root_restart`).
+pub fn root_restart(system: Handle) -> Result<Handle, Error> {
+    call(Sys::SystemRootRestart, [system.0 as u64, 0, 0, 0, 0, 0]).map(|h| Handle(h as u32))
+}
+
 /// The memory figures.
 pub fn memory(system: Handle) -> Result<MemoryInfo, Error> {
     let mut b = [0u8; MemoryInfo::SIZE];

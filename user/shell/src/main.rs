@@ -120,6 +120,7 @@ impl Fs {
                     };
                 }
                 Err(Error::Closed) if attempt == 0 => {
+                    say!("(the filesystem driver closed the connection; reconnecting)\n");
                     let _ = chan::close(h);
                     self.chan = None;
                 }
@@ -160,6 +161,8 @@ fn set_id(req: &mut Request<'_>, new: u32) {
 /// Entry, called by the runtime.
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_arg: u64) -> i32 {
+    STARTED.store(moxie_rt::now(), core::sync::atomic::Ordering::Relaxed);
+    STARTED_BUSY.store(busy(), core::sync::atomic::Ordering::Relaxed);
     let input = match system::console_attach(CONSOLE) {
         Ok(h) => h,
         Err(e) => {
@@ -280,6 +283,7 @@ fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
             Err(e) => say!("kill: {}: {}\n", pid, e),
         },
         Command::Mem => mem(),
+        Command::DiskBench { path } => disk_bench(fs, &path),
         Command::Uptime => {
             let ns = moxie_rt::now();
             let s = ns / 1_000_000_000;
@@ -618,6 +622,141 @@ fn fill(fs: &mut Fs, path: &str, bytes: u64) {
     match fs.sync() {
         Ok(()) => say!("filled {} with {} bytes\n", path, bytes),
         Err(e) => say!("fill: {}: {}\n", path, e),
+    }
+}
+
+/// When the shell started (ns since boot; under `-icount` instructions).
+static STARTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The CPU time of every process when the shell started.
+static STARTED_BUSY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The CPU time of every live process together (ns; under `-icount shift=0` instructions).
+fn busy() -> u64 {
+    system::processes(SYSTEM)
+        .map(|l| l.iter().map(|p| p.cpu_ns).sum())
+        .unwrap_or(0)
+}
+
+/// `diskbench FILE`: 16 MiB written to FILE 32 KiB at a time and fsynced, read back
+/// sequentially, then 256 reads of 4 KiB at pseudo-random 4 KiB-aligned offsets. Each phase
+/// is printed as `bench: KEY VALUE instr_per_MiB`, VALUE the CPU time all processes (shell,
+/// fs, blk: each includes the core's work in its system calls) used in it, which under
+/// `-icount shift=0` counts their instructions; `KEY_elapsed` is the clock's advance, which
+/// also counts the jumps QEMU makes over idle time (`docs/benchmarks.md`). `boot_to_shell`
+/// is the clock when the shell started, `boot_to_shell_busy` the CPU time of the processes
+/// until then.
+fn disk_bench(fs: &mut Fs, path: &str) {
+    const TOTAL: u64 = 16 << 20;
+    const RANDOM_READS: u64 = 256;
+    say!(
+        "bench: boot_to_shell {} instr\n",
+        STARTED.load(core::sync::atomic::Ordering::Relaxed)
+    );
+    say!(
+        "bench: boot_to_shell_busy {} instr\n",
+        STARTED_BUSY.load(core::sync::atomic::Ordering::Relaxed)
+    );
+    let create = fs.call(
+        Request::Create {
+            id: 0,
+            path,
+            flags: 1,
+        },
+        |r| match r {
+            Reply::Create { result, .. } => Some(result),
+            _ => None,
+        },
+    );
+    if let Err(e) = create {
+        say!("diskbench: {}: {}\n", path, e);
+        return;
+    }
+    let data: Vec<u8> = (0..fsproto::MAX_DATA as u64)
+        .map(shellcmd::fill_byte)
+        .collect();
+    let t0 = (moxie_rt::now(), busy());
+    let mut offset = 0;
+    while offset < TOTAL {
+        let r = fs.call(
+            Request::Write {
+                id: 0,
+                path,
+                offset,
+                data: &data,
+            },
+            |r| match r {
+                Reply::Write { result, .. } => Some(result),
+                _ => None,
+            },
+        );
+        if let Err(e) = r {
+            say!("diskbench: {}: {} (at byte {})\n", path, e, offset);
+            return;
+        }
+        offset += data.len() as u64;
+    }
+    if let Err(e) = fs.sync() {
+        say!("diskbench: {}: {}\n", path, e);
+        return;
+    }
+    let t1 = (moxie_rt::now(), busy());
+    let read = |fs: &mut Fs, offset: u64, len: usize| {
+        fs.call(
+            Request::Read {
+                id: 0,
+                path,
+                offset,
+                len: len as u32,
+            },
+            |r| match r {
+                Reply::Read { result, .. } => Some(result.map(|(d, _)| d.len())),
+                _ => None,
+            },
+        )
+    };
+    let mut offset = 0;
+    while offset < TOTAL {
+        match read(fs, offset, fsproto::MAX_DATA) {
+            Ok(0) => break,
+            Ok(n) => offset += n as u64,
+            Err(e) => {
+                say!("diskbench: {}: {} (at byte {})\n", path, e, offset);
+                return;
+            }
+        }
+    }
+    let t2 = (moxie_rt::now(), busy());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..RANDOM_READS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = (x % (TOTAL / 4096)) * 4096;
+        if let Err(e) = read(fs, at, 4096) {
+            say!("diskbench: {}: {} (at byte {})\n", path, e, at);
+            return;
+        }
+    }
+    let t3 = (moxie_rt::now(), busy());
+    let mib = TOTAL >> 20;
+    let random_mib = RANDOM_READS * 4096;
+    for (key, from, to, per) in [
+        ("file_write_16m_fsync", t0, t1, mib << 20),
+        ("file_read_16m", t1, t2, mib << 20),
+        ("file_read_4k_random", t2, t3, random_mib),
+    ] {
+        // Per MiB: the figure times 2^20 over the bytes moved.
+        let scale = |d: u64| (d as u128 * (1 << 20) / per as u128) as u64;
+        say!(
+            "bench: {} {} instr_per_MiB\n",
+            key,
+            scale(to.1.saturating_sub(from.1))
+        );
+        say!(
+            "bench: {}_elapsed {} instr_per_MiB\n",
+            key,
+            scale(to.0.saturating_sub(from.0))
+        );
     }
 }
 
