@@ -182,6 +182,9 @@ spawn /sbin/missing
 mkdir /notes
 write /notes/hello.txt written on moxie
 cat /notes/hello.txt
+spawn probe 17
+ps
+kill 6
 ps
 ";
 
@@ -250,6 +253,8 @@ fn default_session(a: &Artifacts) -> Result<Result<(), String>> {
             "wrote 17 bytes to /notes/hello.txt",
             "written on moxie\n",
             "/bin/shell",
+            "killed pid 6",
+            "[/bin/probe (pid 6) was killed]",
             "powering off",
         ],
     );
