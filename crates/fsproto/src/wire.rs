@@ -125,6 +125,24 @@ fn check_path_enc(p: &str) -> Result<(), EncodeError> {
 }
 
 impl<'a> Request<'a> {
+    /// Gives the request the id `new` (a client numbers its requests as it sends them).
+    pub fn set_id(&mut self, new: u32) {
+        use Request::*;
+        match self {
+            Lookup { id, .. }
+            | Stat { id, .. }
+            | Read { id, .. }
+            | Write { id, .. }
+            | Create { id, .. }
+            | Mkdir { id, .. }
+            | Readdir { id, .. }
+            | Remove { id, .. }
+            | Rename { id, .. }
+            | Fsync { id }
+            | Truncate { id, .. } => *id = new,
+        }
+    }
+
     /// The request's id.
     pub fn id(&self) -> u32 {
         use Request::*;

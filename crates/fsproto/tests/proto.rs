@@ -103,6 +103,17 @@ fn requests_round_trip() {
 }
 
 #[test]
+fn set_id_renumbers_every_kind() {
+    let data = [1u8, 2, 3];
+    for mut r in all_requests(&data) {
+        let op = r.op();
+        r.set_id(0xdead_beef);
+        assert_eq!(r.id(), 0xdead_beef);
+        assert_eq!(r.op(), op, "only the id changes");
+    }
+}
+
+#[test]
 fn header_layout() {
     let b = enc_req(&Request::Rename {
         id: 0x0403_0201,

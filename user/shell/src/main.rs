@@ -98,7 +98,7 @@ impl Fs {
             let h = self.channel()?;
             self.next_id = self.next_id.wrapping_add(1);
             let mut req = req;
-            set_id(&mut req, self.next_id);
+            req.set_id(self.next_id);
             let len = req
                 .encode(&mut self.msg)
                 .map_err(|e| format!("cannot encode: {e:?}"))?;
@@ -139,22 +139,6 @@ impl Fs {
             Reply::Fsync { result, .. } => Some(result),
             _ => None,
         })
-    }
-}
-
-fn set_id(req: &mut Request<'_>, new: u32) {
-    match req {
-        Request::Lookup { id, .. }
-        | Request::Stat { id, .. }
-        | Request::Read { id, .. }
-        | Request::Write { id, .. }
-        | Request::Create { id, .. }
-        | Request::Mkdir { id, .. }
-        | Request::Readdir { id, .. }
-        | Request::Remove { id, .. }
-        | Request::Rename { id, .. }
-        | Request::Fsync { id }
-        | Request::Truncate { id, .. } => *id = new,
     }
 }
 

@@ -235,7 +235,7 @@ impl<D: BlockDevice> Client<D> {
     pub fn call<T>(&mut self, mut req: Request<'_>, f: impl FnOnce(Reply<'_>) -> T) -> T {
         let id = self.next_id;
         self.next_id += 1;
-        set_id(&mut req, id);
+        req.set_id(id);
         let len = req.encode(&mut self.msg).expect("request encodes");
         let n = self.srv.serve(&self.msg[..len], &mut self.out);
         let reply = Reply::decode(&self.out[..n]).expect("reply decodes");
@@ -380,22 +380,6 @@ impl<D: BlockDevice> Client<D> {
             Reply::Fsync { result, .. } => result,
             r => panic!("{r:?}"),
         })
-    }
-}
-
-fn set_id(req: &mut Request<'_>, new: u32) {
-    match req {
-        Request::Lookup { id, .. }
-        | Request::Stat { id, .. }
-        | Request::Read { id, .. }
-        | Request::Write { id, .. }
-        | Request::Create { id, .. }
-        | Request::Mkdir { id, .. }
-        | Request::Readdir { id, .. }
-        | Request::Remove { id, .. }
-        | Request::Rename { id, .. }
-        | Request::Fsync { id }
-        | Request::Truncate { id, .. } => *id = new,
     }
 }
 
