@@ -163,7 +163,7 @@ impl Port {
     /// Sends a message whose bytes are charged to `ledger` (refunded when it is received or
     /// dropped at close), under one lock: `Overloaded` from the ledger, then `Full`, `Closed`,
     /// `TooBig` from the channel. On failure the message comes back, uncharged.
-    pub fn send_from(&self, msg: Msg, ledger: &Arc<Ledger>) -> Result<(), (Error, Msg)> {
+    pub fn send_from(&self, msg: Msg, ledger: Arc<Ledger>) -> Result<(), (Error, Msg)> {
         self.send_then_watch(msg, ledger, false).map(drop)
     }
 
@@ -174,17 +174,16 @@ impl Port {
     /// caller must wake it if it does not.
     pub fn send_then_watch(
         &self,
-        msg: Msg,
-        ledger: &Arc<Ledger>,
+        mut msg: Msg,
+        ledger: Arc<Ledger>,
         reply: bool,
     ) -> Result<Option<Tid>, (Error, Msg)> {
-        let mut msg = msg;
         let bytes = msg.bytes.len();
         if let Err(e) = ledger.charge(bytes) {
             return Err((e, msg));
         }
         msg.meta = Charge {
-            ledger: Some(ledger.clone()),
+            ledger: Some(ledger),
             bytes,
         };
         let mut s = self.chan.lock();

@@ -216,7 +216,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
     // The parent channel of a process whose parent died is inert: sends succeed into a void.
     let inert = h == Handle::PARENT;
     if moving.is_empty() {
-        return match target.send_from(message(data, Vec::new()), &ledger) {
+        return match target.send_from(message(data, Vec::new()), ledger) {
             Ok(()) => Ok(0),
             Err((Error::Closed, _)) if inert => Ok(0),
             Err((e, _)) => Err(e),
@@ -242,7 +242,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         data,
         objects.into_iter().map(|(o, r)| o.sealed(r)).collect(),
     );
-    match target.send_from(msg, &ledger) {
+    match target.send_from(msg, ledger) {
         Ok(()) => Ok(0),
         // Into the void: the message and the handles it carried are dropped (closed).
         Err((Error::Closed, _)) if inert => Ok(0),
@@ -280,7 +280,7 @@ fn send_recv(
         )
         .ok_or(Error::Failed)??;
     let reply = deadline != DEADLINE_NOW;
-    match target.send_then_watch(message(data, Vec::new()), &ledger, reply) {
+    match target.send_then_watch(message(data, Vec::new()), ledger, reply) {
         Ok(Some(peer)) => {
             if !sched::hand_off(peer) {
                 sched::wake(peer);
