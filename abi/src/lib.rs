@@ -13,6 +13,7 @@ pub mod limits;
 pub mod qemu;
 pub mod syscall;
 pub mod system;
+pub mod thread;
 
 pub use error::Error;
 pub use handle::{Handle, Rights};

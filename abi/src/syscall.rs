@@ -53,7 +53,43 @@ pub enum Sys {
     /// and the server's reply-and-wait of request/response protocols: one system call instead
     /// of two, and the core passes straight to a peer that is waiting on the same core.
     SendRecv = 15,
-    // 16–31: reserved for threads and portals. 32–47: devices (see `crate::device`).
+    /// `thread_spawner() -> h`: a handle to the calling process's thread spawner (see
+    /// [`crate::thread`]); it cannot be moved to another process.
+    ThreadSpawner = 16,
+    /// `thread_create(spawner, entry, stack_top, arg, fs_base, flags) -> thread`: a new thread
+    /// in the caller's process, started as [`crate::thread`] describes; returns its handle.
+    /// `Failed` for a non-canonical entry, stack or FS base, a stack top not 16-byte aligned,
+    /// unknown flag bits or a core that does not exist; `Overloaded` with a
+    /// [`crate::thread::Overload`] code in `rdx` when a limit is reached.
+    ThreadCreate = 17,
+    /// `thread_join(thread) -> code`: waits for the thread to end and returns its exit code;
+    /// one-shot. `Failed` for a self-join, a second waiter, or a thread already joined.
+    ThreadJoin = 18,
+    /// `thread_exit_code(thread) -> code`: the exit code of a thread that has ended, without
+    /// consuming the join; `Timeout` while it runs, `Failed` once joined.
+    ThreadExitCode = 19,
+    /// `thread_exit(code)`: ends the calling thread; the last thread's exit ends the process
+    /// with `code`.
+    ThreadExit = 20,
+    /// `fs_base_get() -> value`: the calling thread's FS base.
+    FsBaseGet = 21,
+    /// `fs_base_set(value)`: sets the calling thread's FS base (the register changes at once);
+    /// `Failed` for a non-canonical value.
+    FsBaseSet = 22,
+    /// `park_wait(addr, expected, deadline) -> 0 | 1`: if the 32-bit word at `addr` (4-byte
+    /// aligned) still holds `expected`, blocks the calling thread until a `park_wake` on the
+    /// same address wakes it (`0`) or the deadline passes (`Timeout`); `1` at once when the
+    /// word holds another value.
+    ParkWait = 23,
+    /// `park_wake(addr, count) -> woken`: wakes up to `count` threads of the caller's process
+    /// parked on `addr`, oldest first.
+    ParkWake = 24,
+    /// `ledger(out, len) -> bytes`: writes the calling process's [`crate::thread::Ledger`].
+    Ledger = 25,
+    /// `thread_self() -> tid | core << 32`: the calling thread's id and the core it runs on.
+    ThreadSelf = 26,
+    // 27–31: reserved for portals.
+    // 32–47: devices (see `crate::device`).
     /// `device_info(dev, out, len) -> bytes`: writes the device's [`crate::device::DeviceInfo`]
     /// (config right).
     DeviceInfo = 32,
@@ -129,6 +165,17 @@ impl Sys {
             13 => Sys::Sleep,
             14 => Sys::CpuTime,
             15 => Sys::SendRecv,
+            16 => Sys::ThreadSpawner,
+            17 => Sys::ThreadCreate,
+            18 => Sys::ThreadJoin,
+            19 => Sys::ThreadExitCode,
+            20 => Sys::ThreadExit,
+            21 => Sys::FsBaseGet,
+            22 => Sys::FsBaseSet,
+            23 => Sys::ParkWait,
+            24 => Sys::ParkWake,
+            25 => Sys::Ledger,
+            26 => Sys::ThreadSelf,
             32 => Sys::DeviceInfo,
             33 => Sys::ConfigRead,
             34 => Sys::ConfigWrite,
@@ -208,6 +255,12 @@ pub struct SpawnRequest {
     pub stack_size: u64,
     /// Scheduling priority (recorded; the deadline scheduler interprets it).
     pub priority: u64,
+    /// The most thread records the child may hold (0: [`crate::thread::THREAD_LIMIT`], which
+    /// is also the largest allowed).
+    pub thread_limit: u64,
+    /// The child's kernel-stack budget in pages (0: [`crate::thread::KERNEL_STACK_BUDGET`],
+    /// also the largest allowed).
+    pub kernel_stack_pages: u64,
 }
 
 /// Longest module path.
@@ -337,7 +390,9 @@ mod tests {
         assert_eq!(Sys::from_number(15), Some(Sys::SendRecv));
         assert_eq!(Sys::from_number(38), Some(Sys::IrqBind));
         assert_eq!(Sys::from_number(1000), None);
-        assert_eq!(Sys::from_number(16), None);
+        assert_eq!(Sys::from_number(16), Some(Sys::ThreadSpawner));
+        assert_eq!(Sys::from_number(26), Some(Sys::ThreadSelf));
+        assert_eq!(Sys::from_number(27), None);
         assert_eq!(Sys::from_number(48), Some(Sys::SystemProcesses));
         assert_eq!(Sys::from_number(54), Some(Sys::HandleDuplicate));
         assert_eq!(Sys::from_number(55), Some(Sys::SystemRootRestart));

@@ -342,6 +342,28 @@ static void bench_futex_rt(void)
 	report("futex_rt", t1 - t0, n, "instr");
 }
 
+/* thread_create_join: pthread_create of a thread that returns at once, then pthread_join. */
+static void *return_at_once(void *arg)
+{
+	return arg;
+}
+
+static void bench_thread_create_join(void)
+{
+	const uint64_t n = 4000, warm = 200;
+	uint64_t t0 = 0, t1, i;
+	for (i = 0; i < warm + n; i++) {
+		pthread_t th;
+		if (i == warm)
+			t0 = instr_now();
+		if (pthread_create(&th, NULL, return_at_once, NULL) != 0)
+			fail("pthread_create");
+		pthread_join(th, NULL);
+	}
+	t1 = instr_now();
+	report("thread_create_join", t1 - t0, n, "instr");
+}
+
 /* fork_exit_wait: fork(2), the child calls _exit(0), the parent waitpid(2)s. */
 static void bench_fork_exit_wait(void)
 {
@@ -541,6 +563,7 @@ static const struct bench benches[] = {
 	{ "pipe_rt_256", bench_pipe_rt_256 },
 	{ "pipe_rt_4096", bench_pipe_rt_4096 },
 	{ "futex_rt", bench_futex_rt },
+	{ "thread_create_join", bench_thread_create_join },
 	{ "unix_rt_8", bench_unix_rt_8 },
 	{ "fork_exit_wait", bench_fork_exit_wait },
 	{ "yield_rt", bench_yield_rt },

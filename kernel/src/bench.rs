@@ -38,7 +38,12 @@ pub fn run(which: &str, bi: &BootInfo, core_entry_tsc: u64) -> ! {
         );
     }
     // The probe measures in ring 3 and prints its own `bench:` lines.
-    for (name, arg) in [("syscall", 10), ("channel", 20), ("spawn", 21)] {
+    for (name, arg) in [
+        ("syscall", 10),
+        ("channel", 20),
+        ("spawn", 21),
+        ("threads", 46),
+    ] {
         if wanted(name) {
             match crate::process::spawn("bin/probe", arg, crate::process::SpawnOptions::default()) {
                 Ok(pid) => {

@@ -10,7 +10,7 @@
 //! later, in order; one that closed its end is forgotten.
 use crate::arch::context::Start;
 use crate::ipc::{Endpoint, Msg};
-use crate::sched::{self, Tid};
+use crate::sched::{self, ThreadRef};
 use abi::Error;
 use alloc::vec::Vec;
 use spin::{Mutex, Once};
@@ -18,7 +18,7 @@ use spin::{Mutex, Once};
 /// The kernel's end of the attached reader's channel.
 static READER: Mutex<Option<Endpoint>> = Mutex::new(None);
 /// The polling thread, once started.
-static POLLER: Once<Result<Tid, ()>> = Once::new();
+static POLLER: Once<Result<ThreadRef, ()>> = Once::new();
 
 /// Most bytes one input message carries.
 const CHUNK: usize = 256;

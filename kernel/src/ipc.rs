@@ -7,7 +7,7 @@
 //! channel (messages drained at close) are dropped only after its lock is released, because they
 //! may hold endpoints of the same channel.
 use crate::process::Ledger;
-use crate::sched::{self, Tid};
+use crate::sched::{self, ThreadRef};
 use abi::Error;
 use abi::syscall::signal;
 use alloc::sync::Arc;
@@ -29,6 +29,12 @@ pub enum Object {
     /// The serial console: input as channel messages, raw output (`crate::console`). The
     /// rights it carries are the ones it travels with inside a message.
     Console(abi::Rights),
+    /// The process's thread spawner (`crate::thread`): creates threads in the process that
+    /// holds it; never travels.
+    ThreadSpawner,
+    /// One thread of the holding process (join, exit code); never travels. Closing the
+    /// handle detaches the thread or drops its retained status.
+    Thread(crate::sched::ThreadRef),
 }
 
 /// A message as the kernel moves it: bytes, objects, and the ledger charge for its bytes.
@@ -37,7 +43,7 @@ pub type Msg = Message<Object, Charge>;
 struct Shared {
     core: Channel<Object, Charge>,
     /// Threads waiting for something on each side (readable, writable, peer closed).
-    waiters: [Vec<Tid>; 2],
+    waiters: [Vec<ThreadRef>; 2],
 }
 
 /// The ledger charge a queued message carries for its bytes: refunded when the message goes
@@ -89,7 +95,7 @@ impl Shared {
         }
     }
 
-    fn add_waiter(&mut self, i: usize, t: Tid) {
+    fn add_waiter(&mut self, i: usize, t: ThreadRef) {
         if !self.waiters[i].contains(&t) {
             self.waiters[i].push(t);
         }
@@ -177,7 +183,7 @@ impl Port {
         mut msg: Msg,
         ledger: Arc<Ledger>,
         reply: bool,
-    ) -> Result<Option<Tid>, (Error, Msg)> {
+    ) -> Result<Option<ThreadRef>, (Error, Msg)> {
         let bytes = msg.bytes.len();
         if let Err(e) = ledger.charge(bytes) {
             return Err((e, msg));
@@ -200,7 +206,7 @@ impl Port {
             s.wake_all(peer);
             return Ok(None);
         }
-        s.add_waiter(idx(self.side), sched::current());
+        s.add_waiter(idx(self.side), sched::current_ref());
         if s.waiters[peer].len() == 1 {
             return Ok(s.waiters[peer].pop());
         }
@@ -230,7 +236,7 @@ impl Port {
                 return Err(Error::PeerSuspended);
             }
             if watch {
-                s.add_waiter(idx(side), sched::current());
+                s.add_waiter(idx(side), sched::current_ref());
             }
             return Ok(Taken::Empty);
         };
@@ -311,7 +317,7 @@ impl Port {
 
     /// Registers the running thread to be woken at the next change on this endpoint.
     pub fn watch(&self) {
-        let me = sched::current();
+        let me = sched::current_ref();
         self.chan.lock().add_waiter(idx(self.side), me);
     }
 

@@ -23,11 +23,13 @@ mod ktest;
 mod loader;
 mod log;
 mod mm;
+mod park;
 mod process;
 mod rootfs;
 mod sched;
 mod syscall;
 mod system;
+mod thread;
 mod trap;
 
 use abi::qemu::ExitCode;

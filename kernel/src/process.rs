@@ -8,7 +8,7 @@ use crate::arch::frames::{self, KernelTables};
 use crate::arch::paging::{AddressSpace, MapError, Perms, kernel_space};
 use crate::ipc::{Endpoint, Object};
 use crate::loader::{self, LoadError};
-use crate::sched::{self, Tid};
+use crate::sched::{self, ThreadRef};
 use abi::Rights;
 use abi::layout::{
     ARENA_BASE, ARENA_MAX, EXPORT_BASE, PAGE_SIZE, STACK_MAX, STACK_SLOT, STACKS_BASE,
@@ -129,6 +129,10 @@ pub struct SpawnOptions {
     pub priority: u64,
     /// The core to run on (`None`: the least loaded).
     pub core: Option<usize>,
+    /// The most thread records it may hold (at most [`abi::thread::THREAD_LIMIT`]).
+    pub thread_limit: u64,
+    /// Its kernel-stack budget in pages (at most [`abi::thread::KERNEL_STACK_BUDGET`]).
+    pub kernel_stack_pages: u64,
 }
 
 impl Default for SpawnOptions {
@@ -138,6 +142,8 @@ impl Default for SpawnOptions {
             stack_size: 64 << 10,
             priority: 0,
             core: None,
+            thread_limit: abi::thread::THREAD_LIMIT,
+            kernel_stack_pages: abi::thread::KERNEL_STACK_BUDGET,
         }
     }
 }
@@ -206,14 +212,41 @@ struct Process {
     /// Recorded at spawn; the scheduler's policy will read it.
     #[allow(dead_code)]
     priority: u64,
-    threads: Vec<Tid>,
+    /// Its thread records: live threads, and ended ones whose status is retained.
+    threads: Vec<ThreadRecord>,
+    /// The most records it may hold.
+    thread_limit: u64,
+    /// Kernel-stack pages charged, and the budget.
+    kstack_pages: u64,
+    kstack_budget: u64,
+    /// Creations between their reservation and their record (they count toward the limit).
+    pending_threads: u64,
     death: Option<Death>,
-    waiters: Vec<Tid>,
+    waiters: Vec<ThreadRef>,
     /// Channel buffer bytes its sends have queued and nobody has received yet.
     ledger: Arc<Ledger>,
     /// The kernel will `wait` for it (else its record goes at death: the parent learns of the
     /// death from the report on the parent channel).
     kernel_waits: bool,
+}
+
+/// One thread of a process as the process sees it (the scheduler keeps the execution state):
+/// what `join`, `exit_code` and the handle's release need.
+struct ThreadRecord {
+    thread: ThreadRef,
+    /// `Some(code)` once the thread has ended.
+    exit: Option<i64>,
+    /// A thread handle names it (the main thread has none: it starts detached).
+    handle_held: bool,
+    /// The thread waiting in `join` for it (it pins the record).
+    joiner: Option<ThreadRef>,
+}
+
+impl ThreadRecord {
+    /// Nothing can observe its status any more: the record can go.
+    fn unobserved(&self) -> bool {
+        self.exit.is_some() && !self.handle_held && self.joiner.is_none()
+    }
 }
 
 static PROCS: Mutex<Vec<(Pid, Process)>> = Mutex::new(Vec::new());
@@ -284,6 +317,17 @@ fn spawn_inner(
     if gifts.len() + 1 > abi::limits::MAX_HANDLES {
         return Err((SpawnError::BadOption("too many handles"), gifts));
     }
+    if !(1..=abi::thread::THREAD_LIMIT).contains(&opts.thread_limit) {
+        return Err((SpawnError::BadOption("thread limit must be 1 to 16"), gifts));
+    }
+    if !(abi::thread::KERNEL_STACK_PAGES..=abi::thread::KERNEL_STACK_BUDGET)
+        .contains(&opts.kernel_stack_pages)
+    {
+        return Err((
+            SpawnError::BadOption("kernel-stack budget must hold 1 to 16 stacks"),
+            gifts,
+        ));
+    }
     let (space, entry) = match prepare(path, opts) {
         Ok(p) => p,
         Err(e) => return Err((e, gifts)),
@@ -307,7 +351,7 @@ fn spawn_inner(
         *n - 1
     };
     let stack_top = STACKS_BASE + STACK_SLOT;
-    let tid = match sched::create_on(
+    let main = match sched::create_on(
         Start::User {
             rip: entry,
             rsp: stack_top - 8,
@@ -317,6 +361,7 @@ fn spawn_inner(
         Some(pid),
         opts.core,
         schedpolicy::Priority(opts.priority.min(255) as u8),
+        0,
     ) {
         Ok(t) => t,
         Err(e) => {
@@ -335,7 +380,16 @@ fn spawn_inner(
             arena_ceiling: opts.arena_ceiling,
             stack_bottom: stack_top - opts.stack_size,
             priority: opts.priority,
-            threads: alloc::vec![tid],
+            threads: alloc::vec![ThreadRecord {
+                thread: main,
+                exit: None,
+                handle_held: false,
+                joiner: None,
+            }],
+            thread_limit: opts.thread_limit,
+            kstack_pages: abi::thread::KERNEL_STACK_PAGES,
+            kstack_budget: opts.kernel_stack_pages,
+            pending_threads: 0,
             death: None,
             waiters: Vec::new(),
             ledger: Arc::new(Ledger::default()),
@@ -343,7 +397,7 @@ fn spawn_inner(
         },
     ));
     // Only now, with its process on record: on another core it may run at once.
-    sched::start(tid);
+    sched::start(main);
     ::log::debug!(
         "spawned {path} as process {pid} (priority {})",
         opts.priority
@@ -411,7 +465,7 @@ fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnEr
 /// records the death once, sends the report on its parent channel, closes every handle (peers
 /// see `Closed`), frees its memory, removes its threads, wakes whoever waits for it.
 pub fn die(pid: Pid, how: Death) {
-    let me = sched::current();
+    let me = sched::current_ref();
     let taken = {
         let mut procs = PROCS.lock();
         let Some((_, p)) = procs.iter_mut().find(|(p, _)| *p == pid) else {
@@ -422,9 +476,15 @@ pub fn die(pid: Pid, how: Death) {
         }
         p.death = Some(how.clone());
         let objects: Vec<(abi::Handle, Object, Rights)> = p.handles.drain().collect();
+        let live: Vec<ThreadRef> = p
+            .threads
+            .iter()
+            .filter(|r| r.exit.is_none())
+            .map(|r| r.thread)
+            .collect();
         (
             objects,
-            p.threads.clone(),
+            live,
             p.space.clone(),
             core::mem::take(&mut p.waiters),
             p.name.clone(),
@@ -441,6 +501,8 @@ pub fn die(pid: Pid, how: Death) {
         let _ = parent.send(channel::Message::new(bytes, Vec::new()));
     }
     drop(objects);
+    // Every waiter of every thread: parked threads first (they are killed next).
+    crate::park::cancel_process(pid);
     for t in &threads {
         if *t != me {
             sched::kill(*t);
@@ -462,7 +524,7 @@ pub fn wait(pid: Pid) -> Option<Death> {
     loop {
         let state = with_proc(pid, |p| {
             if p.death.is_none() {
-                p.waiters.push(sched::current());
+                p.waiters.push(sched::current_ref());
             }
             p.death.clone()
         })?;
@@ -482,8 +544,13 @@ pub fn space_of(pid: Pid) -> Option<Arc<AddressSpace>> {
 
 /// The core a live process's main thread runs on.
 pub fn main_core(pid: Pid) -> Option<usize> {
-    let tid = with_proc(pid, |p| p.threads.first().copied())??;
-    sched::core_of(tid)
+    let main = with_proc(pid, |p| {
+        p.threads
+            .iter()
+            .find(|r| r.exit.is_none())
+            .map(|r| r.thread)
+    })??;
+    sched::core_of(main)
 }
 
 /// The name of a live or dead-but-unreaped process.
@@ -576,12 +643,13 @@ pub fn list() -> Vec<abi::system::ProcessInfo> {
         .iter()
         .map(|(pid, p)| {
             let mut info = ProcessInfo::new(*pid, p.parent, &p.name);
-            info.threads = p.threads.len() as u32;
+            let live = || p.threads.iter().filter(|r| r.exit.is_none());
+            info.threads = live().count() as u32;
             info.arena_bytes = p.arena_pages * PAGE_SIZE;
-            info.cpu_ns = p.threads.iter().filter_map(|t| sched::cpu_time(*t)).sum();
+            info.cpu_ns = live().filter_map(|r| sched::cpu_time(r.thread)).sum();
             info.state = if p.death.is_some() {
                 STATE_DEAD
-            } else if p.threads.iter().any(|t| sched::is_running(*t)) {
+            } else if live().any(|r| sched::is_running(r.thread)) {
                 STATE_RUNNING
             } else {
                 STATE_BLOCKED
@@ -661,4 +729,230 @@ fn teardown(space: &AddressSpace) {
         let _ = frames::free_phys(p);
     });
     let _ = frames::free_phys(space.root());
+}
+
+/// What the thread calls' bookkeeping found wrong (the system-call layer maps it to an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadError {
+    /// A limit was reached; nothing was created and every reservation was given back.
+    Overloaded(abi::thread::Overload),
+    /// The request does not fit the thread's state (self-join, second waiter, joined already).
+    Failed,
+    /// The caller's process is gone (or the caller is a kernel thread).
+    NoProcess,
+}
+
+/// Creates a thread in the calling process (the checks of the arguments are the caller's):
+/// reserves a thread record and a kernel stack's pages, builds the thread, gives the caller a
+/// handle to it and lets it run. Any failure rolls every reservation back.
+pub fn create_thread(
+    entry: u64,
+    stack_top: u64,
+    arg: u64,
+    fs_base: u64,
+    core: Option<usize>,
+) -> Result<abi::Handle, ThreadError> {
+    use abi::thread::{KERNEL_STACK_PAGES, Overload};
+    let pid = sched::current_pid().ok_or(ThreadError::NoProcess)?;
+    let (space, priority) = with_proc(pid, |p| {
+        if p.death.is_some() {
+            return Err(ThreadError::NoProcess);
+        }
+        if p.threads.len() as u64 + p.pending_threads >= p.thread_limit {
+            return Err(ThreadError::Overloaded(Overload::Threads));
+        }
+        if p.kstack_pages + KERNEL_STACK_PAGES > p.kstack_budget {
+            return Err(ThreadError::Overloaded(Overload::KernelStackBudget));
+        }
+        if p.handles.free_slots() as u64 <= p.pending_threads {
+            return Err(ThreadError::Overloaded(Overload::HandleSlots));
+        }
+        p.pending_threads += 1;
+        p.kstack_pages += KERNEL_STACK_PAGES;
+        Ok((p.space.clone(), p.priority))
+    })
+    .ok_or(ThreadError::NoProcess)??;
+    let unreserve = |p: &mut Process| {
+        p.pending_threads -= 1;
+        p.kstack_pages -= KERNEL_STACK_PAGES;
+    };
+    let made = sched::create_on(
+        Start::User {
+            rip: entry,
+            rsp: stack_top - 8,
+            args: [arg, 0, pid],
+        },
+        Some(space),
+        Some(pid),
+        core,
+        schedpolicy::Priority(priority.min(255) as u8),
+        fs_base,
+    );
+    let thread = match made {
+        Ok(t) => t,
+        Err(_) => {
+            with_proc(pid, unreserve);
+            return Err(ThreadError::Overloaded(Overload::KernelStackMemory));
+        }
+    };
+    sched::set_start_args(thread, [arg, thread.tid as u64, pid]);
+    let handle = with_proc(pid, |p| {
+        unreserve(p);
+        if p.death.is_some() {
+            return Err(ThreadError::NoProcess);
+        }
+        let h = p
+            .handles
+            .insert(Object::Thread(thread), Rights::NONE)
+            .map_err(|_| ThreadError::Overloaded(Overload::HandleSlots))?;
+        p.kstack_pages += KERNEL_STACK_PAGES;
+        p.threads.push(ThreadRecord {
+            thread,
+            exit: None,
+            handle_held: true,
+            joiner: None,
+        });
+        Ok(h)
+    })
+    .unwrap_or(Err(ThreadError::NoProcess));
+    match handle {
+        Ok(h) => {
+            sched::start(thread);
+            Ok(h)
+        }
+        Err(e) => {
+            sched::discard(thread);
+            Err(e)
+        }
+    }
+}
+
+/// Ends the calling thread with `code`; the last live thread's end is the process's
+/// `exit(code)`. Records the status for a join, wakes a joiner, gives back the kernel stack's
+/// pages (the stack itself is freed once its core runs on another one).
+pub fn exit_thread(code: i64) -> ! {
+    let me = sched::current_ref();
+    let Some(pid) = sched::current_pid() else {
+        sched::exit_current();
+    };
+    let outcome = with_proc(pid, |p| {
+        if p.death.is_some() {
+            return None;
+        }
+        let i = p.threads.iter().position(|r| r.thread == me)?;
+        p.threads[i].exit = Some(code);
+        p.kstack_pages -= abi::thread::KERNEL_STACK_PAGES;
+        let joiner = p.threads[i].joiner;
+        if p.threads[i].unobserved() {
+            p.threads.remove(i);
+        }
+        let last = !p.threads.iter().any(|r| r.exit.is_none());
+        Some((joiner, last))
+    })
+    .flatten();
+    match outcome {
+        Some((_, true)) => die(pid, Death::Exit(code)),
+        Some((Some(joiner), false)) => sched::wake(joiner),
+        _ => {}
+    }
+    sched::exit_current()
+}
+
+/// Waits for the thread `target` of the calling process to end and consumes its status:
+/// one-shot. `Failed` for a self-join, a thread someone else waits for, or one already joined.
+pub fn join_thread(target: ThreadRef) -> Result<i64, ThreadError> {
+    enum Look {
+        Done(Result<i64, ThreadError>),
+        Wait,
+    }
+    let me = sched::current_ref();
+    let pid = sched::current_pid().ok_or(ThreadError::NoProcess)?;
+    if target == me {
+        return Err(ThreadError::Failed);
+    }
+    loop {
+        let look = with_proc(pid, |p| {
+            let Some(i) = p.threads.iter().position(|r| r.thread == target) else {
+                return Look::Done(Err(ThreadError::Failed));
+            };
+            let rec = &mut p.threads[i];
+            let mine = rec.joiner.is_none_or(|j| j == me);
+            match rec.exit {
+                Some(code) if mine => {
+                    // Consumed: the record goes (the handle stays, naming nothing).
+                    p.threads.remove(i);
+                    Look::Done(Ok(code))
+                }
+                None if mine => {
+                    rec.joiner = Some(me);
+                    Look::Wait
+                }
+                _ => Look::Done(Err(ThreadError::Failed)),
+            }
+        })
+        .ok_or(ThreadError::NoProcess)?;
+        match look {
+            Look::Done(r) => return r,
+            // Woken by the target's exit (or by anything else: then it looks again).
+            Look::Wait => sched::block(),
+        }
+    }
+}
+
+/// The exit code of thread `target` of the calling process if it has ended (`Ok(None)` while
+/// it runs); `Failed` once its status was consumed by a join.
+pub fn thread_exit_code(target: ThreadRef) -> Result<Option<i64>, ThreadError> {
+    let pid = sched::current_pid().ok_or(ThreadError::NoProcess)?;
+    with_proc(pid, |p| {
+        p.threads
+            .iter()
+            .find(|r| r.thread == target)
+            .map(|r| r.exit)
+            .ok_or(ThreadError::Failed)
+    })
+    .ok_or(ThreadError::NoProcess)?
+}
+
+/// The calling process released its handle to thread `target`: a running thread is detached
+/// (its record goes when it ends), an ended one's retained status is dropped now — unless a
+/// join waits for it, which pins the record until it completes.
+pub fn thread_handle_closed(target: ThreadRef) {
+    let Some(pid) = sched::current_pid() else {
+        return;
+    };
+    with_proc(pid, |p| {
+        if let Some(i) = p.threads.iter().position(|r| r.thread == target) {
+            p.threads[i].handle_held = false;
+            if p.threads[i].unobserved() {
+                p.threads.remove(i);
+            }
+        }
+    });
+}
+
+/// Live threads of process `pid` (0 for a dead or unknown one).
+pub fn live_threads(pid: Pid) -> usize {
+    with_proc(pid, |p| {
+        if p.death.is_some() {
+            0
+        } else {
+            p.threads.iter().filter(|r| r.exit.is_none()).count()
+        }
+    })
+    .unwrap_or(0)
+}
+
+/// The calling process's resource ledger.
+pub fn ledger() -> Option<abi::thread::Ledger> {
+    let pid = sched::current_pid()?;
+    with_proc(pid, |p| abi::thread::Ledger {
+        thread_records: p.threads.len() as u64 + p.pending_threads,
+        thread_records_max: p.thread_limit,
+        kernel_stack_pages: p.kstack_pages,
+        kernel_stack_pages_max: p.kstack_budget,
+        handles: p.handles.len() as u64,
+        handles_max: p.handles.capacity() as u64,
+        channel_bytes: p.ledger.queued.load(Ordering::Relaxed) as u64,
+        arena_pages: p.arena_pages,
+    })
 }

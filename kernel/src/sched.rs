@@ -19,8 +19,30 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use schedpolicy::{Policy, Priority, RunQueue, Wake};
 use spin::Mutex;
 
-/// A thread's index in the thread table.
+/// A thread's index in the thread table (a slot: reused after the thread is gone).
 pub type Tid = usize;
+
+/// The generation every process has: pids are never reused while the kernel runs, so a pid
+/// alone names one process; the field exists so that a process re-created under its old pid
+/// (resumed from an image) can be told apart from its earlier life.
+pub const PROCESS_GEN: u32 = 1;
+
+/// Names one thread for anything that may wake it or write a result for it — a channel waiter,
+/// a sleep or timer, a join, a park, a process-exit wait. A slot's generation changes each
+/// time a new thread takes it, so a record aimed at a thread that is gone is *stale*: waking
+/// it does nothing (it is counted, [`Stats::stale_wakes`]) and never reaches the slot's new
+/// thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadRef {
+    /// The process (0: a kernel thread).
+    pub pid: crate::process::Pid,
+    /// The process's generation ([`PROCESS_GEN`]).
+    pub process_gen: u32,
+    /// The slot.
+    pub tid: Tid,
+    /// The slot's generation when this thread took it.
+    pub thread_gen: u32,
+}
 
 /// Shortest quantum: below it, switching costs dominate.
 pub const QUANTUM_FLOOR_NS: u64 = 100_000;
@@ -48,6 +70,10 @@ pub enum State {
 
 struct Thread {
     ctx: Context,
+    /// Its slot's generation (see [`ThreadRef`]).
+    generation: u32,
+    /// The FS base it runs with in ring 3 (written to the CPU at every switch to it).
+    fs_base: u64,
     state: State,
     /// The core it runs on (its affinity).
     core: usize,
@@ -78,8 +104,9 @@ struct Core {
     /// next time it switches: a kernel stack is unmapped only by the CPU that used it, so no
     /// other CPU can hold a stale translation for it.
     reap: Vec<Tid>,
-    /// Blocked threads of this core with a wake-up time.
-    sleepers: Vec<(u64, Tid)>,
+    /// Wake-ups due at a time: (when, slot, generation). An entry whose thread is gone is
+    /// stale and dropped when due.
+    sleepers: Vec<(u64, Tid, u32)>,
     /// When the running thread was dispatched.
     dispatched_at: u64,
     /// When the running thread's quantum ends (`None`: it runs until it blocks or yields).
@@ -103,6 +130,8 @@ impl Core {
 
 struct Scheduler {
     threads: Vec<Option<Box<Thread>>>,
+    /// Each slot's generation: bumped whenever a new thread takes the slot.
+    gens: Vec<u32>,
     cores: Vec<Core>,
     /// Measurements since the last [`reset_stats`] (kept under the scheduler's lock, which
     /// every switch holds anyway).
@@ -126,6 +155,8 @@ pub struct Stats {
     pub longest_waiter: (Tid, Option<crate::process::Pid>),
     /// Switches made by [`hand_off`] (a core passed straight from a sender to its receiver).
     pub hand_offs: u64,
+    /// Wake-ups and timers aimed at a thread that is gone (a stale [`ThreadRef`]), dropped.
+    pub stale_wakes: u64,
 }
 
 const FRESH_STATS: Stats = Stats {
@@ -135,6 +166,7 @@ const FRESH_STATS: Stats = Stats {
     longest_wait: 0,
     longest_waiter: (0, None),
     hand_offs: 0,
+    stale_wakes: 0,
 };
 
 /// When the measurements were last reset: waits that began earlier count from here.
@@ -191,6 +223,8 @@ fn thread(
 ) -> Box<Thread> {
     Box::new(Thread {
         ctx,
+        generation: 0,
+        fs_base: 0,
         state,
         core,
         runnable_since: apic::now_ns(),
@@ -203,16 +237,46 @@ fn thread(
     })
 }
 
-fn add_thread(s: &mut Scheduler, t: Box<Thread>) -> Tid {
-    match s.threads.iter().position(Option::is_none) {
-        Some(i) => {
-            s.threads[i] = Some(t);
-            i
-        }
+fn add_thread(s: &mut Scheduler, mut t: Box<Thread>) -> Tid {
+    let i = match s.threads.iter().position(Option::is_none) {
+        Some(i) => i,
         None => {
-            s.threads.push(Some(t));
+            s.threads.push(None);
+            s.gens.push(0);
             s.threads.len() - 1
         }
+    };
+    s.gens[i] = s.gens[i].wrapping_add(1);
+    t.generation = s.gens[i];
+    s.threads[i] = Some(t);
+    i
+}
+
+impl Scheduler {
+    /// The thread `r` names, if it is still that thread.
+    fn live(&self, r: ThreadRef) -> Option<&Thread> {
+        self.threads
+            .get(r.tid)?
+            .as_deref()
+            .filter(|t| t.generation == r.thread_gen && t.pid.unwrap_or(0) == r.pid)
+    }
+
+    fn live_mut(&mut self, r: ThreadRef) -> Option<&mut Thread> {
+        self.threads
+            .get_mut(r.tid)?
+            .as_deref_mut()
+            .filter(|t| t.generation == r.thread_gen && t.pid.unwrap_or(0) == r.pid)
+    }
+
+    /// The reference naming the thread in slot `tid` now.
+    fn ref_of(&self, tid: Tid) -> Option<ThreadRef> {
+        let t = self.threads.get(tid)?.as_deref()?;
+        Some(ThreadRef {
+            pid: t.pid.unwrap_or(0),
+            process_gen: PROCESS_GEN,
+            tid,
+            thread_gen: t.generation,
+        })
     }
 }
 
@@ -246,6 +310,7 @@ pub fn init() -> Result<(), MapError> {
     })?;
     let mut s = Scheduler {
         threads: Vec::new(),
+        gens: Vec::new(),
         cores: Vec::new(),
         stats: FRESH_STATS,
     };
@@ -255,8 +320,9 @@ pub fn init() -> Result<(), MapError> {
     );
     let idle = add_thread(&mut s, thread(idle_ctx, State::Blocked, 0, None, None));
     s.cores.push(new_core(boot, idle, apic::id()));
+    let generation = s.gens[boot];
     *SCHED.lock() = Some(s);
-    crate::arch::percpu::set_current(boot, None);
+    crate::arch::percpu::set_current(boot, generation, None);
     Ok(())
 }
 
@@ -298,8 +364,8 @@ pub fn cores() -> usize {
 }
 
 /// The core a thread runs on.
-pub fn core_of(tid: Tid) -> Option<usize> {
-    with(|s| s.threads.get(tid)?.as_ref().map(|t| t.core))
+pub fn core_of(r: ThreadRef) -> Option<usize> {
+    with(|s| s.live(r).map(|t| t.core))
 }
 
 /// The core with the fewest runnable threads (ties: the lowest index).
@@ -318,22 +384,24 @@ pub fn spawn_on(
     pid: Option<crate::process::Pid>,
     core: Option<usize>,
     priority: Priority,
-) -> Result<Tid, MapError> {
-    let tid = create_on(start, space, pid, core, priority)?;
-    self::start(tid);
-    Ok(tid)
+) -> Result<ThreadRef, MapError> {
+    let r = create_on(start, space, pid, core, priority, 0)?;
+    self::start(r);
+    Ok(r)
 }
 
-/// Creates a thread like [`spawn_on`] but leaves it blocked: it runs only after [`start`].
-/// A new process is entered in the process table between the two, so that its thread — which
-/// may start at once on another core — never runs before the kernel knows its process.
+/// Creates a thread like [`spawn_on`] (with FS base `fs_base`) but leaves it blocked: it runs
+/// only after [`start`], or is thrown away by [`discard`]. A new process is entered in the
+/// process table between the two, so that its thread — which may start at once on another
+/// core — never runs before the kernel knows its process.
 pub fn create_on(
     start: Start,
     space: Option<Arc<AddressSpace>>,
     pid: Option<crate::process::Pid>,
     core: Option<usize>,
     priority: Priority,
-) -> Result<Tid, MapError> {
+    fs_base: u64,
+) -> Result<ThreadRef, MapError> {
     let ctx = Context::new(start)?;
     Ok(with(|s| {
         let c = core
@@ -341,18 +409,82 @@ pub fn create_on(
             .unwrap_or_else(|| least_loaded(s));
         let mut t = thread(ctx, State::Blocked, c, space, pid);
         t.priority = priority;
-        add_thread(s, t)
+        t.fs_base = fs_base;
+        let tid = add_thread(s, t);
+        s.ref_of(tid).expect("just added")
     }))
 }
 
+/// True when `core` names a core that runs the scheduler.
+pub fn core_exists(core: usize) -> bool {
+    with(|s| core < s.cores.len() && s.cores[core].idle != usize::MAX)
+}
+
+/// Sets the first argument registers of a thread made by [`create_on`] for ring 3 that has not
+/// started (its id is known only once it has a slot).
+pub fn set_start_args(r: ThreadRef, args: [u64; 3]) {
+    with(|s| {
+        if let Some(t) = s.live_mut(r)
+            && t.state == State::Blocked
+        {
+            t.ctx.set_user_args(args);
+        }
+    });
+}
+
 /// Makes a thread made by [`create_on`] runnable.
-pub fn start(tid: Tid) {
-    with(|s| s.make_runnable(tid));
+pub fn start(r: ThreadRef) {
+    with(|s| {
+        if s.live(r).is_some() {
+            s.make_runnable(r.tid);
+        }
+    });
+}
+
+/// Throws away a thread made by [`create_on`] that never started (a creation rolled back).
+pub fn discard(r: ThreadRef) {
+    let freed = with(|s| {
+        let ok = s.live(r).is_some_and(|t| t.state == State::Blocked);
+        if ok { s.threads[r.tid].take() } else { None }
+    });
+    drop(freed);
 }
 
 /// The running thread on this CPU (from the per-CPU block: no lock).
 pub fn current() -> Tid {
     crate::arch::percpu::current().0
+}
+
+/// The reference naming the running thread (from the per-CPU block: no lock).
+#[inline]
+pub fn current_ref() -> ThreadRef {
+    let (tid, pid) = crate::arch::percpu::current();
+    ThreadRef {
+        pid: pid.unwrap_or(0),
+        process_gen: PROCESS_GEN,
+        tid,
+        thread_gen: crate::arch::percpu::current_gen(),
+    }
+}
+
+/// The running thread's FS base.
+pub fn fs_base() -> u64 {
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        s.threads[cur].as_ref().map_or(0, |t| t.fs_base)
+    })
+}
+
+/// Sets the running thread's FS base, in its record (restored at each switch to it) and in
+/// the CPU at once.
+pub fn set_fs_base(value: u64) {
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        if let Some(t) = s.threads[cur].as_mut() {
+            t.fs_base = value;
+        }
+    });
+    crate::arch::cpu::set_fs_base(value);
 }
 
 /// The process of the running thread (from the per-CPU block: no lock).
@@ -361,19 +493,18 @@ pub fn current_pid() -> Option<crate::process::Pid> {
 }
 
 /// True when a thread is on a CPU or in a run queue (for the system handle's process list).
-pub fn is_running(tid: Tid) -> bool {
+pub fn is_running(r: ThreadRef) -> bool {
     with(|s| {
-        s.threads
-            .get(tid)
-            .and_then(|t| t.as_ref())
+        s.live(r)
             .is_some_and(|t| matches!(t.state, State::Running | State::Runnable))
     })
 }
 
 /// CPU time a thread has used, in nanoseconds (a running thread's includes its current run).
-pub fn cpu_time(tid: Tid) -> Option<u64> {
+pub fn cpu_time(r: ThreadRef) -> Option<u64> {
+    let tid = r.tid;
     with(|s| {
-        let t = s.threads.get(tid)?.as_ref()?;
+        let t = s.live(r)?;
         let core = &s.cores[t.core];
         let running = if core.current == tid {
             apic::now_ns() - core.dispatched_at
@@ -418,7 +549,7 @@ impl Scheduler {
 /// Arms this core's timer for its nearest event (quantum end or sleeper), or disarms it;
 /// nothing when it is already set that way.
 fn program_timer(core: &mut Core) {
-    let sleeper = core.sleepers.iter().map(|(d, _)| *d).min();
+    let sleeper = core.sleepers.iter().map(|(d, _, _)| *d).min();
     let next = match (core.quantum_end, sleeper) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -433,16 +564,19 @@ fn program_timer(core: &mut Core) {
     }
 }
 
-/// Makes a blocked thread runnable (on its own core).
-pub fn wake(tid: Tid) {
+/// Makes a blocked thread runnable (on its own core); a stale reference (the thread is gone,
+/// its slot perhaps taken by another) wakes nobody.
+pub fn wake(r: ThreadRef) {
     with(|s| {
-        let Some(t) = s.threads.get(tid).and_then(Option::as_ref) else {
+        let tid = r.tid;
+        let Some(t) = s.live(r) else {
+            s.stats.stale_wakes += 1;
             return;
         };
         let c = t.core;
         match t.state {
             State::Blocked if s.cores[c].idle != tid => {
-                s.cores[c].sleepers.retain(|&(_, x)| x != tid);
+                s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
                 s.make_runnable(tid);
             }
             State::Running | State::Runnable => {
@@ -467,12 +601,26 @@ pub fn block() {
 
 /// Blocks the running thread until [`wake`] or until `deadline_ns` on the monotonic clock.
 pub fn block_until(deadline_ns: u64) {
-    with(|s| {
-        let core = &mut s.cores[cpu_id()];
-        let me = core.current;
-        core.sleepers.push((deadline_ns, me));
-    });
+    wake_at(current_ref(), deadline_ns);
     schedule(State::Blocked);
+}
+
+/// Arms a timer that wakes `r` at `deadline_ns` (on its core); dropped when due if `r` is stale
+/// by then, or when `r` is woken earlier.
+pub fn wake_at(r: ThreadRef, deadline_ns: u64) {
+    with(|s| {
+        let Some(c) = s.live(r).map(|t| t.core) else {
+            s.stats.stale_wakes += 1;
+            return;
+        };
+        let core = &mut s.cores[c];
+        core.sleepers.push((deadline_ns, r.tid, r.thread_gen));
+        if c == cpu_id() {
+            program_timer(core);
+        } else {
+            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
+        }
+    });
 }
 
 /// This core's timer fired (or another core kicked it): wake sleepers that are due, and
@@ -485,16 +633,24 @@ pub fn timer_interrupt() {
         // state is unknown either way: program it afresh below.
         s.cores[cpu].armed = None;
         let mut due = Vec::new();
-        s.cores[cpu].sleepers.retain(|&(d, t)| {
+        s.cores[cpu].sleepers.retain(|&(d, t, g)| {
             if d <= now {
-                due.push(t);
+                due.push((t, g));
                 false
             } else {
                 true
             }
         });
-        for t in due {
-            s.make_runnable(t);
+        for (t, g) in due {
+            if s.threads
+                .get(t)
+                .and_then(Option::as_deref)
+                .is_some_and(|x| x.generation == g)
+            {
+                s.make_runnable(t);
+            } else {
+                s.stats.stale_wakes += 1;
+            }
         }
         let core = &mut s.cores[cpu];
         let expired = core.quantum_end.is_some_and(|e| e <= now) || core.need_resched;
@@ -565,13 +721,19 @@ pub fn exit_current() -> ! {
 }
 
 /// Ends a thread that is not the caller. A thread running on another core is marked and kicked;
-/// it ends at its next trap, and this returns only once it is off that CPU.
-pub fn kill(tid: Tid) {
+/// it ends at its next trap, and this returns only once it is off that CPU. A stale reference
+/// or a thread already ending does nothing.
+pub fn kill(r: ThreadRef) {
+    let tid = r.tid;
     let running_elsewhere = with(|s| {
-        let Some(t) = s.threads.get_mut(tid).and_then(Option::as_mut) else {
+        let Some(t) = s.live(r) else {
             return false;
         };
+        if t.state == State::Dead {
+            return false;
+        }
         let c = t.core;
+        let t = s.threads[tid].as_mut().expect("live");
         if s.cores[c].current == tid {
             if c == cpu_id() {
                 return false;
@@ -584,7 +746,7 @@ pub fn kill(tid: Tid) {
         t.state = State::Dead;
         let core = &mut s.cores[c];
         let _ = core.rq.remove(tid, apic::now_ns());
-        core.sleepers.retain(|&(_, x)| x != tid);
+        core.sleepers.retain(|&(_, x, _)| x != tid);
         core.reap.push(tid);
         REAP_PENDING[c].store(true, Ordering::Release);
         if c != cpu_id() {
@@ -599,14 +761,14 @@ pub fn kill(tid: Tid) {
         // process is gone, so the call fails) and it ends on the way back to ring 3. Waiting
         // for it to be dead instead would wait forever for a thread that blocked.
         while with(|s| {
-            let Some(t) = s.threads.get(tid).and_then(Option::as_ref) else {
+            let Some(t) = s.live(r) else {
                 return false;
             };
             match t.state {
                 State::Running => true,
                 State::Blocked => {
                     let c = t.core;
-                    s.cores[c].sleepers.retain(|&(_, x)| x != tid);
+                    s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
                     s.make_runnable(tid);
                     false
                 }
@@ -695,7 +857,7 @@ fn schedule(now_state: State) {
 /// choose or the caller must not block — another thread is runnable here, `to` is on another
 /// core or not blocked, the caller has a wake-up pending or was killed: the caller then wakes
 /// `to` and blocks the ordinary way. True once the caller has been woken and runs again.
-pub fn hand_off(to: Tid) -> bool {
+pub fn hand_off(to: ThreadRef) -> bool {
     let cpu = cpu_id();
     if raised(cpu, DOOM_PENDING) {
         return false;
@@ -705,10 +867,12 @@ pub fn hand_off(to: Tid) -> bool {
         let s = guard.as_mut().expect("scheduler initialised");
         let core = &s.cores[cpu];
         let cur = core.current;
+        let to_ref = to;
+        let to = to.tid;
         if cur == core.idle || to == core.idle || to == cur {
             return false;
         }
-        let (Some(Some(me)), Some(Some(them))) = (s.threads.get(cur), s.threads.get(to)) else {
+        let (Some(Some(me)), Some(them)) = (s.threads.get(cur), s.live(to_ref)) else {
             return false;
         };
         if me.wake_pending || them.state != State::Blocked || them.core != cpu {
@@ -721,7 +885,7 @@ pub fn hand_off(to: Tid) -> bool {
             return false;
         }
         if !core.sleepers.is_empty() {
-            core.sleepers.retain(|&(_, x)| x != to);
+            core.sleepers.retain(|&(_, x, _)| x != to);
         }
         core.need_resched = false;
         lower(cpu, ATTENTION);
@@ -788,9 +952,13 @@ impl Scheduler {
             from.runnable_since = now;
         }
         to.state = State::Running;
-        crate::arch::percpu::set_current(next, to.pid);
+        crate::arch::percpu::set_current(next, to.generation, to.pid);
         match &to.space {
-            Some(space) => space.activate(),
+            Some(space) => {
+                space.activate();
+                // FS base is the thread's own, even between threads of one address space.
+                crate::arch::cpu::set_fs_base(to.fs_base);
+            }
             None => kernel_space().activate(),
         }
         SwitchPair::new(&mut from.ctx, &to.ctx)

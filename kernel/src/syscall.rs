@@ -10,6 +10,7 @@ use crate::device::sys as device;
 use crate::ipc::{Charge, Endpoint, Msg, Object, Port, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
+use crate::thread;
 use abi::syscall::{
     DEADLINE_NEVER, DEADLINE_NOW, MAX_LOG_BYTES, MAX_PANIC_TEXT, MAX_PATH, MAX_WAIT_ITEMS,
     SpawnRequest, Sys, WaitItem,
@@ -45,6 +46,28 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Send) => send(a(0), a(1), a(2), a(3), a(4)),
         Some(Sys::Recv) => recv(a(0), a(1), a(2), a(3), a(4), a(5)),
         Some(Sys::SendRecv) => send_recv(a(0), a(1), a(2), a(3), a(4), a(5)),
+        Some(Sys::ThreadSpawner) => thread::spawner(),
+        Some(Sys::ThreadCreate) => {
+            // The one call whose error carries a reason in `rdx`.
+            let r = thread::create(a(0), a(1), a(2), a(3), a(4), a(5));
+            sched::on_return_to_user();
+            let (rax, rdx) = match r {
+                Ok(v) => (0, v),
+                Err((e, why)) => (e as u64, why),
+            };
+            frame.rax = rax;
+            frame.rdx = rdx;
+            return;
+        }
+        Some(Sys::ThreadJoin) => thread::join(a(0)),
+        Some(Sys::ThreadExitCode) => thread::exit_code(a(0)),
+        Some(Sys::ThreadExit) => process::exit_thread(a(0) as i64),
+        Some(Sys::FsBaseGet) => Ok(sched::fs_base()),
+        Some(Sys::FsBaseSet) => thread::set_fs_base(a(0)),
+        Some(Sys::ParkWait) => crate::park::wait(a(0), a(1) as u32, a(2)),
+        Some(Sys::ParkWake) => crate::park::wake(a(0), a(1)),
+        Some(Sys::Ledger) => thread::ledger(a(0), a(1)),
+        Some(Sys::ThreadSelf) => thread::thread_self(),
         Some(Sys::Wait) => wait(a(0), a(1), a(2)),
         Some(Sys::Spawn) => spawn(a(0)),
         Some(Sys::Kill) => kill(a(0)),
@@ -57,7 +80,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             }
             Ok(0)
         }
-        Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current()).unwrap_or(0)),
+        Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current_ref()).unwrap_or(0)),
         Some(Sys::DeviceInfo) => device::device_info(a(0), a(1), a(2)),
         Some(Sys::ConfigRead) => device::config_read(a(0), a(1)),
         Some(Sys::ConfigWrite) => device::config_write(a(0), a(1), a(2)),
@@ -156,7 +179,10 @@ fn channel_create() -> Result<u64, Error> {
 #[inline(never)]
 fn close(h: u64) -> Result<u64, Error> {
     let h = handle(h)?;
-    let obj = table(|t| t.remove(h))?.map_err(Error::from)?;
+    let (obj, _) = table(|t| t.remove(h))?.map_err(Error::from)?;
+    if let Object::Thread(r) = obj {
+        process::thread_handle_closed(r);
+    }
     drop(obj);
     Ok(0)
 }
@@ -463,6 +489,8 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
         arena_ceiling: f(5),
         stack_size: f(6),
         priority: f(7),
+        thread_limit: f(8),
+        kernel_stack_pages: f(9),
     };
     if req.path_len as usize > MAX_PATH {
         return Err(Error::TooBig);
@@ -477,6 +505,14 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
         stack_size: req.stack_size,
         priority: req.priority,
         core: None,
+        thread_limit: match f(8) {
+            0 => abi::thread::THREAD_LIMIT,
+            n => n,
+        },
+        kernel_stack_pages: match f(9) {
+            0 => abi::thread::KERNEL_STACK_BUDGET,
+            n => n,
+        },
     };
     match process::spawn_with(path, req.arg, opts, gifts) {
         Ok((pid, parent_end)) => {

@@ -24,6 +24,8 @@ impl Object {
             Object::System(r) | Object::Console(r) => *r,
             // Never in a message: a device handle has no transfer right.
             Object::Device(_) => Rights::DEVICE_ALL,
+            // Never in a message either: thread handles have no transfer right.
+            Object::ThreadSpawner | Object::Thread(_) => Rights::NONE,
         }
     }
 

@@ -63,6 +63,11 @@ const ROWS: &[(&str, &str, &str)] = &[
     ),
     ("park/wake ping-pong (Linux futex)", "park_rt", "futex_rt"),
     (
+        "thread create + join (Linux pthread_create + pthread_join)",
+        "thread_create_join",
+        "thread_create_join",
+    ),
+    (
         "spawn + exit + death report (Linux fork + exit + wait)",
         "spawn_exit",
         "fork_exit_wait",

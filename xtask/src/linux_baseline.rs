@@ -52,6 +52,7 @@ const KEYS: &[&str] = &[
     "pipe_rt_256",
     "pipe_rt_4096",
     "futex_rt",
+    "thread_create_join",
     "unix_rt_8",
     "fork_exit_wait",
     "yield_rt",

@@ -60,6 +60,10 @@ enum Command {
         /// Skip the host tests and lints.
         #[arg(long)]
         no_host: bool,
+        /// Only these in-kernel cases (names, `prefix*`, comma-separated), on one CPU under
+        /// -icount and on two CPUs; nothing else runs.
+        #[arg(long)]
+        cases: Option<String>,
     },
     /// Write the default root disk (64 MiB FAT32: /sbin, /bin, /etc, /sys/suspended) to a file.
     Disk {
@@ -115,9 +119,16 @@ fn main() -> Result<()> {
             let iso = artifacts::iso(&a, "")?;
             println!("{}", iso.display());
         }
-        Command::Test { only, no_host } => {
+        Command::Test {
+            only,
+            no_host,
+            cases,
+        } => {
             prereq::ensure_all()?;
-            let ok = test::run(only.as_deref(), no_host)?;
+            let ok = match cases {
+                Some(c) => test::run_cases(&c)?,
+                None => test::run(only.as_deref(), no_host)?,
+            };
             if !ok {
                 std::process::exit(1);
             }

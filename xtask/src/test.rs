@@ -78,6 +78,20 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
 }
 
+/// Runs only the in-kernel cases `filter` names, on one CPU (-icount) and on two; returns
+/// whether all passed.
+pub fn run_cases(filter: &str) -> Result<bool> {
+    let mut t = Tally::default();
+    let a = artifacts::build()?;
+    ktest_suite(&a, &mut t, "", 1, true, filter)?;
+    ktest_suite(&a, &mut t, "smp2::", 2, false, filter)?;
+    println!(
+        "\n{} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.skipped
+    );
+    Ok(t.failed == 0)
+}
+
 /// Runs everything; returns whether all passed.
 pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
     let mut t = Tally::default();
@@ -101,7 +115,7 @@ pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
             "smp2::",
             2,
             false,
-            "smp_*,process_*,channel_*,device_*,blk_*",
+            "smp_*,process_*,channel_*,device_*,blk_*,thread*,park_*,fault_in_a_thread*",
         )?;
         // Not the 100,000-message ping-pong: on four vCPUs under multi-threaded TCG it stalls in
         // about half the runs on a busy two-core host (an open bug, docs/testing.md "Known

@@ -249,6 +249,33 @@ impl Context {
         })
     }
 
+    /// Sets `rdi`, `rsi`, `rdx` of a ring-3 context made by [`Context::new`] that has not run
+    /// yet (its trap frame still sits at the top of its kernel stack); nothing for others.
+    pub fn set_user_args(&mut self, args: [u64; 3]) {
+        let Some(top) = self.stack_top() else {
+            return;
+        };
+        let tf_size = core::mem::size_of::<super::idt::TrapFrame>() as u64;
+        let sf_size = core::mem::size_of::<SwitchFrame>() as u64;
+        let tf_at = top - tf_size;
+        if self.rsp != tf_at - sf_size {
+            // It has run: its stack holds other frames now.
+            return;
+        }
+        // SAFETY: the context has never run (its saved stack pointer is still where `new` put
+        // it), so the trap frame `new` wrote is at `tf_at`, inside its own mapped kernel stack;
+        // the scheduler's lock keeps anyone else from touching it.
+        unsafe {
+            let tf = &mut *(tf_at as *mut super::idt::TrapFrame);
+            if tf.cs != 0x23 {
+                return;
+            }
+            tf.rdi = args[0];
+            tf.rsi = args[1];
+            tf.rdx = args[2];
+        }
+    }
+
     /// The top of this context's kernel stack (where a ring-3 trap frame sits).
     pub fn stack_top(&self) -> Option<u64> {
         self.stack.as_ref().map(KernelStack::top)

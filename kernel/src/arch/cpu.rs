@@ -72,3 +72,9 @@ pub fn disable_legacy_pic() {
         pics.write_masks(0xff, 0xff);
     }
 }
+
+/// Writes the FS base register (the running thread's thread-local block in ring 3; the kernel
+/// never uses FS). The caller has checked that `value` is a canonical user address.
+pub fn set_fs_base(value: u64) {
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(value));
+}

@@ -25,12 +25,16 @@ pub struct PerCpu {
     /// system-call paths can ask without taking its lock.
     current_tid: u64,
     current_pid: u64,
+    /// The running thread's slot generation (see `sched::ThreadRef`).
+    current_gen: u64,
 }
 
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_CURRENT_TID: usize = 32;
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_CURRENT_PID: usize = 40;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_CURRENT_GEN: usize = 48;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
@@ -38,6 +42,7 @@ const _: () = {
     assert!(core::mem::offset_of!(PerCpu, cpu_id) == OFF_CPU_ID);
     assert!(core::mem::offset_of!(PerCpu, current_tid) == OFF_CURRENT_TID);
     assert!(core::mem::offset_of!(PerCpu, current_pid) == OFF_CURRENT_PID);
+    assert!(core::mem::offset_of!(PerCpu, current_gen) == OFF_CURRENT_GEN);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -54,6 +59,7 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         cpu_id: 0,
         current_tid: u64::MAX,
         current_pid: u64::MAX,
+        current_gen: 0,
     }))
 }; MAX_CPUS];
 
@@ -90,11 +96,12 @@ pub fn set_kernel_rsp(top: u64) {
 }
 
 /// Records the thread this CPU is about to run (called by the scheduler at every switch).
-pub fn set_current(tid: usize, pid: Option<u64>) {
+pub fn set_current(tid: usize, generation: u32, pid: Option<u64>) {
     let p = CPUS[cpu_id()].0.get();
     // SAFETY: this CPU's block, written with interrupts off by the scheduler of this CPU.
     unsafe {
         (&raw mut (*p).current_tid).write_volatile(tid as u64);
+        (&raw mut (*p).current_gen).write_volatile(generation as u64);
         (&raw mut (*p).current_pid).write_volatile(pid.unwrap_or(u64::MAX));
     }
 }
@@ -116,4 +123,15 @@ pub fn current() -> (usize, Option<u64>) {
         );
     }
     (tid as usize, (pid != u64::MAX).then_some(pid))
+}
+
+/// The running thread's slot generation, as the scheduler last recorded it.
+#[inline]
+pub fn current_gen() -> u32 {
+    let generation: u64;
+    // SAFETY: reads one field of this CPU's block through GS (see `cpu_id`).
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) generation, off = const OFF_CURRENT_GEN, options(nostack, readonly, preserves_flags));
+    }
+    generation as u32
 }

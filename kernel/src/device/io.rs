@@ -88,8 +88,10 @@ pub fn map_mmio(pid: Pid, space: &AddressSpace, pages: &[Option<u64>]) -> Result
 }
 
 /// Unmaps a BAR mapping (the device object went away); nothing to do once `pid` has died.
+/// In a process with several live threads the mapping stays until the process ends: another
+/// core may hold a translation for it and there is no TLB shootdown yet (decision 45).
 pub fn unmap_mmio(pid: Pid, va: u64, pages: u64) {
-    let space = process::space_of(pid);
+    let space = process::space_of(pid).filter(|_| process::live_threads(pid) <= 1);
     let mut all = IO.lock();
     let Some(io) = all.iter_mut().find(|io| io.pid == pid) else {
         return;
@@ -151,8 +153,14 @@ pub fn dma_alloc(pid: Pid, space: &AddressSpace, pages: u64) -> Result<DmaRegion
     })
 }
 
-/// Unmaps and frees the DMA region that starts at `va`, refunding the ledger.
+/// Unmaps and frees the DMA region that starts at `va`, refunding the ledger. `Failed` in a
+/// process with several live threads: another core may still hold a translation for the
+/// frames and there is no TLB shootdown yet (decision 45); they go back at its end.
 pub fn dma_free(pid: Pid, space: &AddressSpace, va: u64) -> Result<(), Error> {
+    if process::live_threads(pid) > 1 {
+        ::log::debug!("dma_free in a multi-threaded process {pid}: refused (no TLB shootdown)");
+        return Err(Error::Failed);
+    }
     with_io(pid, |io| {
         let i = io
             .dma

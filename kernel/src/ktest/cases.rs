@@ -194,6 +194,46 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "threads_share_space_and_last_exit_ends_process",
+        run: super::thread_cases::threads_share_space_and_last_exit_ends_process,
+        min_cpus: 1,
+    },
+    Case {
+        name: "thread_create_refusals_roll_back",
+        run: super::thread_cases::thread_create_refusals_roll_back,
+        min_cpus: 1,
+    },
+    Case {
+        name: "thread_join_rules",
+        run: super::thread_cases::thread_join_rules,
+        min_cpus: 1,
+    },
+    Case {
+        name: "park_wait_wake_and_timeout",
+        run: super::thread_cases::park_wait_wake_and_timeout,
+        min_cpus: 1,
+    },
+    Case {
+        name: "process_exit_cleans_up_waiting_threads",
+        run: super::thread_cases::process_exit_cleans_up_waiting_threads,
+        min_cpus: 1,
+    },
+    Case {
+        name: "fault_in_a_thread_ends_the_process",
+        run: super::thread_cases::fault_in_a_thread_ends_the_process,
+        min_cpus: 1,
+    },
+    Case {
+        name: "stale_thread_refs_do_not_reach_a_reused_slot",
+        run: super::thread_cases::stale_thread_refs_do_not_reach_a_reused_slot,
+        min_cpus: 1,
+    },
+    Case {
+        name: "smp_threads_run_in_parallel",
+        run: super::thread_cases::smp_threads_run_in_parallel,
+        min_cpus: 2,
+    },
+    Case {
         name: "smp_cross_core_pingpong_100k",
         run: super::smp_cases::cross_core_pingpong_100k_in_order,
         min_cpus: 2,

@@ -22,6 +22,7 @@ mod process_cases;
 mod sched_cases;
 mod smp_cases;
 mod system_cases;
+mod thread_cases;
 
 /// One in-kernel test case.
 pub struct Case {

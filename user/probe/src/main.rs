@@ -47,9 +47,18 @@ mod behaviour {
     pub const DEVICE_HOLD: u64 = 38;
     pub const ALLOC_CHURN: u64 = 34;
     pub const SYSTEM: u64 = 35;
+    pub const THREADS_BASIC: u64 = 39;
+    pub const THREADS_REFUSED: u64 = 40;
+    pub const THREADS_JOIN: u64 = 41;
+    pub const THREADS_PARK: u64 = 42;
+    pub const THREADS_EXIT_WITH_WAITERS: u64 = 43;
+    pub const THREADS_FAULT: u64 = 44;
+    pub const THREADS_PARALLEL: u64 = 45;
+    pub const BENCH_THREADS: u64 = 46;
 }
 
 mod device;
+mod threads;
 
 /// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
 /// by each of the two threads on the core).
@@ -925,6 +934,14 @@ pub extern "C" fn main(arg: u64) -> i32 {
         DEVICE_HOLD => device::hold(),
         ALLOC_CHURN => alloc_churn(),
         SYSTEM => system_checks(),
+        THREADS_BASIC => threads::basic(),
+        THREADS_REFUSED => threads::refusals(arg >> 8),
+        THREADS_JOIN => threads::join_rules(),
+        THREADS_PARK => threads::park(),
+        THREADS_EXIT_WITH_WAITERS => threads::exit_with_waiters(),
+        THREADS_FAULT => threads::fault_in_thread(),
+        THREADS_PARALLEL => threads::parallel(),
+        BENCH_THREADS => threads::bench(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

@@ -115,6 +115,20 @@ pub fn spawn_with_ceiling(
     handles: &[Handle],
     ceiling: u64,
 ) -> Result<(Handle, Handle), Error> {
+    spawn_with_limits(path, arg, handles, ceiling, 0, 0)
+}
+
+/// Spawns like [`spawn_with_ceiling`], also limiting the child's thread records and its
+/// kernel-stack budget in pages (0: the defaults, which are also the maxima; see
+/// `abi::thread`).
+pub fn spawn_with_limits(
+    path: &str,
+    arg: u64,
+    handles: &[Handle],
+    ceiling: u64,
+    thread_limit: u64,
+    kernel_stack_pages: u64,
+) -> Result<(Handle, Handle), Error> {
     let req = SpawnRequest {
         path: path.as_ptr() as u64,
         path_len: path.len() as u64,
@@ -124,6 +138,8 @@ pub fn spawn_with_ceiling(
         arena_ceiling: ceiling,
         stack_size: 64 << 10,
         priority: 0,
+        thread_limit,
+        kernel_stack_pages,
     };
     let v = call(
         Sys::Spawn,

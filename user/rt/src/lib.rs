@@ -15,6 +15,7 @@ pub mod arena;
 pub mod chan;
 pub mod dev;
 pub mod system;
+pub mod thread;
 
 use abi::Error;
 pub use abi::{Handle, Rights};
@@ -76,6 +77,15 @@ pub fn yield_now() -> Result<(), Error> {
 pub fn syscall6(n: u64, args: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: the kernel validates every argument of every call.
     result(unsafe { moxie_syscall6(n, args[0], args[1], args[2], args[3], args[4], args[5]) })
+}
+
+/// A raw system call that also returns `rdx` when it fails (some errors carry a reason there):
+/// `(status, value)`.
+#[inline]
+pub fn syscall6_full(n: u64, args: [u64; 6]) -> (u64, u64) {
+    // SAFETY: the kernel validates every argument of every call.
+    let r = unsafe { moxie_syscall6(n, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    (r.status, r.value)
 }
 
 /// The monotonic clock: nanoseconds since boot.
