@@ -220,6 +220,7 @@ fn lints(t: &mut Tally) -> Result<()> {
         "blkproto",
         "fsproto",
         "fatserve",
+        "procimage",
         "moxie-virtio",
         "initconf",
         "shellcmd",
