@@ -306,9 +306,12 @@ fn walk(img: &Image<'_>, len: usize) {
         let expected = threads.len();
         assert!(expected >= 1);
         assert_eq!(threads.count(), expected);
+        assert_eq!(p.handles().count(), p.handles().len());
         for h in p.handles() {
             assert_eq!(p.handle(h.index), Some(h));
         }
+        assert_eq!(p.messages().count(), p.messages().len());
+        assert_eq!(p.stacks().count(), p.stacks().len());
         for (i, m) in p.messages().enumerate() {
             assert_eq!(m.handles().count(), m.handle_count());
             assert!(p.message(i as u32).is_some());
@@ -317,7 +320,6 @@ fn walk(img: &Image<'_>, len: usize) {
         let expected = arena.len();
         let start = r.arena_base;
         assert!(arena.inspect(|pg| assert!(pg.va >= start)).count() == expected);
-        let _ = p.stacks().count();
     }
     assert_eq!(processes, img.process_count());
 }
