@@ -8,6 +8,7 @@
 //! | `cargo xtask test` | host tests, lints, then every in-QEMU suite; ends with `N passed, N failed` |
 //! | `cargo xtask bench` | boots under `-icount` and prints the in-guest benchmark table |
 //! | `cargo xtask disk OUT.img` | writes the default root disk: a FAT32 image with `/sbin`, `/bin`, `/etc`, `/sys/suspended` |
+//! | `cargo xtask image inspect\|verify\|pull\|make-sample ...` | suspended-process images on the host (`image.rs`) |
 //!
 //! Each command first installs what is missing (QEMU, GRUB tools, xorriso, mtools, dosfstools
 //! through apt-get when run as root; the Rust target through rustup) and says so.
@@ -15,6 +16,7 @@ mod artifacts;
 mod bench;
 mod disk;
 mod diskcases;
+mod image;
 mod linux_baseline;
 mod prereq;
 mod qemu;
@@ -69,6 +71,11 @@ enum Command {
     Disk {
         /// The image file to write (replaced if it exists).
         out: PathBuf,
+    },
+    /// Inspect, verify or pull suspended-process images (/sys/suspended/*.img), or write a sample.
+    Image {
+        #[command(subcommand)]
+        action: image::Action,
     },
     /// Boot under -icount and print the benchmark table.
     Bench {
@@ -134,6 +141,11 @@ fn main() -> Result<()> {
             }
         }
         Command::Disk { out } => disk::run_command(&out)?,
+        Command::Image { action } => {
+            if !image::run(action)? {
+                std::process::exit(1);
+            }
+        }
         Command::Bench { baseline } => {
             prereq::ensure_all()?;
             bench::run(baseline.as_deref())?;

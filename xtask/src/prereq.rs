@@ -122,6 +122,11 @@ pub fn ensure_build_tools() -> Result<()> {
     ensure(BUILD_TOOLS)
 }
 
+/// What `cargo xtask image pull` needs: mtools, to read a FAT disk image.
+pub fn ensure_fat_tools() -> Result<()> {
+    ensure(&[("mdir", "mtools"), ("mcopy", "mtools")])
+}
+
 /// What booting and testing need.
 pub fn ensure_all() -> Result<()> {
     ensure_build_tools()?;

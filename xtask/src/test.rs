@@ -234,6 +234,7 @@ fn lints(t: &mut Tally) -> Result<()> {
         "blkproto",
         "fsproto",
         "fatserve",
+        "procimage",
         "moxie-virtio",
         "initconf",
         "shellcmd",
