@@ -61,6 +61,10 @@ impl Rights {
     pub const INSPECT: Rights = Rights(1 << 9);
     /// Stop the machine through a system handle.
     pub const POWER: Rights = Rights(1 << 10);
+    /// Revoke a portal: every handle to it says `Closed` from then on.
+    pub const REVOKE: Rights = Rights(1 << 11);
+    /// Everything a portal handle can carry: call (`SEND`), revoke, pass on.
+    pub const PORTAL_ALL: Rights = Rights(Self::SEND.0 | Self::REVOKE.0 | Self::TRANSFER.0);
     /// Everything a system handle can carry: inspect, kill any process, power off, pass on.
     pub const SYSTEM_ALL: Rights =
         Rights(Self::INSPECT.0 | Self::KILL.0 | Self::POWER.0 | Self::TRANSFER.0);

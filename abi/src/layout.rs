@@ -70,5 +70,17 @@ pub const DEVICE_MMIO_SIZE: u64 = 64 << 30;
 pub const DMA_BASE: u64 = 0x6100_0000_0000;
 /// Size of the DMA window.
 pub const DMA_SIZE: u64 = 64 << 30;
+/// Visitor stacks: while a thread runs inside a server through a portal, its stack is in the
+/// server's space at slot `tid` (the thread's scheduler slot) of this window: slot `n` spans
+/// `[VISIT_STACKS_BASE + n * VISIT_STACK_SLOT, + VISIT_STACK_SLOT)`, the stack is the top
+/// [`VISIT_STACK_MAX`] bytes of it, mapped page by page on demand, and the rest is a guard
+/// that is never mapped.
+pub const VISIT_STACKS_BASE: u64 = 0x7800_0000_0000;
+/// Size of one visitor-stack slot.
+pub const VISIT_STACK_SLOT: u64 = 1 << 20;
+/// Largest visitor stack (the top of its slot).
+pub const VISIT_STACK_MAX: u64 = 256 << 10;
+/// Visitor-stack slots: a thread in a higher scheduler slot cannot call a portal.
+pub const VISIT_STACK_SLOTS: u64 = 1 << 16;
 /// The end of the user half (exclusive).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod handle;
 pub mod layout;
 pub mod limits;
+pub mod portal;
 pub mod qemu;
 pub mod syscall;
 pub mod system;

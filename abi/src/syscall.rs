@@ -88,7 +88,24 @@ pub enum Sys {
     Ledger = 25,
     /// `thread_self() -> tid | core << 32`: the calling thread's id and the core it runs on.
     ThreadSelf = 26,
-    // 27–31: reserved for portals.
+    /// `portal_call(portal, a0, a1, a2, a3) -> r0` (and `r1` in `rsi`): the calling thread
+    /// migrates into the portal's server and runs its entry (see [`crate::portal`]); it comes
+    /// back with the two words the server passed to `portal_return`. `Closed` for a revoked
+    /// portal, a server that is gone, or a server that died or faulted during the call;
+    /// `Failed` for a call into a process the thread is already in (its own, or one on its
+    /// chain of calls); `Overloaded` past [`crate::portal::MAX_DEPTH`] nested calls.
+    PortalCall = 27,
+    /// `portal_return(r0, r1)`: ends the portal call the thread is in; the caller's
+    /// `portal_call` returns `r0` and `r1`. `Failed` when the thread is not in a call.
+    PortalReturn = 28,
+    /// `portal_create(entry, badge) -> portal`: a portal into the calling process; a call
+    /// enters at `entry` with `badge` (see [`crate::portal`]). The handle has
+    /// [`crate::Rights::PORTAL_ALL`]. `Failed` for a non-canonical entry.
+    PortalCreate = 29,
+    /// `portal_revoke(portal)`: every handle to the portal says `Closed` from now on (calls
+    /// already inside the server go on). Needs [`crate::Rights::REVOKE`].
+    PortalRevoke = 30,
+    // 31: reserved for portals.
     // 32–47: devices (see `crate::device`).
     /// `device_info(dev, out, len) -> bytes`: writes the device's [`crate::device::DeviceInfo`]
     /// (config right).
@@ -176,6 +193,10 @@ impl Sys {
             24 => Sys::ParkWake,
             25 => Sys::Ledger,
             26 => Sys::ThreadSelf,
+            27 => Sys::PortalCall,
+            28 => Sys::PortalReturn,
+            29 => Sys::PortalCreate,
+            30 => Sys::PortalRevoke,
             32 => Sys::DeviceInfo,
             33 => Sys::ConfigRead,
             34 => Sys::ConfigWrite,
@@ -392,7 +413,9 @@ mod tests {
         assert_eq!(Sys::from_number(1000), None);
         assert_eq!(Sys::from_number(16), Some(Sys::ThreadSpawner));
         assert_eq!(Sys::from_number(26), Some(Sys::ThreadSelf));
-        assert_eq!(Sys::from_number(27), None);
+        assert_eq!(Sys::from_number(27), Some(Sys::PortalCall));
+        assert_eq!(Sys::from_number(30), Some(Sys::PortalRevoke));
+        assert_eq!(Sys::from_number(31), None);
         assert_eq!(Sys::from_number(48), Some(Sys::SystemProcesses));
         assert_eq!(Sys::from_number(54), Some(Sys::HandleDuplicate));
         assert_eq!(Sys::from_number(55), Some(Sys::SystemRootRestart));

@@ -43,6 +43,7 @@ pub fn run(which: &str, bi: &BootInfo, core_entry_tsc: u64) -> ! {
         ("channel", 20),
         ("spawn", 21),
         ("threads", 46),
+        ("portal", 48 | 6 << 8),
     ] {
         if wanted(name) {
             match crate::process::spawn("bin/probe", arg, crate::process::SpawnOptions::default()) {

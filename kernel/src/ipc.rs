@@ -35,6 +35,8 @@ pub enum Object {
     /// One thread of the holding process (join, exit code); never travels. Closing the
     /// handle detaches the thread or drops its retained status.
     Thread(crate::sched::ThreadRef),
+    /// A portal into a server (`crate::portal`); handles to it may be duplicated and moved.
+    Portal(alloc::sync::Arc<crate::portal::Portal>),
 }
 
 /// A message as the kernel moves it: bytes, objects, and the ledger charge for its bytes.

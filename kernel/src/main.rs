@@ -24,6 +24,7 @@ mod loader;
 mod log;
 mod mm;
 mod park;
+mod portal;
 mod process;
 mod rootfs;
 mod sched;

@@ -508,6 +508,8 @@ pub fn die(pid: Pid, how: Death) {
             sched::kill(*t);
         }
     }
+    // Threads of other processes inside it through portals leave before its space goes.
+    crate::portal::server_died(pid);
     teardown(&space);
     crate::device::process_ended(pid);
     for w in waiters {
@@ -613,11 +615,23 @@ pub fn with_current<R>(f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>) ->
 /// Demand-maps the arena below its ceiling; anything else is a fault to report.
 pub fn page_fault(pid: Pid, addr: u64, error_code: u64) -> Result<(), FaultKind> {
     let present = error_code & 1 != 0;
-    let (space, ceiling, stack_bottom) =
-        with_proc(pid, |p| (p.space.clone(), p.arena_ceiling, p.stack_bottom))
-            .ok_or(FaultKind::PageFault)?;
+    let (space, ceiling, stack_bottom) = with_proc(pid, |p| {
+        p.death
+            .is_none()
+            .then(|| (p.space.clone(), p.arena_ceiling, p.stack_bottom))
+    })
+    .flatten()
+    .ok_or(FaultKind::PageFault)?;
     if present {
         return Err(FaultKind::ProtectionFault);
+    }
+    if abi::portal::in_visit_window(addr) {
+        // A visitor's stack grows on demand; the rest of the window is a guard.
+        if !crate::portal::stack_page(pid, addr) {
+            return Err(FaultKind::StackOverflow);
+        }
+        let va = addr & !(PAGE_SIZE - 1);
+        return map_fresh(&space, va, Perms::ReadWrite, None).map_err(|_| FaultKind::PageFault);
     }
     if (ARENA_BASE..ARENA_BASE + ARENA_MAX).contains(&addr) {
         if addr >= ARENA_BASE + ceiling {

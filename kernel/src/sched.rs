@@ -92,6 +92,27 @@ struct Thread {
     space: Option<Arc<AddressSpace>>,
     /// The process it belongs to.
     pid: Option<crate::process::Pid>,
+    /// The server it is visiting through a portal (`None`: its own process); see
+    /// `crate::portal`.
+    acting: Option<crate::process::Pid>,
+    /// Its open portal calls, innermost last: what each call's return restores.
+    calls: Vec<Call>,
+    /// A server on its chain of calls died: unwind at its next return to ring 3.
+    unwind: bool,
+}
+
+/// One open portal call: the caller's state, restored by the call's return.
+pub struct Call {
+    /// The caller's user registers at the call.
+    pub saved: crate::arch::idt::TrapFrame,
+    /// The caller's address space.
+    space: Option<Arc<AddressSpace>>,
+    /// The process the caller acted for (`None`: the thread's own).
+    acting: Option<crate::process::Pid>,
+    /// The caller's FS base.
+    fs_base: u64,
+    /// The server the call entered.
+    pub server: crate::process::Pid,
 }
 
 struct Core {
@@ -192,6 +213,8 @@ static RETURN_FLAGS: [AtomicU8; crate::arch::acpi::MAX_CPUS] =
 const ATTENTION: u8 = 1 << 0;
 /// Some thread of this core was killed from another core and has not ended yet.
 const DOOM_PENDING: u8 = 1 << 1;
+/// Some thread of this core must unwind portal calls into a dead server (`crate::portal`).
+const UNWIND_PENDING: u8 = 1 << 2;
 
 fn raise(cpu: usize, flag: u8) {
     RETURN_FLAGS[cpu].fetch_or(flag, Ordering::AcqRel);
@@ -234,6 +257,9 @@ fn thread(
         wake_pending: false,
         space,
         pid,
+        acting: None,
+        calls: Vec::new(),
+        unwind: false,
     })
 }
 
@@ -487,9 +513,10 @@ pub fn set_fs_base(value: u64) {
     crate::arch::cpu::set_fs_base(value);
 }
 
-/// The process of the running thread (from the per-CPU block: no lock).
+/// The process the running thread acts for — its own, or the server it visits through a
+/// portal — for handles, faults and logs (from the per-CPU block: no lock).
 pub fn current_pid() -> Option<crate::process::Pid> {
-    crate::arch::percpu::current().1
+    crate::arch::percpu::acting()
 }
 
 /// True when a thread is on a CPU or in a run queue (for the system handle's process list).
@@ -953,6 +980,9 @@ impl Scheduler {
         }
         to.state = State::Running;
         crate::arch::percpu::set_current(next, to.generation, to.pid);
+        if to.acting.is_some() {
+            crate::arch::percpu::set_acting(to.acting);
+        }
         match &to.space {
             Some(space) => {
                 space.activate();
@@ -985,4 +1015,206 @@ fn reap_now() {
             .collect()
     });
     drop(freed);
+}
+
+// ---- Portal calls (`crate::portal`): the thread's stack of calls and its unwinding ----
+
+/// Why a portal call cannot enter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnterError {
+    /// The server is the thread's own process or already on its chain of calls.
+    Reentry,
+    /// [`abi::portal::MAX_DEPTH`] calls are open.
+    TooDeep,
+    /// The thread is being unwound (a server on its chain died).
+    Unwinding,
+}
+
+/// The running thread enters `server` (whose space is `space`) through a portal: its
+/// caller's registers `saved`, address space, acting process and FS base are pushed, and it
+/// runs in the server's space with FS base zero. Returns the acting process before the call
+/// (the caller) and the thread's slot.
+pub fn portal_enter(
+    saved: &crate::arch::idt::TrapFrame,
+    server: crate::process::Pid,
+    space: Arc<AddressSpace>,
+) -> Result<(crate::process::Pid, Tid), EnterError> {
+    let cpu = cpu_id();
+    with(|s| {
+        let cur = s.cores[cpu].current;
+        let t = s.threads[cur].as_mut().ok_or(EnterError::Unwinding)?;
+        if t.unwind {
+            return Err(EnterError::Unwinding);
+        }
+        if t.pid == Some(server) || t.calls.iter().any(|c| c.server == server) {
+            return Err(EnterError::Reentry);
+        }
+        if t.calls.len() >= abi::portal::MAX_DEPTH {
+            return Err(EnterError::TooDeep);
+        }
+        let caller = t.acting.or(t.pid).unwrap_or(0);
+        space.activate();
+        t.calls.push(Call {
+            saved: *saved,
+            space: t.space.replace(space),
+            acting: t.acting.replace(server),
+            fs_base: core::mem::take(&mut t.fs_base),
+            server,
+        });
+        crate::arch::cpu::set_fs_base(0);
+        crate::arch::percpu::set_acting(Some(server));
+        Ok((caller, cur))
+    })
+}
+
+impl Thread {
+    /// Pops the calls from index `i` on and restores the state of the outermost popped one's
+    /// caller (this thread must be the running one).
+    fn pop_calls(&mut self, i: usize) -> Option<crate::arch::idt::TrapFrame> {
+        if i >= self.calls.len() {
+            return None;
+        }
+        let mut popped = self.calls.split_off(i);
+        let first = popped.swap_remove(0);
+        self.space = first.space;
+        self.acting = first.acting;
+        self.fs_base = first.fs_base;
+        match &self.space {
+            Some(space) => space.activate(),
+            None => kernel_space().activate(),
+        }
+        crate::arch::cpu::set_fs_base(self.fs_base);
+        crate::arch::percpu::set_acting(self.acting.or(self.pid));
+        // The spaces of abandoned inner calls are dropped with `popped` here.
+        Some(first.saved)
+    }
+}
+
+/// The running thread leaves its innermost portal call: its caller's state comes back and
+/// the caller's saved registers are returned. `None` when it is not in a call.
+pub fn portal_leave() -> Option<crate::arch::idt::TrapFrame> {
+    let cpu = cpu_id();
+    let popped = with(|s| {
+        let cur = s.cores[cpu].current;
+        let t = s.threads[cur].as_mut()?;
+        let n = t.calls.len().checked_sub(1)?;
+        t.pop_calls(n)
+    });
+    popped
+}
+
+/// True when some thread of this core may have portal calls to unwind (one load, no lock).
+#[inline]
+pub fn unwind_raised() -> bool {
+    raised(cpu_id(), UNWIND_PENDING)
+}
+
+/// True when the running thread must unwind its portal calls (a blocking loop stops).
+pub fn unwinding() -> bool {
+    unwind_raised()
+        && with(|s| {
+            let cur = s.cores[cpu_id()].current;
+            s.threads[cur].as_ref().is_some_and(|t| t.unwind)
+        })
+}
+
+/// Takes the running thread's unwind request: the servers of its open calls, outermost
+/// first, or `None` when it has none. Lowers the core's flag when no thread of it has one.
+pub fn take_unwind() -> Option<Vec<crate::process::Pid>> {
+    let cpu = cpu_id();
+    with(|s| {
+        let cur = s.cores[cpu].current;
+        let mine = s.threads[cur].as_mut().and_then(|t| {
+            core::mem::take(&mut t.unwind).then(|| t.calls.iter().map(|c| c.server).collect())
+        });
+        let others = s
+            .threads
+            .iter()
+            .flatten()
+            .any(|t| t.core == cpu && t.unwind && t.state != State::Dead);
+        if !others {
+            lower(cpu, UNWIND_PENDING);
+        }
+        mine
+    })
+}
+
+/// Pops the running thread's portal calls from index `i` on (the call into the outermost
+/// dead server and everything inside it) and returns the registers of that call's caller.
+pub fn portal_unwind_from(i: usize) -> Option<crate::arch::idt::TrapFrame> {
+    let cpu = cpu_id();
+    with(|s| {
+        let cur = s.cores[cpu].current;
+        s.threads[cur].as_mut()?.pop_calls(i)
+    })
+}
+
+/// `server` died: every thread with an open call into it is told to unwind. A visitor that
+/// is off its CPU and inside `server` right now leaves the server's space at once (it runs
+/// in the kernel's until it unwinds) and is woken if it blocks; one running on another core
+/// is kicked, and this returns only once it has unwound, or is off its CPU and moved out, so
+/// that the server's space can be torn down. The caller (on this core) unwinds at its own
+/// return to ring 3.
+pub fn portal_evict(server: crate::process::Pid) {
+    let me = cpu_id();
+    loop {
+        let busy = with(|s| {
+            let mut busy = false;
+            for tid in 0..s.threads.len() {
+                let Some(t) = s.threads[tid].as_mut() else {
+                    continue;
+                };
+                if t.state == State::Dead || !t.calls.iter().any(|c| c.server == server) {
+                    continue;
+                }
+                let c = t.core;
+                t.unwind = true;
+                raise(c, UNWIND_PENDING);
+                let inside = t.acting == Some(server);
+                let on_cpu = s.cores[c].current == tid && t.state == State::Running;
+                if on_cpu && c != me {
+                    // It unwinds at its next trap; wait for that (or for it to leave the CPU).
+                    apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
+                    busy = true;
+                    continue;
+                }
+                if inside {
+                    // Off its CPU, or the caller here: out of the server's space now.
+                    t.space = None;
+                }
+                if t.state == State::Blocked && s.cores[c].idle != tid {
+                    s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
+                    s.make_runnable(tid);
+                }
+            }
+            busy
+        });
+        if !busy {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Every thread with an open portal call into `pid`, and whether one of `pid`'s own threads
+/// is inside some server: (visitors inside `pid`, `pid`'s threads away).
+pub fn portal_presence(pid: crate::process::Pid) -> (usize, usize) {
+    with(|s| {
+        let live = s
+            .threads
+            .iter()
+            .flatten()
+            .filter(|t| t.state != State::Dead);
+        let mut visitors = 0;
+        let mut away = 0;
+        for t in live {
+            if t.calls.iter().any(|c| c.server == pid) {
+                visitors += 1;
+            }
+            if t.pid == Some(pid) && !t.calls.is_empty() {
+                away += 1;
+            }
+        }
+        (visitors, away)
+    })
 }

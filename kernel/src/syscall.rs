@@ -68,6 +68,22 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::ParkWake) => crate::park::wake(a(0), a(1)),
         Some(Sys::Ledger) => thread::ledger(a(0), a(1)),
         Some(Sys::ThreadSelf) => thread::thread_self(),
+        Some(Sys::PortalCall) => {
+            // Both portal calls set the whole frame themselves: the server's entry, or the
+            // caller's registers with the results.
+            crate::portal::call(frame);
+            sched::on_return_to_user();
+            crate::portal::on_user_return(frame);
+            return;
+        }
+        Some(Sys::PortalReturn) => {
+            crate::portal::ret(frame);
+            sched::on_return_to_user();
+            crate::portal::on_user_return(frame);
+            return;
+        }
+        Some(Sys::PortalCreate) => crate::portal::create(a(0), a(1)),
+        Some(Sys::PortalRevoke) => crate::portal::revoke(a(0)),
         Some(Sys::Wait) => wait(a(0), a(1), a(2)),
         Some(Sys::Spawn) => spawn(a(0)),
         Some(Sys::Kill) => kill(a(0)),
@@ -75,7 +91,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Now) => Ok(crate::arch::apic::now_ns()),
         Some(Sys::Sleep) => {
             // A thread killed while it sleeps is woken to end (see `sched::kill`).
-            while crate::arch::apic::now_ns() < a(0) && !sched::current_doomed() {
+            while crate::arch::apic::now_ns() < a(0)
+                && !sched::current_doomed()
+                && !sched::unwinding()
+            {
                 sched::block_until(a(0));
             }
             Ok(0)
@@ -110,6 +129,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
             frame.rdx = 0;
         }
     }
+    // A server on the thread's chain of portal calls died: back to that call's caller.
+    crate::portal::on_user_return(frame);
 }
 
 fn handle(raw: u64) -> Result<Handle, Error> {

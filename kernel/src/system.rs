@@ -26,6 +26,8 @@ impl Object {
             Object::Device(_) => Rights::DEVICE_ALL,
             // Never in a message either: thread handles have no transfer right.
             Object::ThreadSpawner | Object::Thread(_) => Rights::NONE,
+            // A portal arrives with what a client needs: call and pass on, never revoke.
+            Object::Portal(_) => Rights::SEND.union(Rights::TRANSFER),
         }
     }
 
@@ -178,6 +180,7 @@ pub fn duplicate(h: u64, rights: u64) -> Result<u64, Error> {
         let copy = match obj {
             Object::System(_) => Object::System(Rights::NONE),
             Object::Console(_) => Object::Console(Rights::NONE),
+            Object::Portal(p) => Object::Portal(p.clone()),
             _ => return Err(Error::WrongType),
         };
         t.insert(copy, held.intersect(wanted))

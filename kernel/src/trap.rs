@@ -48,6 +48,14 @@ pub fn vector_name(v: u64) -> &'static str {
 
 /// Entry from `arch::idt` for every trap.
 pub fn handle(frame: &mut TrapFrame) {
+    handle_trap(frame);
+    if frame.from_user() {
+        // A server on the thread's chain of portal calls died (perhaps by this very fault).
+        crate::portal::on_user_return(frame);
+    }
+}
+
+fn handle_trap(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == apic::TIMER_VECTOR as u64 => {
             apic::count_timer_interrupt();

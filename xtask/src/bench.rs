@@ -57,6 +57,11 @@ const ROWS: &[(&str, &str, &str)] = &[
         "pipe_rt_8",
     ),
     (
+        "portal call and return, 4 words in, 2 out (Linux pipe 8 B round trip)",
+        "portal_rt",
+        "pipe_rt_8",
+    ),
+    (
         "round trip 8 B (Linux Unix socket)",
         "channel_rt_8",
         "unix_rt_8",

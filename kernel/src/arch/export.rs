@@ -44,6 +44,21 @@ moxie_syscall6_stub:
     mov r9, [rsp + 8]
     syscall
     ret
+    .balign 16
+moxie_sys_portal_call_stub:
+    mov r10, rcx
+    mov eax, 27
+    syscall
+    test r9, r9
+    jz 1f
+    mov [r9], rsi
+1:
+    ret
+    .balign 16
+moxie_sys_portal_return_stub:
+    mov eax, 28
+    syscall
+    ud2
     .global moxie_export_end
 moxie_export_end:
 
@@ -56,22 +71,26 @@ moxie_export_offsets:
     .quad moxie_sys_exit_stub - moxie_export_start
     .quad moxie_sys_yield_stub - moxie_export_start
     .quad moxie_syscall6_stub - moxie_export_start
+    .quad moxie_sys_portal_call_stub - moxie_export_start
+    .quad moxie_sys_portal_return_stub - moxie_export_start
     "#
 );
 
 unsafe extern "C" {
     static moxie_export_start: u8;
     static moxie_export_end: u8;
-    static moxie_export_offsets: [u64; 5];
+    static moxie_export_offsets: [u64; 7];
 }
 
 /// The exported names, in the order of `moxie_export_offsets`.
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 7] = [
     "moxie_sys_null",
     "moxie_sys_log",
     "moxie_sys_exit",
     "moxie_sys_yield",
     "moxie_syscall6",
+    "moxie_sys_portal_call",
+    "moxie_sys_portal_return",
 ];
 
 static PAGE: Once<u64> = Once::new();
@@ -92,7 +111,7 @@ pub fn page() -> u64 {
 
 /// The user address of an exported name, if it is one.
 pub fn resolve(name: &str) -> Option<u64> {
-    // SAFETY: a read-only table of five offsets emitted by the assembly above.
+    // SAFETY: a read-only table of seven offsets emitted by the assembly above.
     let offsets = unsafe { moxie_export_offsets };
     NAMES
         .iter()

@@ -27,6 +27,9 @@ pub struct PerCpu {
     current_pid: u64,
     /// The running thread's slot generation (see `sched::ThreadRef`).
     current_gen: u64,
+    /// The process the running thread acts for: its own, or the server it visits through a
+    /// portal (`u64::MAX`: none).
+    acting_pid: u64,
 }
 
 /// See [`OFF_KERNEL_RSP`].
@@ -35,6 +38,8 @@ pub const OFF_CURRENT_TID: usize = 32;
 pub const OFF_CURRENT_PID: usize = 40;
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_CURRENT_GEN: usize = 48;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_ACTING_PID: usize = 56;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
@@ -43,6 +48,7 @@ const _: () = {
     assert!(core::mem::offset_of!(PerCpu, current_tid) == OFF_CURRENT_TID);
     assert!(core::mem::offset_of!(PerCpu, current_pid) == OFF_CURRENT_PID);
     assert!(core::mem::offset_of!(PerCpu, current_gen) == OFF_CURRENT_GEN);
+    assert!(core::mem::offset_of!(PerCpu, acting_pid) == OFF_ACTING_PID);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -60,6 +66,7 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         current_tid: u64::MAX,
         current_pid: u64::MAX,
         current_gen: 0,
+        acting_pid: u64::MAX,
     }))
 }; MAX_CPUS];
 
@@ -103,7 +110,28 @@ pub fn set_current(tid: usize, generation: u32, pid: Option<u64>) {
         (&raw mut (*p).current_tid).write_volatile(tid as u64);
         (&raw mut (*p).current_gen).write_volatile(generation as u64);
         (&raw mut (*p).current_pid).write_volatile(pid.unwrap_or(u64::MAX));
+        (&raw mut (*p).acting_pid).write_volatile(pid.unwrap_or(u64::MAX));
     }
+}
+
+/// Records the process the running thread acts for, when it is not its own (a portal call).
+pub fn set_acting(pid: Option<u64>) {
+    let p = CPUS[cpu_id()].0.get();
+    // SAFETY: this CPU's block, written with interrupts off by the thread running on it.
+    unsafe {
+        (&raw mut (*p).acting_pid).write_volatile(pid.unwrap_or(u64::MAX));
+    }
+}
+
+/// The process the running thread acts for (handles, faults): its own, or a portal's server.
+#[inline]
+pub fn acting() -> Option<u64> {
+    let pid: u64;
+    // SAFETY: reads one field of this CPU's block through GS (see `cpu_id`).
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) pid, off = const OFF_ACTING_PID, options(nostack, readonly, preserves_flags));
+    }
+    (pid != u64::MAX).then_some(pid)
 }
 
 /// The thread running on this CPU and its process, as the scheduler last recorded them.

@@ -234,6 +234,36 @@ pub const CASES: &[Case] = &[
         min_cpus: 2,
     },
     Case {
+        name: "portal_call_return_identity_transfer_revoke",
+        run: super::portal_cases::portal_call_return_identity_transfer_revoke,
+        min_cpus: 1,
+    },
+    Case {
+        name: "portal_server_cannot_read_caller_stack",
+        run: super::portal_cases::portal_server_cannot_read_caller_stack,
+        min_cpus: 1,
+    },
+    Case {
+        name: "portal_server_death_mid_call_returns_closed",
+        run: super::portal_cases::portal_server_death_mid_call_returns_closed,
+        min_cpus: 1,
+    },
+    Case {
+        name: "portal_smp_two_visitors_inside_at_once",
+        run: super::portal_cases::portal_smp_two_visitors_inside_at_once,
+        min_cpus: 2,
+    },
+    Case {
+        name: "portal_nested_calls_unwind",
+        run: super::portal_cases::portal_nested_calls_unwind,
+        min_cpus: 1,
+    },
+    Case {
+        name: "portal_suspend_rule",
+        run: super::portal_cases::portal_suspend_rule,
+        min_cpus: 1,
+    },
+    Case {
         name: "smp_cross_core_pingpong_100k",
         run: super::smp_cases::cross_core_pingpong_100k_in_order,
         min_cpus: 2,

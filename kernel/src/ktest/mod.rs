@@ -18,6 +18,7 @@ mod blk_cases;
 mod cases;
 mod channel_cases;
 mod device_cases;
+mod portal_cases;
 mod process_cases;
 mod sched_cases;
 mod smp_cases;

@@ -55,9 +55,12 @@ mod behaviour {
     pub const THREADS_FAULT: u64 = 44;
     pub const THREADS_PARALLEL: u64 = 45;
     pub const BENCH_THREADS: u64 = 46;
+    pub const PORTAL_SERVER: u64 = 47;
+    pub const PORTAL_CLIENT: u64 = 48;
 }
 
 mod device;
+mod portals;
 mod threads;
 
 /// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
@@ -942,6 +945,8 @@ pub extern "C" fn main(arg: u64) -> i32 {
         THREADS_FAULT => threads::fault_in_thread(),
         THREADS_PARALLEL => threads::parallel(),
         BENCH_THREADS => threads::bench(),
+        PORTAL_SERVER => portals::server(),
+        PORTAL_CLIENT => portals::client(arg >> 8),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod arena;
 pub mod chan;
 pub mod dev;
+pub mod portal;
 pub mod system;
 pub mod thread;
 
@@ -25,7 +26,7 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 
 /// What a stub returns: status in rax, value in rdx.
 #[repr(C)]
-struct Ret {
+pub(crate) struct Ret {
     status: u64,
     value: u64,
 }
@@ -40,7 +41,7 @@ unsafe extern "C" {
 }
 
 #[inline]
-fn result(r: Ret) -> Result<u64, Error> {
+pub(crate) fn result(r: Ret) -> Result<u64, Error> {
     match r.status {
         0 => Ok(r.value),
         code => Err(Error::from_code(code).unwrap_or(Error::Failed)),

@@ -1,0 +1,186 @@
+//! Portals: migrating-thread calls (DESIGN.md §8, `docs/portals.md`, system calls 27–30).
+//!
+//! A portal names an entry point in a server process and a badge. A thread that calls it
+//! keeps its scheduler record (priority, deadline, CPU-time accounting) and changes only what
+//! it acts for: the scheduler pushes a [`sched::Call`] with the caller's user registers,
+//! address space, acting process and FS base, switches the thread to the server's space, and
+//! the trap frame is rewritten to enter the server. `portal_return` pops the call and puts the
+//! caller's registers back with the results. A server that dies (fault, exit, kill) while
+//! threads are inside it has them unwound: each returns `Closed` to the caller of the
+//! outermost dead server on its chain, at its next return to ring 3.
+use crate::arch::idt::TrapFrame;
+use crate::ipc::Object;
+use crate::process::{self, Pid};
+use crate::sched::{self, EnterError};
+use abi::{Error, Handle, Rights};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A portal: the server, where calls enter it, and the word they carry.
+pub struct Portal {
+    server: Pid,
+    entry: u64,
+    badge: u64,
+    revoked: AtomicBool,
+}
+
+impl core::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Portal(server {}, badge {:#x})", self.server, self.badge)
+    }
+}
+
+fn handle(raw: u64) -> Result<Handle, Error> {
+    u32::try_from(raw)
+        .map(Handle)
+        .map_err(|_| Error::InvalidHandle)
+}
+
+/// `portal_create(entry, badge) -> portal`.
+pub fn create(entry: u64, badge: u64) -> Result<u64, Error> {
+    if !abi::thread::user_canonical(entry) {
+        return Err(Error::Failed);
+    }
+    let server = sched::current_pid().ok_or(Error::Failed)?;
+    let portal = Arc::new(Portal {
+        server,
+        entry,
+        badge,
+        revoked: AtomicBool::new(false),
+    });
+    let h = process::with_handles(|t| t.insert(Object::Portal(portal), Rights::PORTAL_ALL))
+        .ok_or(Error::Failed)?
+        .map_err(|r| Error::from(r.error))?;
+    Ok(h.0 as u64)
+}
+
+/// `portal_revoke(portal)`.
+pub fn revoke(h: u64) -> Result<u64, Error> {
+    let h = handle(h)?;
+    process::with_handles(|t| match t.check(h, Rights::REVOKE)? {
+        Object::Portal(p) => {
+            p.revoked.store(true, Ordering::Release);
+            Ok(0)
+        }
+        _ => Err(Error::WrongType),
+    })
+    .ok_or(Error::Failed)?
+}
+
+/// `portal_call(portal, a0, a1, a2, a3)`: on success the frame enters the server; on an
+/// error the caller gets it back in `rax` as from any call.
+pub fn call(frame: &mut TrapFrame) {
+    if let Err(e) = enter(frame) {
+        frame.rax = e as u64;
+        frame.rdx = 0;
+    }
+}
+
+fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
+    let h = handle(frame.rdi)?;
+    let (server, entry, badge) = process::with_handles(|t| match t.check(h, Rights::SEND)? {
+        Object::Portal(p) if p.revoked.load(Ordering::Acquire) => Err(Error::Closed),
+        Object::Portal(p) => Ok((p.server, p.entry, p.badge)),
+        _ => Err(Error::WrongType),
+    })
+    .ok_or(Error::Failed)??;
+    // `None` once the server has died: its space is being or has been torn down.
+    let space = process::space_of(server).ok_or(Error::Closed)?;
+    // The thread's visitor stack: its slot, at the same place in every server.
+    let (_, top) = abi::portal::visit_stack(sched::current() as u64).ok_or(Error::Overloaded)?;
+    let (caller, tid) = sched::portal_enter(frame, server, space).map_err(|e| match e {
+        EnterError::Reentry => Error::Failed,
+        EnterError::TooDeep => Error::Overloaded,
+        EnterError::Unwinding => Error::Closed,
+    })?;
+    let args = [frame.rsi, frame.rdx, frame.r10, frame.r8];
+    *frame = TrapFrame {
+        rdi: args[0],
+        rsi: args[1],
+        rdx: args[2],
+        r10: args[3],
+        r8: badge,
+        r9: caller,
+        rax: tid as u64,
+        rip: entry,
+        rsp: top - 8,
+        rflags: 0x202,
+        cs: frame.cs,
+        ss: frame.ss,
+        vector: frame.vector,
+        ..TrapFrame::default()
+    };
+    Ok(())
+}
+
+/// `portal_return(r0, r1)`: back to the caller with the results; `Failed` outside a call.
+pub fn ret(frame: &mut TrapFrame) {
+    let (r0, r1) = (frame.rdi, frame.rsi);
+    match sched::portal_leave() {
+        Some(saved) => {
+            *frame = saved;
+            frame.rax = 0;
+            frame.rdx = r0;
+            frame.rsi = r1;
+        }
+        None => {
+            frame.rax = Error::Failed as u64;
+            frame.rdx = 0;
+        }
+    }
+}
+
+/// Before any return to ring 3: a thread whose chain of calls holds a dead server returns
+/// `Closed` to the caller of the outermost dead one. One load when nothing is pending.
+#[inline]
+pub fn on_user_return(frame: &mut TrapFrame) {
+    if sched::unwind_raised() {
+        unwind(frame);
+    }
+}
+
+#[inline(never)]
+fn unwind(frame: &mut TrapFrame) {
+    let Some(servers) = sched::take_unwind() else {
+        return;
+    };
+    let Some(i) = servers.iter().position(|&p| !process::is_live(p)) else {
+        return;
+    };
+    if let Some(saved) = sched::portal_unwind_from(i) {
+        *frame = saved;
+        frame.rax = Error::Closed as u64;
+        frame.rdx = 0;
+    }
+}
+
+/// `server` died: unwind the threads inside it (see [`sched::portal_evict`]). Called by
+/// `process::die` before the server's space is torn down.
+pub fn server_died(server: Pid) {
+    sched::portal_evict(server);
+}
+
+/// A page fault at `addr` in `pid`'s visitor-stack window: maps a fresh page when it lies in
+/// the stack of the running thread and that thread is visiting `pid`; `false` otherwise.
+pub fn stack_page(pid: Pid, addr: u64) -> bool {
+    if sched::current_pid() != Some(pid) || sched::current_ref().pid == pid {
+        return false;
+    }
+    abi::portal::visit_stack(sched::current() as u64)
+        .is_some_and(|(lo, top)| (lo..top).contains(&addr))
+}
+
+/// The rule suspend follows (a later issue): a process can be suspended only when none of
+/// its threads is inside another process through a portal and no other process's thread is
+/// inside it. Suspend refuses (`Failed`) otherwise; the caller may try again later.
+pub fn can_suspend(pid: Pid) -> Result<(), Error> {
+    match sched::portal_presence(pid) {
+        (0, 0) => Ok(()),
+        _ => Err(Error::Failed),
+    }
+}
+
+/// (threads inside `pid` as visitors, threads of `pid` away in a server): for tests.
+pub fn presence(pid: Pid) -> (usize, usize) {
+    sched::portal_presence(pid)
+}
