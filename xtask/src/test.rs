@@ -115,7 +115,7 @@ pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
             "smp2::",
             2,
             false,
-            "smp_*,process_*,channel_*,device_*,blk_*,thread*,park_*,fault_in_a_thread*",
+            "smp_*,process_*,channel_*,device_*,blk_*,thread*,park_*,fault_in_a_thread*,portal_*",
         )?;
         // Not the 100,000-message ping-pong: on four vCPUs under multi-threaded TCG it stalls in
         // about half the runs on a busy two-core host (an open bug, docs/testing.md "Known
