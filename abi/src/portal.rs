@@ -49,7 +49,7 @@ mod tests {
         assert!(last <= crate::layout::USER_END);
         assert!(!in_visit_window(last));
         assert!(visit_stack(crate::layout::VISIT_STACK_SLOTS).is_none());
-        assert!(
+        const _: () = assert!(
             crate::layout::STACKS_BASE + 16 * crate::layout::STACK_SLOT
                 <= crate::layout::VISIT_STACKS_BASE
         );

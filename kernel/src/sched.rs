@@ -1094,13 +1094,12 @@ impl Thread {
 /// the caller's saved registers are returned. `None` when it is not in a call.
 pub fn portal_leave() -> Option<crate::arch::idt::TrapFrame> {
     let cpu = cpu_id();
-    let popped = with(|s| {
+    with(|s| {
         let cur = s.cores[cpu].current;
         let t = s.threads[cur].as_mut()?;
         let n = t.calls.len().checked_sub(1)?;
         t.pop_calls(n)
-    });
-    popped
+    })
 }
 
 /// True when some thread of this core may have portal calls to unwind (one load, no lock).

@@ -53,7 +53,11 @@ fn handler(c: &Call) -> (u64, u64) {
         op::READ => (unsafe { core::ptr::read_volatile(a1 as *const u64) }, 0),
         op::CRASH => {
             // SAFETY: deliberately faults.
-            unsafe { core::ptr::read_volatile(8 as *const u64) };
+            unsafe {
+                core::ptr::read_volatile(core::hint::black_box(
+                    core::ptr::without_provenance::<u64>(8),
+                ))
+            };
             (0, 0)
         }
         op::NESTED => match portal::call(
