@@ -20,6 +20,35 @@ const SESSION_LOG_LINES: &[&str] = &[
     "init: started fs (bin/fs) as pid 7",
     "power off requested by process 4",
 ];
+/// The shell's own output from a serial log in which other processes' log lines (`is_log`)
+/// are interleaved — whole lines, and lines that start in the middle of one of the shell's
+/// (the console is shared: `moxie> up[2 ramblk] ...` then `time` on the next line is the shell's
+/// `moxie> uptime` with a log line cut into it).
+fn without_log_lines(log: &str, is_log: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    let mut carried = String::new();
+    for line in log.lines() {
+        let whole = format!("{carried}{line}");
+        carried.clear();
+        if is_log(&whole) {
+            continue;
+        }
+        let cut = whole
+            .char_indices()
+            .find(|&(i, c)| i > 0 && c == '[' && is_log(&whole[i..]))
+            .map(|(i, _)| i);
+        match cut {
+            Some(i) => carried = whole[..i].to_string(),
+            None => {
+                out.push_str(&whole);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(&carried);
+    out
+}
+
 /// The scripted shell session of `boot::shell_script_session`: typed into the serial console.
 /// Pids are those of a boot with the default configuration: init 1, ramblk 2, fs 3, shell 4,
 /// then the spawned probes 5 and 6; killing fs (3) makes init start it again as pid 7, and
@@ -452,12 +481,7 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
         let shell_only = qemu::Outcome {
             status: o.status,
             timed_out: o.timed_out,
-            log: o
-                .log
-                .lines()
-                .filter(|l| !is_log(l))
-                .map(|l| format!("{l}\n"))
-                .collect(),
+            log: without_log_lines(&o.log, is_log),
         };
         t.record(
             name,
@@ -669,4 +693,24 @@ fn blk_writes_reach_the_image(a: &Artifacts) -> Result<Result<(), String>> {
         }
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_log_lines;
+
+    fn is_log(l: &str) -> bool {
+        l.starts_with("[2 ramblk]") || l.starts_with("[info ]")
+    }
+
+    #[test]
+    fn log_lines_are_taken_out_whole_and_from_the_middle_of_a_line() {
+        let log =
+            "moxie> help\ncommands:\n[info ] x\nmoxie> up[2 ramblk] formatted\ntime\nup 0:00:01\n";
+        assert_eq!(
+            without_log_lines(log, is_log),
+            "moxie> help\ncommands:\nmoxie> uptime\nup 0:00:01\n"
+        );
+        assert_eq!(without_log_lines("a [b] c\n", is_log), "a [b] c\n");
+    }
 }
