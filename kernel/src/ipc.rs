@@ -3,16 +3,28 @@
 //! do — waking the threads that wait on an endpoint, and closing an endpoint when the last
 //! reference to it goes away (a closed handle, a dead process, a dropped message).
 //!
-//! Lock order: the process table, then a channel, then the scheduler. Objects that leave a
-//! channel (messages drained at close) are dropped only after its lock is released, because they
-//! may hold endpoints of the same channel.
+//! **Single-copy delivery.** A thread that waits on an endpoint with nothing queued (a `recv`
+//! or `send_recv` about to block) leaves its buffer and address space with the channel
+//! ([`Parked`]). A sender of bytes that finds it there, with nothing queued before it, writes
+//! the message straight into that buffer ([`AddressSpace::write_user`]) instead of queueing it,
+//! and wakes the receiver, or hands it its core: the message is received the moment it is
+//! sent, and the receiver returns without looking its handle up again ([`Port::collect`]).
+//! Anything else (handles, a bad or unmapped buffer, something queued, a suspended or closed
+//! endpoint, a full ledger) takes the queue as before.
+//!
+//! Lock order: the process table, then a channel, then an address space or the scheduler.
+//! Objects that leave a channel (messages drained at close, a parked receiver's address space)
+//! are dropped only after its lock is released, because they may hold endpoints of the same
+//! channel.
+use crate::arch::paging::AddressSpace;
 use crate::process::Ledger;
 use crate::sched::{self, Tid};
 use abi::Error;
 use abi::syscall::signal;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use channel::{Channel, Limits, Message, RecvError, SendError, Side};
+use channel::{Channel, Limits, Message, Payload, RecvError, SendError, Side};
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A kernel object a handle can name.
@@ -38,6 +50,50 @@ struct Shared {
     core: Channel<Object, Charge>,
     /// Threads waiting for something on each side (readable, writable, peer closed).
     waiters: [Vec<Tid>; 2],
+    /// On each side, the one receiver (also among the waiters) that waits with its buffer for
+    /// a message to be written into it.
+    parked: [Option<Parked>; 2],
+}
+
+/// A receiver waiting with its buffer (see the module's single-copy delivery).
+struct Parked {
+    tid: Tid,
+    buf: u64,
+    cap: usize,
+    space: Arc<AddressSpace>,
+    /// Set by the sender that wrote a message into the buffer: its length (it is received).
+    delivered: Option<usize>,
+}
+
+/// What a receiver about to wait offers its senders: where a message may be written for it.
+pub struct Park {
+    /// The receive buffer (a user address in `space`).
+    pub buf: u64,
+    /// Its size.
+    pub cap: usize,
+    /// The receiving process's address space.
+    pub space: Arc<AddressSpace>,
+}
+
+/// Messages written straight into a waiting receiver's buffer since boot.
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many messages went straight into a waiting receiver's buffer since boot (for tests).
+pub fn direct_deliveries() -> u64 {
+    DELIVERIES.load(Ordering::Relaxed)
+}
+
+/// What [`Port::send_bytes`] did besides sending.
+#[derive(Default)]
+pub struct Sent {
+    /// A receiver the caller must run: hand its core to it ([`sched::hand_off`]) when
+    /// [`Sent::waits`], or wake it.
+    pub wake: Option<Tid>,
+    /// The caller, who asked to wait for an answer, is registered as a waiter and nothing is
+    /// queued for it: it may block.
+    pub waits: bool,
+    /// ... and it parked its buffer: once woken it asks [`Port::collect`] for the answer.
+    pub parked: bool,
 }
 
 /// The ledger charge a queued message carries for its bytes: refunded when the message goes
@@ -65,8 +121,9 @@ pub enum Taken {
     /// The oldest message carries handles: the caller takes it the long way
     /// ([`Port::try_recv`]), after making room for them in its table.
     HasHandles,
-    /// Nothing queued (the caller was registered as a waiter if it asked to be).
-    Empty,
+    /// Nothing queued (the caller was registered as a waiter if it asked to be, and parked
+    /// its buffer when it is `true`: once woken it asks [`Port::collect`]).
+    Empty(bool),
 }
 
 /// One side of a channel, owned: what a handle or a message holds. Dropping it closes that side.
@@ -94,6 +151,31 @@ impl Shared {
             self.waiters[i].push(t);
         }
     }
+
+    fn remove_waiter(&mut self, i: usize, t: Tid) {
+        let w = &mut self.waiters[i];
+        if w.len() == 1 && w[0] == t {
+            w.clear();
+        } else {
+            w.retain(|&x| x != t);
+        }
+    }
+
+    /// Parks `park` for thread `t` on side `i` unless another thread is parked there; true
+    /// when it did.
+    fn park(&mut self, i: usize, t: Tid, park: Park) -> bool {
+        if self.parked[i].as_ref().is_some_and(|p| p.tid != t) {
+            return false;
+        }
+        self.parked[i] = Some(Parked {
+            tid: t,
+            buf: park.buf,
+            cap: park.cap,
+            space: park.space,
+            delivered: None,
+        });
+        true
+    }
 }
 
 impl core::ops::Deref for Endpoint {
@@ -116,6 +198,7 @@ impl Endpoint {
         let chan = Arc::new(Mutex::new(Shared {
             core: Channel::new(Limits::default()),
             waiters: [Vec::new(), Vec::new()],
+            parked: [None, None],
         }));
         (
             Endpoint(Port {
@@ -163,21 +246,7 @@ impl Port {
     /// Sends a message whose bytes are charged to `ledger` (refunded when it is received or
     /// dropped at close), under one lock: `Overloaded` from the ledger, then `Full`, `Closed`,
     /// `TooBig` from the channel. On failure the message comes back, uncharged.
-    pub fn send_from(&self, msg: Msg, ledger: Arc<Ledger>) -> Result<(), (Error, Msg)> {
-        self.send_then_watch(msg, ledger, false).map(drop)
-    }
-
-    /// Sends like [`Port::send_from`]; with `reply`, also registers the calling thread as a
-    /// waiter on this endpoint under the same lock (it is about to wait for the answer) and,
-    /// when exactly one thread waits on the peer's side, returns that thread instead of waking
-    /// it, so that the caller can hand its core straight to it ([`sched::hand_off`]); the
-    /// caller must wake it if it does not.
-    pub fn send_then_watch(
-        &self,
-        mut msg: Msg,
-        ledger: Arc<Ledger>,
-        reply: bool,
-    ) -> Result<Option<Tid>, (Error, Msg)> {
+    pub fn send_from(&self, mut msg: Msg, ledger: Arc<Ledger>) -> Result<(), (Error, Msg)> {
         let bytes = msg.bytes.len();
         if let Err(e) = ledger.charge(bytes) {
             return Err((e, msg));
@@ -195,30 +264,125 @@ impl Port {
             msg.meta = Charge::default();
             return Err((kind, msg));
         }
-        let peer = idx(self.side.peer());
-        if !reply {
-            s.wake_all(peer);
-            return Ok(None);
+        s.wake_all(idx(self.side.peer()));
+        Ok(())
+    }
+
+    /// Sends a message of bytes charged to `ledger` (refunded when it is received or dropped
+    /// at close), under one lock: written straight into the buffer of a receiver parked on the
+    /// peer when it can be (nothing charged, nothing queued), else queued with `Overloaded`
+    /// from the ledger, then `Full`, `Closed`, `TooBig` from the channel. A plain send wakes
+    /// the peer's waiters. With `reply` (a `send_recv` that will wait for the answer) the
+    /// calling thread also registers as a waiter on this side under the same lock, parks its
+    /// buffer when nothing is queued for it, and the receiver to run — the one written to, or
+    /// the peer's only waiter — comes back in [`Sent::wake`] instead of being woken, so that
+    /// the caller can hand its core straight to it.
+    pub fn send_bytes(
+        &self,
+        bytes: Payload,
+        ledger: Arc<Ledger>,
+        reply: Option<Park>,
+    ) -> Result<Sent, Error> {
+        let len = bytes.len();
+        let side = self.side;
+        let (mine, peer) = (idx(side), idx(side.peer()));
+        let mut guard = self.chan.lock();
+        let s = &mut *guard;
+        let mut written = None;
+        if s.core.can_deliver(side, len)
+            && let Some(p) = s.parked[peer].as_mut()
+            && p.delivered.is_none()
+            && len <= p.cap
+            && ledger.fits(len)
+            && p.space.write_user(p.buf, &bytes)
+        {
+            p.delivered = Some(len);
+            written = Some(p.tid);
         }
-        s.add_waiter(idx(self.side), sched::current());
-        if s.waiters[peer].len() == 1 {
-            return Ok(s.waiters[peer].pop());
+        if let Some(to) = written {
+            DELIVERIES.fetch_add(1, Ordering::Relaxed);
+            s.remove_waiter(peer, to);
+        } else {
+            ledger.charge(len)?;
+            let msg = Msg {
+                bytes,
+                handles: Vec::new(),
+                meta: Charge {
+                    ledger: Some(ledger),
+                    bytes: len,
+                },
+            };
+            if let Err(e) = s.core.send(side, msg) {
+                drop(guard);
+                // Dropping the message refunds its charge.
+                return Err(e.error());
+            }
         }
-        s.wake_all(peer);
-        Ok(None)
+        let Some(park) = reply else {
+            match written {
+                Some(to) => sched::wake(to),
+                None => s.wake_all(peer),
+            }
+            return Ok(Sent::default());
+        };
+        let me = sched::current();
+        s.add_waiter(mine, me);
+        let waits = s.core.peek(side).is_none()
+            && !s.core.peer_closed(side)
+            && !s.core.peer_suspended(side);
+        let parked = waits && s.park(mine, me, park);
+        let wake = match written {
+            Some(to) => Some(to),
+            None if s.waiters[peer].len() == 1 => s.waiters[peer].pop(),
+            None => {
+                s.wake_all(peer);
+                None
+            }
+        };
+        Ok(Sent {
+            wake,
+            waits,
+            parked,
+        })
+    }
+
+    /// After a wait that [`Sent::parked`] or [`Taken::Empty`]`(true)` began: unparks the
+    /// calling thread and returns the length of the message a sender wrote into its buffer
+    /// meanwhile, if one did (it is received). `None`: woken for another reason; look again.
+    pub fn collect(&self) -> Option<usize> {
+        let me = sched::current();
+        let i = idx(self.side);
+        let parked = {
+            let mut s = self.chan.lock();
+            match &s.parked[i] {
+                Some(p) if p.tid == me => s.parked[i].take(),
+                _ => None,
+            }
+        };
+        // The address-space reference goes after the lock.
+        parked.and_then(|p| p.delivered)
+    }
+
+    /// Forgets a receiver parked on this side: the endpoint is leaving its holder's table (it
+    /// travels in a message), so nothing may be written for that holder any more. The thread
+    /// stays a waiter and looks its handle up again when woken.
+    pub fn unpark(&self) {
+        let parked = self.chan.lock().parked[idx(self.side)].take();
+        drop(parked);
     }
 
     /// The common receive, under one lock: the oldest message, if it has no handles and fits
     /// `cap` bytes (`TooBig` otherwise), goes through `copy` (a failed copy leaves it queued)
     /// and leaves the queue. With nothing queued: `Closed` or `PeerSuspended` when the peer is
     /// gone or suspended, else [`Taken::Empty`] after registering the calling thread as a
-    /// waiter when `watch` is set (registering under the same lock as the look means no send
-    /// can slip in between unseen).
+    /// waiter when `watch` is set, and parking `park` (registering under the same lock as the
+    /// look means no send can slip in between unseen).
     pub fn take(
         &self,
         cap: usize,
         copy: impl FnOnce(&[u8]) -> Result<(), Error>,
         watch: bool,
+        park: Option<Park>,
     ) -> Result<Taken, Error> {
         let mut s = self.chan.lock();
         let side = self.side;
@@ -229,10 +393,15 @@ impl Port {
             if s.core.peer_suspended(side) {
                 return Err(Error::PeerSuspended);
             }
+            let mut parked = false;
             if watch {
-                s.add_waiter(idx(side), sched::current());
+                let me = sched::current();
+                s.add_waiter(idx(side), me);
+                if let Some(park) = park {
+                    parked = s.park(idx(side), me, park);
+                }
             }
-            return Ok(Taken::Empty);
+            return Ok(Taken::Empty(parked));
         };
         if !m.handles.is_empty() {
             return Ok(Taken::HasHandles);
@@ -346,16 +515,19 @@ impl Port {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let (drained, woken) = {
+        let (drained, woken, parked) = {
             let mut s = self.0.chan.lock();
             let drained = s.core.close(self.0.side);
             let mut woken = core::mem::take(&mut s.waiters[0]);
             woken.append(&mut s.waiters[1]);
-            (drained, woken)
+            // Nothing is written for a holder that let go (or died).
+            let parked = s.parked[idx(self.0.side)].take();
+            (drained, woken, parked)
         };
         // Dropping the drained messages closes the endpoints they carried and refunds their
         // charges.
         drop(drained);
+        drop(parked);
         woken.into_iter().for_each(sched::wake);
     }
 }

@@ -7,7 +7,7 @@
 use crate::arch::idt::TrapFrame;
 use crate::arch::usermem::UserSlice;
 use crate::device::sys as device;
-use crate::ipc::{Charge, Endpoint, Msg, Object, Port, Taken};
+use crate::ipc::{Charge, Endpoint, Msg, Object, Park, Port, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
 use abi::syscall::{
@@ -216,10 +216,10 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
     // The parent channel of a process whose parent died is inert: sends succeed into a void.
     let inert = h == Handle::PARENT;
     if moving.is_empty() {
-        return match target.send_from(message(data, Vec::new()), ledger) {
-            Ok(()) => Ok(0),
-            Err((Error::Closed, _)) if inert => Ok(0),
-            Err((e, _)) => Err(e),
+        return match target.send_bytes(data, ledger, None) {
+            Ok(_) => Ok(0),
+            Err(Error::Closed) if inert => Ok(0),
+            Err(e) => Err(e),
         };
     }
     match target.check_send(data.len(), moving.len()) {
@@ -237,6 +237,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         }
         t.remove_many(&moving, Rights::TRANSFER)
     })??;
+    unpark_moved(&objects);
     let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
     let msg = message(
         data,
@@ -253,10 +254,60 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
     }
 }
 
+/// Endpoints leaving the caller's table (moved into a message or a child) stop taking messages
+/// written for the caller.
+fn unpark_moved(objects: &[(Object, Rights)]) {
+    for (o, _) in objects {
+        if let Object::Endpoint(e) = o {
+            e.unpark();
+        }
+    }
+}
+
+/// Blocks the caller until it is woken, or until `deadline` on the monotonic clock.
+fn block(deadline: u64) {
+    if deadline == DEADLINE_NEVER {
+        sched::block();
+    } else {
+        sched::block_until(deadline);
+    }
+}
+
+/// Whether a receive with `deadline` may wait now.
+fn may_wait(deadline: u64) -> bool {
+    deadline == DEADLINE_NEVER
+        || (deadline != DEADLINE_NOW && crate::arch::apic::now_ns() < deadline)
+}
+
+/// The endpoint `h` names (checked for `rights`) and, when the caller may wait, what it parks
+/// on it: `buf` and `cap` in its address space.
+fn endpoint_to_wait(
+    h: Handle,
+    rights: Rights,
+    wait: bool,
+    buf: u64,
+    cap: u64,
+) -> Result<(Port, Option<Park>), Error> {
+    process::with_current_space(|t, _, space| match t.check(h, rights)? {
+        Object::Endpoint(e) => Ok((
+            e.port(),
+            wait.then(|| Park {
+                buf,
+                cap: cap.min(usize::MAX as u64) as usize,
+                space: space.clone(),
+            }),
+        )),
+        _ => Err(Error::WrongType),
+    })
+    .ok_or(Error::Failed)?
+}
+
 /// `send_recv(h, bytes, len, buf, cap, deadline)`: a send of bytes, then a receive on the same
-/// handle, in one call. When the peer is blocked waiting on this channel on this core, the
-/// caller's core goes straight to it (the message-passing fast path); otherwise it is exactly a
-/// `send` followed by a `recv` with no handle buffer.
+/// handle, in one call. The fast path: the message is written straight into the buffer of a
+/// peer parked on the channel, the caller parks its own buffer for the answer, and its core
+/// goes straight to the peer when the peer is on it ([`sched::hand_off`]); the answer is then
+/// found written, with no second look-up. Otherwise it is exactly a `send` followed by a `recv`
+/// with no handle buffer.
 #[inline(never)]
 fn send_recv(
     h: u64,
@@ -271,25 +322,45 @@ fn send_recv(
         return Err(Error::TooBig);
     }
     let data = read_payload(bytes, len as usize)?;
-    let (target, ledger) =
-        process::with_current(
-            |t, ledger| match t.check(h, Rights::SEND.union(Rights::RECV))? {
-                Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
-                _ => Err(Error::WrongType),
-            },
-        )
-        .ok_or(Error::Failed)??;
-    let reply = deadline != DEADLINE_NOW;
-    match target.send_then_watch(message(data, Vec::new()), ledger, reply) {
-        Ok(Some(peer)) => {
-            if !sched::hand_off(peer) {
-                sched::wake(peer);
+    let wait = may_wait(deadline);
+    let (target, ledger, park) = process::with_current_space(|t, ledger, space| {
+        match t.check(h, Rights::SEND.union(Rights::RECV))? {
+            Object::Endpoint(e) => Ok((
+                e.port(),
+                ledger.clone(),
+                wait.then(|| Park {
+                    buf,
+                    cap: cap.min(usize::MAX as u64) as usize,
+                    space: space.clone(),
+                }),
+            )),
+            _ => Err(Error::WrongType),
+        }
+    })
+    .ok_or(Error::Failed)??;
+    match target.send_bytes(data, ledger, park) {
+        Ok(sent) => {
+            // Handed over only without a deadline: a thread that waits with one sleeps the
+            // ordinary way, so that its deadline is kept.
+            let handed =
+                sent.waits && deadline == DEADLINE_NEVER && sent.wake.is_some_and(sched::hand_off);
+            if !handed {
+                if let Some(peer) = sent.wake {
+                    sched::wake(peer);
+                }
+                if sent.waits {
+                    block(deadline);
+                }
+            }
+            if sent.parked
+                && let Some(n) = target.collect()
+            {
+                return Ok(n as u64);
             }
         }
-        Ok(None) => {}
         // An inert parent channel: the send goes into the void, the receive says `Closed`.
-        Err((Error::Closed, _)) if h == Handle::PARENT => {}
-        Err((e, _)) => return Err(e),
+        Err(Error::Closed) if h == Handle::PARENT => {}
+        Err(e) => return Err(e),
     }
     drop(target);
     recv(h.0 as u64, buf, cap, 0, 0, deadline)
@@ -314,13 +385,14 @@ fn restore(objects: Vec<Object>, rights: Vec<Rights>, slots: Vec<Handle>) -> Res
 #[inline(never)]
 fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Result<u64, Error> {
     let h = handle(h)?;
-    let watch = deadline != DEADLINE_NOW;
     loop {
-        let source = endpoint(h, Rights::RECV)?;
+        let wait = may_wait(deadline);
+        let (source, park) = endpoint_to_wait(h, Rights::RECV, wait, buf, cap)?;
         // The common case, under one channel lock: a message of bytes only, copied straight
-        // into the caller's buffer; or nothing, and the caller registered as a waiter.
+        // into the caller's buffer; or nothing, and the caller registered as a waiter with its
+        // buffer parked for a sender to write into.
         let copy = |b: &[u8]| UserSlice::new(buf, b.len())?.write_from(b);
-        match source.take(cap.min(usize::MAX as u64) as usize, copy, watch)? {
+        match source.take(cap.min(usize::MAX as u64) as usize, copy, wait, park)? {
             Taken::Bytes(len) => return Ok(len as u64),
             Taken::HasHandles => {
                 if let Some(r) = recv_with_handles(&source, buf, cap, hptr, hcap)? {
@@ -329,15 +401,16 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 // Taken by another thread meanwhile: look again.
                 continue;
             }
-            Taken::Empty => {}
-        }
-        if !watch || crate::arch::apic::now_ns() >= deadline {
-            return Err(Error::Timeout);
-        }
-        if deadline == DEADLINE_NEVER {
-            sched::block();
-        } else {
-            sched::block_until(deadline);
+            Taken::Empty(parked) => {
+                if !wait {
+                    return Err(Error::Timeout);
+                }
+                block(deadline);
+                // Written straight into the buffer meanwhile: received, no second look-up.
+                if parked && let Some(n) = source.collect() {
+                    return Ok(n as u64);
+                }
+            }
         }
         // Then look again (the handle may have been closed meanwhile, by another thread).
     }
@@ -472,6 +545,7 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
     let path = core::str::from_utf8(&path).map_err(|_| Error::Failed)?;
     let moving = read_handles(req.handles, req.handle_count)?;
     let gifts = table(|t| t.remove_many(&moving, Rights::TRANSFER))??;
+    unpark_moved(&gifts);
     let opts = SpawnOptions {
         arena_ceiling: req.arena_ceiling,
         stack_size: req.stack_size,

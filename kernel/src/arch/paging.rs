@@ -331,6 +331,58 @@ impl AddressSpace {
         *self.pml4.lock()
     }
 
+    /// Writes `src` at the user address `virt` of this space (not necessarily the active one)
+    /// through the direct map: the kernel's half of single-copy message delivery. Only into
+    /// pages that are present, user-accessible and writable at every level, 4 KiB, owned by
+    /// the space (not the export page or device memory) and cached normally; anything else, a
+    /// range outside the user half, or a space already torn down writes nothing and is `false`
+    /// (the caller queues the message instead, and the receiver's own copy reports the fault).
+    /// Holds the space's lock, so the pages cannot be freed meanwhile.
+    pub fn write_user(&self, virt: u64, src: &[u8]) -> bool {
+        let Some(end) = virt.checked_add(src.len() as u64) else {
+            return false;
+        };
+        if virt < abi::layout::USER_NULL_GUARD_END || end > abi::layout::USER_END {
+            return false;
+        }
+        let root = self.pml4.lock();
+        if *root == 0 {
+            return false;
+        }
+        // Every page first, so that a refusal writes nothing.
+        let first = virt & !0xfff;
+        let mut page = first;
+        while page < end {
+            if user_writable_frame(*root, page).is_none() {
+                return false;
+            }
+            page += 4096;
+        }
+        let mut done = 0usize;
+        while done < src.len() {
+            let at = virt + done as u64;
+            let n = ((4096 - (at & 0xfff)) as usize).min(src.len() - done);
+            let Some(frame) = user_writable_frame(*root, at & !0xfff) else {
+                return false;
+            };
+            let dst = phys::to_virt(frame + (at & 0xfff)) as *mut u8;
+            // SAFETY: `frame` is a RAM frame this space owns (a present, user-writable page not
+            // marked shared: it came from the frame allocator, inside the direct map), kept
+            // from being freed by the lock held; `n` bytes from its offset stay inside it. The
+            // source is a kernel slice, which cannot overlap a user page's frame as a Rust
+            // reference does not alias it (the frame is only ever touched through raw copies).
+            unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(done), dst, n) };
+            done += n;
+        }
+        true
+    }
+
+    /// Marks the space torn down and returns its top-level table for freeing: later
+    /// [`Self::write_user`] calls find nothing (the table's frame may be reused at once).
+    pub fn retire(&self) -> u64 {
+        core::mem::take(&mut *self.pml4.lock())
+    }
+
     /// Frees every frame the lower half maps (except shared ones) and every lower-half table;
     /// returns how many frames went back. The space must not be active on any CPU.
     pub fn free_user_half(&self, free: &mut dyn FnMut(u64)) -> u64 {
@@ -351,6 +403,32 @@ impl AddressSpace {
     pub fn into_root(self) -> u64 {
         self.pml4.into_inner()
     }
+}
+
+/// The frame behind the user page `page` of the space rooted at `root`, if the page is present,
+/// user-accessible and writable at every level, a 4 KiB page, not shared and not uncached.
+fn user_writable_frame(root: u64, page: u64) -> Option<u64> {
+    const NEED: u64 = F::PRESENT.bits() | F::WRITABLE.bits() | F::USER_ACCESSIBLE.bits();
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let mut table = root;
+    for level in (0..4).rev() {
+        let i = (page >> (12 + 9 * level)) & 0x1ff;
+        // SAFETY: `table` is a page table of a live space whose lock the caller holds (the root,
+        // or a table a present entry names); one aligned 8-byte entry is read.
+        let e = unsafe {
+            (phys::to_virt(table) as *const u64)
+                .add(i as usize)
+                .read_volatile()
+        };
+        if e & NEED != NEED || e & F::HUGE_PAGE.bits() != 0 {
+            return None;
+        }
+        table = e & ADDR;
+        if level == 0 && e & (SHARED.bits() | F::NO_CACHE.bits() | F::WRITE_THROUGH.bits()) != 0 {
+            return None;
+        }
+    }
+    Some(table)
 }
 
 fn free_table(table: u64, level: u8, free: &mut dyn FnMut(u64)) -> u64 {
