@@ -268,8 +268,8 @@ impl Port {
         Ok(())
     }
 
-    /// Sends a message of bytes charged to `ledger` (refunded when it is received or dropped
-    /// at close), under one lock: written straight into the buffer of a receiver parked on the
+    /// Sends the message of bytes in `bytes` (taken from there when it is queued) charged to
+    /// `ledger` (refunded when it is received or dropped at close), under one lock: written straight into the buffer of a receiver parked on the
     /// peer when it can be (nothing charged, nothing queued), else queued with `Overloaded`
     /// from the ledger, then `Full`, `Closed`, `TooBig` from the channel. A plain send wakes
     /// the peer's waiters. With `reply` (a `send_recv` that will wait for the answer) the
@@ -279,8 +279,8 @@ impl Port {
     /// the caller can hand its core straight to it.
     pub fn send_bytes(
         &self,
-        bytes: Payload,
-        ledger: Arc<Ledger>,
+        bytes: &mut Payload,
+        ledger: &Arc<Ledger>,
         reply: Option<Park>,
     ) -> Result<Sent, Error> {
         let len = bytes.len();
@@ -294,7 +294,7 @@ impl Port {
             && p.delivered.is_none()
             && len <= p.cap
             && ledger.fits(len)
-            && p.space.write_user(p.buf, &bytes)
+            && p.space.write_user(p.buf, bytes)
         {
             p.delivered = Some(len);
             written = Some(p.tid);
@@ -305,10 +305,10 @@ impl Port {
         } else {
             ledger.charge(len)?;
             let msg = Msg {
-                bytes,
+                bytes: core::mem::take(bytes),
                 handles: Vec::new(),
                 meta: Charge {
-                    ledger: Some(ledger),
+                    ledger: Some(ledger.clone()),
                     bytes: len,
                 },
             };

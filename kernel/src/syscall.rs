@@ -166,9 +166,9 @@ fn close(h: u64) -> Result<u64, Error> {
 fn read_payload(ptr: u64, len: usize) -> Result<Payload, Error> {
     let src = UserSlice::new(ptr, len)?;
     if len <= INLINE_BYTES {
-        let mut buf = [0u8; INLINE_BYTES];
-        src.read_into(&mut buf[..len])?;
-        Ok(Payload::from_slice(&buf[..len]))
+        let mut p = Payload::from_buf_and_len([0u8; INLINE_BYTES], len);
+        src.read_into(&mut p)?;
+        Ok(p)
     } else {
         let mut v = vec![0u8; len];
         src.read_into(&mut v)?;
@@ -206,22 +206,28 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         return Err(Error::TooBig);
     }
     let moving = read_handles(hptr, hcount)?;
-    let data = read_payload(bytes, len as usize)?;
+    let mut data = read_payload(bytes, len as usize)?;
+    // The parent channel of a process whose parent died is inert: sends succeed into a void.
+    let inert = h == Handle::PARENT;
+    if moving.is_empty() {
+        // Bytes only: sent under the look-up's lock, with no reference taken.
+        let r = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
+            Object::Endpoint(e) => e.send_bytes(&mut data, ledger, None),
+            _ => Err(Error::WrongType),
+        })
+        .ok_or(Error::Failed)?;
+        return match r {
+            Ok(_) => Ok(0),
+            Err(Error::Closed) if inert => Ok(0),
+            Err(e) => Err(e),
+        };
+    }
     // One look-up: the endpoint and the ledger the bytes are charged to.
     let (target, ledger) = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
         Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
         _ => Err(Error::WrongType),
     })
     .ok_or(Error::Failed)??;
-    // The parent channel of a process whose parent died is inert: sends succeed into a void.
-    let inert = h == Handle::PARENT;
-    if moving.is_empty() {
-        return match target.send_bytes(data, ledger, None) {
-            Ok(_) => Ok(0),
-            Err(Error::Closed) if inert => Ok(0),
-            Err(e) => Err(e),
-        };
-    }
     match target.check_send(data.len(), moving.len()) {
         Err(Error::Closed) if inert => {}
         r => r?,
@@ -321,25 +327,26 @@ fn send_recv(
     if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
         return Err(Error::TooBig);
     }
-    let data = read_payload(bytes, len as usize)?;
+    let mut data = read_payload(bytes, len as usize)?;
     let wait = may_wait(deadline);
-    let (target, ledger, park) = process::with_current_space(|t, ledger, space| {
-        match t.check(h, Rights::SEND.union(Rights::RECV))? {
-            Object::Endpoint(e) => Ok((
-                e.port(),
-                ledger.clone(),
-                wait.then(|| Park {
-                    buf,
-                    cap: cap.min(usize::MAX as u64) as usize,
-                    space: space.clone(),
-                }),
-            )),
-            _ => Err(Error::WrongType),
-        }
+    // Sent under the look-up's lock (the lock order allows a channel, an address space and the
+    // scheduler inside it); the channel is kept only to collect the answer.
+    let r = process::with_current_space(|t, ledger, space| {
+        let Object::Endpoint(e) = t.check(h, Rights::SEND.union(Rights::RECV))? else {
+            return Err(Error::WrongType);
+        };
+        let park = wait.then(|| Park {
+            buf,
+            cap: cap.min(usize::MAX as u64) as usize,
+            space: space.clone(),
+        });
+        let sent = e.send_bytes(&mut data, ledger, park)?;
+        let port = sent.parked.then(|| e.port());
+        Ok((sent, port))
     })
-    .ok_or(Error::Failed)??;
-    match target.send_bytes(data, ledger, park) {
-        Ok(sent) => {
+    .ok_or(Error::Failed)?;
+    match r {
+        Ok((sent, port)) => {
             // Handed over only without a deadline: a thread that waits with one sleeps the
             // ordinary way, so that its deadline is kept.
             let handed =
@@ -352,8 +359,8 @@ fn send_recv(
                     block(deadline);
                 }
             }
-            if sent.parked
-                && let Some(n) = target.collect()
+            if let Some(port) = port
+                && let Some(n) = port.collect()
             {
                 return Ok(n as u64);
             }
@@ -362,7 +369,6 @@ fn send_recv(
         Err(Error::Closed) if h == Handle::PARENT => {}
         Err(e) => return Err(e),
     }
-    drop(target);
     recv(h.0 as u64, buf, cap, 0, 0, deadline)
 }
 
