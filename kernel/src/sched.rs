@@ -680,6 +680,17 @@ fn schedule(now_state: State) {
         {
             lower(cpu, DOOM_PENDING);
         }
+        if next != core.idle
+            && let Some(t) = s.threads[next].as_ref()
+        {
+            // How long the next thread waited (a hand-off's waited nothing).
+            let st = &mut s.stats;
+            let since = t.runnable_since.max(STATS_SINCE.load(Ordering::Relaxed));
+            if now.saturating_sub(since) > st.longest_wait {
+                st.longest_wait = now.saturating_sub(since);
+                st.longest_waiter = (next, t.pid);
+            }
+        }
         (s.switch(cpu, next, now, now_state, preempting), freed)
     };
     let (pair, freed) = pair;
@@ -703,23 +714,23 @@ pub fn hand_off(to: Tid) -> bool {
     let pair = {
         let mut guard = SCHED.lock();
         let s = guard.as_mut().expect("scheduler initialised");
-        let core = &s.cores[cpu];
+        let core = &mut s.cores[cpu];
         let cur = core.current;
-        if cur == core.idle || to == core.idle || to == cur {
+        if cur == core.idle || to == core.idle {
             return false;
         }
-        let (Some(Some(me)), Some(Some(them))) = (s.threads.get(cur), s.threads.get(to)) else {
+        // Distinct live records (`to == cur` fails here too).
+        let Ok([Some(me), Some(them)]) = s.threads.get_disjoint_mut([cur, to]) else {
             return false;
         };
         if me.wake_pending || them.state != State::Blocked || them.core != cpu {
             return false;
         }
-        let priority = them.priority;
         let now = apic::now_ns();
-        let core = &mut s.cores[cpu];
-        if core.rq.hand_off(cur, to, priority, now).is_err() {
+        if core.rq.hand_off(cur, to, them.priority, now).is_err() {
             return false;
         }
+        them.runnable_since = now;
         if !core.sleepers.is_empty() {
             core.sleepers.retain(|&(_, x)| x != to);
         }
@@ -727,9 +738,8 @@ pub fn hand_off(to: Tid) -> bool {
         lower(cpu, ATTENTION);
         // Alone before and after: no quantum timer, only the sleepers'.
         core.quantum_end = None;
-        program_timer(core);
-        if let Some(t) = s.threads[to].as_mut() {
-            t.runnable_since = now;
+        if core.armed.is_some() || !core.sleepers.is_empty() {
+            program_timer(core);
         }
         s.stats.hand_offs += 1;
         s.switch(cpu, to, now, State::Blocked, false)
@@ -758,22 +768,11 @@ impl Scheduler {
         core.dispatched_at = now;
         core.current = next;
         let idle = core.idle;
-        {
+        if preempting && cur != idle {
             let st = &mut s.stats;
-            if preempting && cur != idle {
-                st.preemptions += 1;
-                st.preempted_run_min = st.preempted_run_min.min(used);
-                st.preempted_run_max = st.preempted_run_max.max(used);
-            }
-            if next != idle
-                && let Some(t) = s.threads[next].as_ref()
-            {
-                let since = t.runnable_since.max(STATS_SINCE.load(Ordering::Relaxed));
-                if now.saturating_sub(since) > st.longest_wait {
-                    st.longest_wait = now.saturating_sub(since);
-                    st.longest_waiter = (next, t.pid);
-                }
-            }
+            st.preemptions += 1;
+            st.preempted_run_min = st.preempted_run_min.min(used);
+            st.preempted_run_max = st.preempted_run_max.max(used);
         }
         let Ok([Some(from), Some(to)]) = s.threads.get_disjoint_mut([cur, next]) else {
             unreachable!("the current and the next thread are distinct live records");
@@ -798,11 +797,16 @@ impl Scheduler {
 }
 
 /// Frees the records of threads that died on this core, if it is not running one of them.
+#[inline]
 fn reap_now() {
     let cpu = cpu_id();
-    if !REAP_PENDING[cpu].load(Ordering::Acquire) {
-        return;
+    if REAP_PENDING[cpu].load(Ordering::Acquire) {
+        reap(cpu);
     }
+}
+
+#[inline(never)]
+fn reap(cpu: usize) {
     let freed: Vec<Box<Thread>> = with(|s| {
         REAP_PENDING[cpu].store(false, Ordering::Release);
         let cur = s.cores[cpu].current;
