@@ -50,9 +50,25 @@ struct Shared {
     core: Channel<Object, Charge>,
     /// Threads waiting for something on each side (readable, writable, peer closed).
     waiters: [Vec<Tid>; 2],
-    /// On each side, the one receiver (also among the waiters) that waits with its buffer for
-    /// a message to be written into it.
+    /// On each side, the one receiver that waits with its buffer for a message to be written
+    /// into it; it counts among the side's waiters (woken, once, with them).
     parked: [Option<Parked>; 2],
+}
+
+/// A channel: its state under a lock, and what a parked receiver reads without it.
+struct Chan {
+    shared: Mutex<Shared>,
+    /// Per side: one more than the length of a message written into the buffer of the receiver
+    /// parked there, until it collects it (0: none). Set by the sender under the lock, together
+    /// with taking the receiver's [`Parked`] record away; read and cleared by the receiver
+    /// without the lock. A side with an uncollected delivery parks nobody else.
+    delivered: [AtomicU64; 2],
+}
+
+impl Chan {
+    fn lock(&self) -> spin::MutexGuard<'_, Shared> {
+        self.shared.lock()
+    }
 }
 
 /// A receiver waiting with its buffer (see the module's single-copy delivery).
@@ -61,8 +77,8 @@ struct Parked {
     buf: u64,
     cap: usize,
     space: Arc<AddressSpace>,
-    /// Set by the sender that wrote a message into the buffer: its length (it is received).
-    delivered: Option<usize>,
+    /// Woken already (by something other than a message written for it): not again.
+    woken: bool,
 }
 
 /// What a receiver about to wait offers its senders: where a message may be written for it.
@@ -133,16 +149,23 @@ pub struct Endpoint(Port);
 /// a system call works through after it has looked the handle up.
 #[derive(Clone)]
 pub struct Port {
-    chan: Arc<Mutex<Shared>>,
+    chan: Arc<Chan>,
     side: Side,
 }
 
 impl Shared {
-    /// Wakes every thread waiting on side `i`. Under the channel lock (the scheduler's lock
-    /// comes after a channel's), which keeps the list's memory for the next waiter.
+    /// Wakes every thread waiting on side `i`, the parked one included. Under the channel lock
+    /// (the scheduler's lock comes after a channel's), which keeps the list's memory for the
+    /// next waiter.
     fn wake_all(&mut self, i: usize) {
         for t in self.waiters[i].drain(..) {
             sched::wake(t);
+        }
+        if let Some(p) = self.parked[i].as_mut()
+            && !p.woken
+        {
+            p.woken = true;
+            sched::wake(p.tid);
         }
     }
 
@@ -152,19 +175,12 @@ impl Shared {
         }
     }
 
-    fn remove_waiter(&mut self, i: usize, t: Tid) {
-        let w = &mut self.waiters[i];
-        if w.len() == 1 && w[0] == t {
-            w.clear();
-        } else {
-            w.retain(|&x| x != t);
-        }
-    }
-
-    /// Parks `park` for thread `t` on side `i` unless another thread is parked there; true
-    /// when it did.
-    fn park(&mut self, i: usize, t: Tid, park: Park) -> bool {
-        if self.parked[i].as_ref().is_some_and(|p| p.tid != t) {
+    /// Parks `park` for thread `t` on side `i`, else (another thread is parked there, or
+    /// `pending`: a delivery not collected yet) makes `t` an ordinary waiter; true when it
+    /// parked.
+    fn park_or_wait(&mut self, i: usize, t: Tid, park: Park, pending: bool) -> bool {
+        if pending || self.parked[i].as_ref().is_some_and(|p| p.tid != t) {
+            self.add_waiter(i, t);
             return false;
         }
         self.parked[i] = Some(Parked {
@@ -172,9 +188,22 @@ impl Shared {
             buf: park.buf,
             cap: park.cap,
             space: park.space,
-            delivered: None,
+            woken: false,
         });
         true
+    }
+
+    /// The one thread waiting on side `i`, taken from the waiters to be run at once, if exactly
+    /// one waits.
+    fn sole_waiter(&mut self, i: usize) -> Option<Tid> {
+        match (&mut self.parked[i], self.waiters[i].len()) {
+            (Some(p), 0) if !p.woken => {
+                p.woken = true;
+                Some(p.tid)
+            }
+            (None, 1) => self.waiters[i].pop(),
+            _ => None,
+        }
     }
 }
 
@@ -195,11 +224,14 @@ fn idx(side: Side) -> usize {
 impl Endpoint {
     /// A new channel's two endpoints.
     pub fn pair() -> (Endpoint, Endpoint) {
-        let chan = Arc::new(Mutex::new(Shared {
-            core: Channel::new(Limits::default()),
-            waiters: [Vec::new(), Vec::new()],
-            parked: [None, None],
-        }));
+        let chan = Arc::new(Chan {
+            shared: Mutex::new(Shared {
+                core: Channel::new(Limits::default()),
+                waiters: [Vec::new(), Vec::new()],
+                parked: [None, None],
+            }),
+            delivered: [AtomicU64::new(0), AtomicU64::new(0)],
+        });
         (
             Endpoint(Port {
                 chan: chan.clone(),
@@ -290,18 +322,19 @@ impl Port {
         let s = &mut *guard;
         let mut written = None;
         if s.core.can_deliver(side, len)
-            && let Some(p) = s.parked[peer].as_mut()
-            && p.delivered.is_none()
+            && let Some(p) = s.parked[peer].as_ref()
             && len <= p.cap
             && ledger.fits(len)
             && p.space.write_user(p.buf, bytes)
         {
-            p.delivered = Some(len);
-            written = Some(p.tid);
+            // Received: the record goes (its address-space reference after the lock) and the
+            // receiver finds the length without the lock.
+            written = s.parked[peer].take();
+            self.chan.delivered[peer].store(len as u64 + 1, Ordering::Release);
         }
-        if let Some(to) = written {
+        let to = written.as_ref().map(|p| p.tid);
+        if to.is_some() {
             DELIVERIES.fetch_add(1, Ordering::Relaxed);
-            s.remove_waiter(peer, to);
         } else {
             ledger.charge(len)?;
             let msg = Msg {
@@ -319,26 +352,36 @@ impl Port {
             }
         }
         let Some(park) = reply else {
-            match written {
+            match to {
                 Some(to) => sched::wake(to),
                 None => s.wake_all(peer),
             }
+            drop(guard);
+            drop(written);
             return Ok(Sent::default());
         };
-        let me = sched::current();
-        s.add_waiter(mine, me);
         let waits = s.core.peek(side).is_none()
             && !s.core.peer_closed(side)
             && !s.core.peer_suspended(side);
-        let parked = waits && s.park(mine, me, park);
-        let wake = match written {
-            Some(to) => Some(to),
-            None if s.waiters[peer].len() == 1 => s.waiters[peer].pop(),
-            None => {
-                s.wake_all(peer);
-                None
-            }
+        let parked = if waits {
+            let pending = self.chan.delivered[mine].load(Ordering::Acquire) != 0;
+            s.park_or_wait(mine, sched::current(), park, pending)
+        } else {
+            s.add_waiter(mine, sched::current());
+            false
         };
+        let wake = match to {
+            Some(to) => Some(to),
+            None => match s.sole_waiter(peer) {
+                Some(t) => Some(t),
+                None => {
+                    s.wake_all(peer);
+                    None
+                }
+            },
+        };
+        drop(guard);
+        drop(written);
         Ok(Sent {
             wake,
             waits,
@@ -350,24 +393,47 @@ impl Port {
     /// calling thread and returns the length of the message a sender wrote into its buffer
     /// meanwhile, if one did (it is received). `None`: woken for another reason; look again.
     pub fn collect(&self) -> Option<usize> {
+        let delivered = &self.chan.delivered[idx(self.side)];
+        // The fast way: written, and the record already gone with the sender.
+        let v = delivered.swap(0, Ordering::AcqRel);
+        if v != 0 {
+            return Some(v as usize - 1);
+        }
         let me = sched::current();
         let i = idx(self.side);
-        let parked = {
+        let mine = {
             let mut s = self.chan.lock();
             match &s.parked[i] {
                 Some(p) if p.tid == me => s.parked[i].take(),
                 _ => None,
             }
         };
-        // The address-space reference goes after the lock.
-        parked.and_then(|p| p.delivered)
+        if mine.is_some() {
+            // Still parked: nothing was written (the address-space reference goes here,
+            // after the lock).
+            return None;
+        }
+        // The record went meanwhile: with a message (stored before the lock we took was
+        // released), or with the endpoint leaving its holder (nothing stored).
+        let v = delivered.swap(0, Ordering::AcqRel);
+        (v != 0).then(|| v as usize - 1)
     }
 
     /// Forgets a receiver parked on this side: the endpoint is leaving its holder's table (it
     /// travels in a message), so nothing may be written for that holder any more. The thread
     /// stays a waiter and looks its handle up again when woken.
     pub fn unpark(&self) {
-        let parked = self.chan.lock().parked[idx(self.side)].take();
+        let i = idx(self.side);
+        let parked = {
+            let mut s = self.chan.lock();
+            let parked = s.parked[i].take();
+            if let Some(p) = &parked
+                && !p.woken
+            {
+                s.add_waiter(i, p.tid);
+            }
+            parked
+        };
         drop(parked);
     }
 
@@ -396,9 +462,12 @@ impl Port {
             let mut parked = false;
             if watch {
                 let me = sched::current();
-                s.add_waiter(idx(side), me);
-                if let Some(park) = park {
-                    parked = s.park(idx(side), me, park);
+                match park {
+                    Some(park) => {
+                        let pending = self.chan.delivered[idx(side)].load(Ordering::Acquire) != 0;
+                        parked = s.park_or_wait(idx(side), me, park, pending);
+                    }
+                    None => s.add_waiter(idx(side), me),
                 }
             }
             return Ok(Taken::Empty(parked));
@@ -520,8 +589,17 @@ impl Drop for Endpoint {
             let drained = s.core.close(self.0.side);
             let mut woken = core::mem::take(&mut s.waiters[0]);
             woken.append(&mut s.waiters[1]);
-            // Nothing is written for a holder that let go (or died).
-            let parked = s.parked[idx(self.0.side)].take();
+            // Nothing is written for a holder that let go (or died); a receiver parked on the
+            // other side learns that this one closed.
+            let i = idx(self.0.side);
+            let parked = s.parked[i].take();
+            woken.extend(parked.iter().map(|p| p.tid));
+            if let Some(p) = s.parked[1 - i].as_mut()
+                && !p.woken
+            {
+                p.woken = true;
+                woken.push(p.tid);
+            }
             (drained, woken, parked)
         };
         // Dropping the drained messages closes the endpoints they carried and refunds their

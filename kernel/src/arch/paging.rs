@@ -310,18 +310,21 @@ impl AddressSpace {
         })
     }
 
-    /// Makes this the active address space on this CPU.
+    /// Makes this the active address space on this CPU (nothing when it already is).
+    #[inline]
     pub fn activate(&self) {
         let root = *self.pml4.lock();
-        let frame = PhysFrame::containing_address(PhysAddr::new(root));
-        if x86_64::registers::control::Cr3::read().0 != frame {
+        let cr3: u64;
+        // SAFETY: reading CR3 has no side effect.
+        unsafe {
+            core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+        };
+        if cr3 & 0x000f_ffff_ffff_f000 != root {
             // SAFETY: every address space shares the kernel half, so the code, stack and data
-            // in use stay mapped across the switch.
+            // in use stay mapped across the switch; `root` is this space's top-level table (no
+            // PCID, no flags).
             unsafe {
-                x86_64::registers::control::Cr3::write(
-                    frame,
-                    x86_64::registers::control::Cr3Flags::empty(),
-                )
+                core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags))
             };
         }
     }

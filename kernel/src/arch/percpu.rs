@@ -25,12 +25,17 @@ pub struct PerCpu {
     /// system-call paths can ask without taking its lock.
     current_tid: u64,
     current_pid: u64,
+    /// The address of this CPU's TSS field for the ring-0 stack (`privilege_stack_table[0]`),
+    /// written with `kernel_rsp` at every switch.
+    tss_rsp0: u64,
 }
 
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_CURRENT_TID: usize = 32;
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_CURRENT_PID: usize = 40;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_TSS_RSP0: usize = 48;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
@@ -38,6 +43,7 @@ const _: () = {
     assert!(core::mem::offset_of!(PerCpu, cpu_id) == OFF_CPU_ID);
     assert!(core::mem::offset_of!(PerCpu, current_tid) == OFF_CURRENT_TID);
     assert!(core::mem::offset_of!(PerCpu, current_pid) == OFF_CURRENT_PID);
+    assert!(core::mem::offset_of!(PerCpu, tss_rsp0) == OFF_TSS_RSP0);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -54,6 +60,7 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         cpu_id: 0,
         current_tid: u64::MAX,
         current_pid: u64::MAX,
+        tss_rsp0: 0,
     }))
 }; MAX_CPUS];
 
@@ -81,12 +88,32 @@ pub fn cpu_id() -> usize {
     id as usize
 }
 
-/// Records the kernel stack the next syscall from ring 3 on this CPU must use.
+/// Records where this CPU's TSS keeps its ring-0 stack (`gdt::init`, before any switch).
+pub fn set_tss_rsp0_slot(addr: u64) {
+    // SAFETY: this CPU's block, written once at its start-up with interrupts off.
+    unsafe { (&raw mut (*CPUS[cpu_id()].0.get()).tss_rsp0).write_volatile(addr) };
+}
+
+/// Records the kernel stack the next syscall from ring 3 on this CPU must use, and the one an
+/// interrupt from ring 3 switches to (the TSS's): three instructions through GS.
+#[inline]
 pub fn set_kernel_rsp(top: u64) {
-    // SAFETY: this CPU's block, written with interrupts off (callers switch threads with
-    // interrupts disabled); the syscall entry reads it only on this CPU.
-    unsafe { (&raw mut (*CPUS[cpu_id()].0.get()).kernel_rsp).write_volatile(top) };
-    super::gdt::set_kernel_stack(top);
+    // SAFETY: this CPU's block and its own TSS (whose ring-0 stack field `tss_rsp0` points at,
+    // set by `gdt::init` before any thread switch), written with interrupts off (callers switch
+    // threads with interrupts disabled); the syscall entry reads `kernel_rsp` only on this CPU,
+    // and the CPU reads the TSS field only when it takes an interrupt, which cannot happen here.
+    unsafe {
+        core::arch::asm!(
+            "mov gs:[{k}], {top}",
+            "mov {p}, gs:[{r}]",
+            "mov [{p}], {top}",
+            top = in(reg) top,
+            p = out(reg) _,
+            k = const OFF_KERNEL_RSP,
+            r = const OFF_TSS_RSP0,
+            options(nostack, preserves_flags)
+        );
+    }
 }
 
 /// Records the thread this CPU is about to run (called by the scheduler at every switch).
