@@ -51,7 +51,9 @@ struct Shared {
     /// Threads waiting for something on each side (readable, writable, peer closed).
     waiters: [Vec<Tid>; 2],
     /// On each side, the one receiver that waits with its buffer for a message to be written
-    /// into it; it counts among the side's waiters (woken, once, with them).
+    /// into it (when [`Parked::live`]); it counts among the side's waiters (woken, once, with
+    /// them). The record stays after the wait, so that the same thread parks again without
+    /// touching the address space's reference count; it goes when the endpoint closes.
     parked: [Option<Parked>; 2],
 }
 
@@ -60,7 +62,7 @@ struct Chan {
     shared: Mutex<Shared>,
     /// Per side: one more than the length of a message written into the buffer of the receiver
     /// parked there, until it collects it (0: none). Set by the sender under the lock, together
-    /// with taking the receiver's [`Parked`] record away; read and cleared by the receiver
+    /// with ending the receiver's wait ([`Parked::live`]); read and cleared by the receiver
     /// without the lock. A side with an uncollected delivery parks nobody else.
     delivered: [AtomicU64; 2],
 }
@@ -77,18 +79,21 @@ struct Parked {
     buf: u64,
     cap: usize,
     space: Arc<AddressSpace>,
+    /// Waiting now (else the record is left over from an earlier wait).
+    live: bool,
     /// Woken already (by something other than a message written for it): not again.
     woken: bool,
 }
 
 /// What a receiver about to wait offers its senders: where a message may be written for it.
-pub struct Park {
+#[derive(Clone, Copy)]
+pub struct Park<'a> {
     /// The receive buffer (a user address in `space`).
     pub buf: u64,
     /// Its size.
     pub cap: usize,
     /// The receiving process's address space.
-    pub space: Arc<AddressSpace>,
+    pub space: &'a Arc<AddressSpace>,
 }
 
 /// Messages written straight into a waiting receiver's buffer since boot.
@@ -162,6 +167,7 @@ impl Shared {
             sched::wake(t);
         }
         if let Some(p) = self.parked[i].as_mut()
+            && p.live
             && !p.woken
         {
             p.woken = true;
@@ -178,29 +184,45 @@ impl Shared {
     /// Parks `park` for thread `t` on side `i`, else (another thread is parked there, or
     /// `pending`: a delivery not collected yet) makes `t` an ordinary waiter; true when it
     /// parked.
-    fn park_or_wait(&mut self, i: usize, t: Tid, park: Park, pending: bool) -> bool {
-        if pending || self.parked[i].as_ref().is_some_and(|p| p.tid != t) {
-            self.add_waiter(i, t);
-            return false;
+    fn park_or_wait(&mut self, i: usize, t: Tid, park: Park<'_>, pending: bool) -> bool {
+        match &mut self.parked[i] {
+            Some(p) if p.live && p.tid != t => {}
+            _ if pending => {}
+            // The same address space as last time: no new reference.
+            Some(p) if Arc::ptr_eq(&p.space, park.space) => {
+                p.tid = t;
+                p.buf = park.buf;
+                p.cap = park.cap;
+                p.live = true;
+                p.woken = false;
+                return true;
+            }
+            slot => {
+                // (An old record's address space goes under the lock: it holds no endpoint.)
+                *slot = Some(Parked {
+                    tid: t,
+                    buf: park.buf,
+                    cap: park.cap,
+                    space: park.space.clone(),
+                    live: true,
+                    woken: false,
+                });
+                return true;
+            }
         }
-        self.parked[i] = Some(Parked {
-            tid: t,
-            buf: park.buf,
-            cap: park.cap,
-            space: park.space,
-            woken: false,
-        });
-        true
+        self.add_waiter(i, t);
+        false
     }
 
     /// The one thread waiting on side `i`, taken from the waiters to be run at once, if exactly
     /// one waits.
     fn sole_waiter(&mut self, i: usize) -> Option<Tid> {
         match (&mut self.parked[i], self.waiters[i].len()) {
-            (Some(p), 0) if !p.woken => {
+            (Some(p), 0) if p.live && !p.woken => {
                 p.woken = true;
                 Some(p.tid)
             }
+            (Some(p), 1) if !p.live => self.waiters[i].pop(),
             (None, 1) => self.waiters[i].pop(),
             _ => None,
         }
@@ -313,27 +335,25 @@ impl Port {
         &self,
         bytes: &mut Payload,
         ledger: &Arc<Ledger>,
-        reply: Option<Park>,
+        reply: Option<Park<'_>>,
     ) -> Result<Sent, Error> {
         let len = bytes.len();
         let side = self.side;
         let (mine, peer) = (idx(side), idx(side.peer()));
         let mut guard = self.chan.lock();
         let s = &mut *guard;
-        let mut written = None;
-        if s.core.can_deliver(side, len)
-            && let Some(p) = s.parked[peer].as_ref()
+        let mut to = None;
+        if let Some(p) = s.parked[peer].as_mut()
+            && p.live
             && len <= p.cap
+            && s.core.can_deliver(side, len)
             && ledger.fits(len)
             && p.space.write_user(p.buf, bytes)
         {
-            // Received: the record goes (its address-space reference after the lock) and the
-            // receiver finds the length without the lock.
-            written = s.parked[peer].take();
+            // Received: the wait ends, and the receiver finds the length without the lock.
+            p.live = false;
+            to = Some(p.tid);
             self.chan.delivered[peer].store(len as u64 + 1, Ordering::Release);
-        }
-        let to = written.as_ref().map(|p| p.tid);
-        if to.is_some() {
             DELIVERIES.fetch_add(1, Ordering::Relaxed);
         } else {
             ledger.charge(len)?;
@@ -356,18 +376,17 @@ impl Port {
                 Some(to) => sched::wake(to),
                 None => s.wake_all(peer),
             }
-            drop(guard);
-            drop(written);
             return Ok(Sent::default());
         };
         let waits = s.core.peek(side).is_none()
             && !s.core.peer_closed(side)
             && !s.core.peer_suspended(side);
+        let me = sched::current();
         let parked = if waits {
             let pending = self.chan.delivered[mine].load(Ordering::Acquire) != 0;
-            s.park_or_wait(mine, sched::current(), park, pending)
+            s.park_or_wait(mine, me, park, pending)
         } else {
-            s.add_waiter(mine, sched::current());
+            s.add_waiter(mine, me);
             false
         };
         let wake = match to {
@@ -380,8 +399,6 @@ impl Port {
                 }
             },
         };
-        drop(guard);
-        drop(written);
         Ok(Sent {
             wake,
             waits,
@@ -401,19 +418,18 @@ impl Port {
         }
         let me = sched::current();
         let i = idx(self.side);
-        let mine = {
+        {
             let mut s = self.chan.lock();
-            match &s.parked[i] {
-                Some(p) if p.tid == me => s.parked[i].take(),
-                _ => None,
+            if let Some(p) = s.parked[i].as_mut()
+                && p.live
+                && p.tid == me
+            {
+                // Still parked: nothing was written.
+                p.live = false;
+                return None;
             }
-        };
-        if mine.is_some() {
-            // Still parked: nothing was written (the address-space reference goes here,
-            // after the lock).
-            return None;
         }
-        // The record went meanwhile: with a message (stored before the lock we took was
+        // The wait ended meanwhile: with a message (stored before the lock we took was
         // released), or with the endpoint leaving its holder (nothing stored).
         let v = delivered.swap(0, Ordering::AcqRel);
         (v != 0).then(|| v as usize - 1)
@@ -424,17 +440,16 @@ impl Port {
     /// stays a waiter and looks its handle up again when woken.
     pub fn unpark(&self) {
         let i = idx(self.side);
-        let parked = {
-            let mut s = self.chan.lock();
-            let parked = s.parked[i].take();
-            if let Some(p) = &parked
-                && !p.woken
-            {
-                s.add_waiter(i, p.tid);
+        let mut s = self.chan.lock();
+        if let Some(p) = s.parked[i].as_mut()
+            && p.live
+        {
+            p.live = false;
+            let (t, woken) = (p.tid, p.woken);
+            if !woken {
+                s.add_waiter(i, t);
             }
-            parked
-        };
-        drop(parked);
+        }
     }
 
     /// The common receive, under one lock: the oldest message, if it has no handles and fits
@@ -448,7 +463,7 @@ impl Port {
         cap: usize,
         copy: impl FnOnce(&[u8]) -> Result<(), Error>,
         watch: bool,
-        park: Option<Park>,
+        park: Option<Park<'_>>,
     ) -> Result<Taken, Error> {
         let mut s = self.chan.lock();
         let side = self.side;
@@ -593,8 +608,9 @@ impl Drop for Endpoint {
             // other side learns that this one closed.
             let i = idx(self.0.side);
             let parked = s.parked[i].take();
-            woken.extend(parked.iter().map(|p| p.tid));
+            woken.extend(parked.iter().filter(|p| p.live).map(|p| p.tid));
             if let Some(p) = s.parked[1 - i].as_mut()
+                && p.live
                 && !p.woken
             {
                 p.woken = true;

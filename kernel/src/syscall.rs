@@ -5,6 +5,7 @@
 //! (`InvalidHandle` for a forged, stale or given-away handle, `WrongType`, `NoRights`). Calls that
 //! move handles are all-or-nothing: on any failure every handle is back where it was.
 use crate::arch::idt::TrapFrame;
+use crate::arch::paging::AddressSpace;
 use crate::arch::usermem::UserSlice;
 use crate::device::sys as device;
 use crate::ipc::{Charge, Endpoint, Msg, Object, Park, Port, Taken};
@@ -15,6 +16,7 @@ use abi::syscall::{
     SpawnRequest, Sys, WaitItem,
 };
 use abi::{Error, Handle, Rights};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use channel::{INLINE_BYTES, Payload};
@@ -285,24 +287,15 @@ fn may_wait(deadline: u64) -> bool {
         || (deadline != DEADLINE_NOW && crate::arch::apic::now_ns() < deadline)
 }
 
-/// The endpoint `h` names (checked for `rights`) and, when the caller may wait, what it parks
-/// on it: `buf` and `cap` in its address space.
+/// The endpoint `h` names (checked for `rights`) and, when the caller may wait, its address
+/// space (for parking its buffer).
 fn endpoint_to_wait(
     h: Handle,
     rights: Rights,
     wait: bool,
-    buf: u64,
-    cap: u64,
-) -> Result<(Port, Option<Park>), Error> {
+) -> Result<(Port, Option<Arc<AddressSpace>>), Error> {
     process::with_current_space(|t, _, space| match t.check(h, rights)? {
-        Object::Endpoint(e) => Ok((
-            e.port(),
-            wait.then(|| Park {
-                buf,
-                cap: cap.min(usize::MAX as u64) as usize,
-                space: space.clone(),
-            }),
-        )),
+        Object::Endpoint(e) => Ok((e.port(), wait.then(|| space.clone()))),
         _ => Err(Error::WrongType),
     })
     .ok_or(Error::Failed)?
@@ -335,10 +328,10 @@ fn send_recv(
         let Object::Endpoint(e) = t.check(h, Rights::SEND.union(Rights::RECV))? else {
             return Err(Error::WrongType);
         };
-        let park = wait.then(|| Park {
+        let park = wait.then_some(Park {
             buf,
             cap: cap.min(usize::MAX as u64) as usize,
-            space: space.clone(),
+            space,
         });
         let sent = e.send_bytes(&mut data, ledger, park)?;
         let port = sent.parked.then(|| e.port());
@@ -393,10 +386,12 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
     let h = handle(h)?;
     loop {
         let wait = may_wait(deadline);
-        let (source, park) = endpoint_to_wait(h, Rights::RECV, wait, buf, cap)?;
-        // The common case, under one channel lock: a message of bytes only, copied straight
-        // into the caller's buffer; or nothing, and the caller registered as a waiter with its
-        // buffer parked for a sender to write into.
+        let (source, space) = endpoint_to_wait(h, Rights::RECV, wait)?;
+        let park = space.as_ref().map(|space| Park {
+            buf,
+            cap: cap.min(usize::MAX as u64) as usize,
+            space,
+        });
         let copy = |b: &[u8]| UserSlice::new(buf, b.len())?.write_from(b);
         match source.take(cap.min(usize::MAX as u64) as usize, copy, wait, park)? {
             Taken::Bytes(len) => return Ok(len as u64),
