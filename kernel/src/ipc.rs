@@ -336,7 +336,8 @@ impl Port {
         bytes: &mut Payload,
         ledger: &Arc<Ledger>,
         reply: Option<Park<'_>>,
-    ) -> Result<Sent, Error> {
+        out: &mut Sent,
+    ) -> Result<(), Error> {
         let len = bytes.len();
         let side = self.side;
         let (mine, peer) = (idx(side), idx(side.peer()));
@@ -376,7 +377,7 @@ impl Port {
                 Some(to) => sched::wake(to),
                 None => s.wake_all(peer),
             }
-            return Ok(Sent::default());
+            return Ok(());
         };
         let waits = s.core.peek(side).is_none()
             && !s.core.peer_closed(side)
@@ -399,11 +400,12 @@ impl Port {
                 }
             },
         };
-        Ok(Sent {
+        *out = Sent {
             wake,
             waits,
             parked,
-        })
+        };
+        Ok(())
     }
 
     /// After a wait that [`Sent::parked`] or [`Taken::Empty`]`(true)` began: unparks the

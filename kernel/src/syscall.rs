@@ -8,7 +8,7 @@ use crate::arch::idt::TrapFrame;
 use crate::arch::paging::AddressSpace;
 use crate::arch::usermem::UserSlice;
 use crate::device::sys as device;
-use crate::ipc::{Charge, Endpoint, Msg, Object, Park, Port, Taken};
+use crate::ipc::{Charge, Endpoint, Msg, Object, Park, Port, Sent, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
 use abi::syscall::{
@@ -163,18 +163,19 @@ fn close(h: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
-/// Reads a message payload from user memory; a small one straight into the message's inline
-/// room (no allocation).
-fn read_payload(ptr: u64, len: usize) -> Result<Payload, Error> {
+/// Reads a message payload from user memory into `p` (empty); a small one straight into the
+/// message's inline room (no allocation).
+#[inline]
+fn read_payload(ptr: u64, len: usize, p: &mut Payload) -> Result<(), Error> {
     let src = UserSlice::new(ptr, len)?;
     if len <= INLINE_BYTES {
-        let mut p = Payload::from_buf_and_len([0u8; INLINE_BYTES], len);
-        src.read_into(&mut p)?;
-        Ok(p)
+        *p = Payload::from_buf_and_len([0; INLINE_BYTES], len);
+        src.read_into(p)
     } else {
         let mut v = vec![0u8; len];
         src.read_into(&mut v)?;
-        Ok(Payload::from_vec(v))
+        *p = Payload::from_vec(v);
+        Ok(())
     }
 }
 
@@ -208,13 +209,14 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         return Err(Error::TooBig);
     }
     let moving = read_handles(hptr, hcount)?;
-    let mut data = read_payload(bytes, len as usize)?;
+    let mut data = Payload::new();
+    read_payload(bytes, len as usize, &mut data)?;
     // The parent channel of a process whose parent died is inert: sends succeed into a void.
     let inert = h == Handle::PARENT;
     if moving.is_empty() {
         // Bytes only: sent under the look-up's lock, with no reference taken.
         let r = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
-            Object::Endpoint(e) => e.send_bytes(&mut data, ledger, None),
+            Object::Endpoint(e) => e.send_bytes(&mut data, ledger, None, &mut Sent::default()),
             _ => Err(Error::WrongType),
         })
         .ok_or(Error::Failed)?;
@@ -320,10 +322,13 @@ fn send_recv(
     if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
         return Err(Error::TooBig);
     }
-    let mut data = read_payload(bytes, len as usize)?;
+    let mut data = Payload::new();
+    read_payload(bytes, len as usize, &mut data)?;
     let wait = may_wait(deadline);
     // Sent under the look-up's lock (the lock order allows a channel, an address space and the
     // scheduler inside it); the channel is kept only to collect the answer.
+    let mut sent = Sent::default();
+    let mut port = None;
     let r = process::with_current_space(|t, ledger, space| {
         let Object::Endpoint(e) = t.check(h, Rights::SEND.union(Rights::RECV))? else {
             return Err(Error::WrongType);
@@ -333,13 +338,14 @@ fn send_recv(
             cap: cap.min(usize::MAX as u64) as usize,
             space,
         });
-        let sent = e.send_bytes(&mut data, ledger, park)?;
-        let port = sent.parked.then(|| e.port());
-        Ok((sent, port))
-    })
-    .ok_or(Error::Failed)?;
+        e.send_bytes(&mut data, ledger, park, &mut sent)?;
+        if sent.parked {
+            port = Some(e.port());
+        }
+        Ok(())
+    });
     match r {
-        Ok((sent, port)) => {
+        Some(Ok(())) => {
             // Handed over only without a deadline: a thread that waits with one sleeps the
             // ordinary way, so that its deadline is kept.
             let handed =
@@ -359,8 +365,9 @@ fn send_recv(
             }
         }
         // An inert parent channel: the send goes into the void, the receive says `Closed`.
-        Err(Error::Closed) if h == Handle::PARENT => {}
-        Err(e) => return Err(e),
+        Some(Err(Error::Closed)) if h == Handle::PARENT => {}
+        Some(Err(e)) => return Err(e),
+        None => return Err(Error::Failed),
     }
     recv(h.0 as u64, buf, cap, 0, 0, deadline)
 }
