@@ -16,7 +16,7 @@
 //! Objects that leave a channel (messages drained at close, a parked receiver's address space)
 //! are dropped only after its lock is released, because they may hold endpoints of the same
 //! channel.
-use crate::arch::paging::AddressSpace;
+use crate::arch::paging::{AddressSpace, Translation};
 use crate::process::Ledger;
 use crate::sched::{self, Tid};
 use abi::Error;
@@ -79,6 +79,8 @@ struct Parked {
     buf: u64,
     cap: usize,
     space: Arc<AddressSpace>,
+    /// The buffer's page as a sender last found it (kept across waits in the same space).
+    seen: Translation,
     /// Waiting now (else the record is left over from an earlier wait).
     live: bool,
     /// Woken already (by something other than a message written for it): not again.
@@ -204,6 +206,7 @@ impl Shared {
                     buf: park.buf,
                     cap: park.cap,
                     space: park.space.clone(),
+                    seen: Translation::default(),
                     live: true,
                     woken: false,
                 });
@@ -349,7 +352,7 @@ impl Port {
             && len <= p.cap
             && s.core.can_deliver(side, len)
             && ledger.fits(len)
-            && p.space.write_user(p.buf, bytes)
+            && p.space.write_user(p.buf, bytes, &mut p.seen)
         {
             // Received: the wait ends, and the receiver finds the length without the lock.
             p.live = false;

@@ -735,7 +735,9 @@ pub fn hand_off(to: Tid) -> bool {
             core.sleepers.retain(|&(_, x)| x != to);
         }
         core.need_resched = false;
-        lower(cpu, ATTENTION);
+        if raised(cpu, ATTENTION) {
+            lower(cpu, ATTENTION);
+        }
         // Alone before and after: no quantum timer, only the sleepers'.
         core.quantum_end = None;
         if core.armed.is_some() || !core.sleepers.is_empty() {
@@ -753,6 +755,7 @@ impl Scheduler {
     /// Makes `next` the running thread of core `cpu` in place of the current one, which
     /// becomes `now_state`: the bookkeeping, the address space, and the pair of contexts for
     /// [`switch_to`] (called after the lock is released).
+    #[inline(always)]
     fn switch(
         &mut self,
         cpu: usize,

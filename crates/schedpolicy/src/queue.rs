@@ -372,8 +372,9 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         // blocked(from): the clock runs at the one-thread rate up to `now` (with one runnable
         // thread the round is the ceiling: real speed).
         if now > self.last {
+            // No overflow: the clock counts at most 2^64 ns with 32 fraction bits.
             let dt = (now - self.last) as u128;
-            self.clock = self.clock.saturating_add(dt << CLOCK_FRACTION_BITS);
+            self.clock = self.clock.wrapping_add(dt << CLOCK_FRACTION_BITS);
             self.last = now;
         }
         let now = self.last;
@@ -396,8 +397,9 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         // insert(to): a fresh deadline; the runnable count stays one.
         let span = (self.policy.deadline_span(priority) as u128) << CLOCK_FRACTION_BITS;
         tt.priority = priority;
+        // No overflow: the clock is below 2^96 and a span below 2^62.
         tt.key = (
-            self.clock.saturating_add(span),
+            self.clock.wrapping_add(span),
             u8::MAX - priority.0,
             self.seq,
         );
@@ -492,6 +494,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
     }
 
     /// [`Self::find`], trying the thread that blocked last first.
+    #[inline(always)]
     fn find_hinted(&self, id: Id) -> Option<usize> {
         match self.threads.get(self.hint) {
             Some(t) if t.id == id => Some(self.hint),

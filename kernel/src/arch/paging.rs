@@ -5,6 +5,7 @@
 //! crate's `OffsetPageTable` over the direct map. Intermediate tables come from a
 //! [`TableFrames`] source so that the caller decides which ledger pays for them.
 use super::phys;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
 use x86_64::structures::paging::{
@@ -87,6 +88,19 @@ unsafe impl FrameAllocator<Size4KiB> for Adapter<'_> {
 /// An address space: a top-level table and the lock that serialises changes to it.
 pub struct AddressSpace {
     pml4: Mutex<u64>,
+    /// Bumped, under the lock, by every change to the tables: a [`Translation`] taken at an
+    /// earlier epoch may be stale.
+    epoch: AtomicU64,
+}
+
+/// One user page's frame in one address space, remembered by [`AddressSpace::write_user`] so
+/// that the next write to the same page skips the walk while the space's tables have not
+/// changed (the epoch). The default remembers nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Translation {
+    page: u64,
+    frame: u64,
+    epoch: u64,
 }
 
 fn page(virt: u64) -> Result<Page<Size4KiB>, MapError> {
@@ -99,11 +113,13 @@ impl AddressSpace {
     pub const fn from_root(pml4: u64) -> AddressSpace {
         AddressSpace {
             pml4: Mutex::new(pml4),
+            epoch: AtomicU64::new(1),
         }
     }
 
     fn with_mapper<R>(&self, f: impl FnOnce(&mut OffsetPageTable<'_>) -> R) -> R {
         let root = self.pml4.lock();
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the root table lies in the direct map, and holding `root` serialises every
         // access to this address space's tables, so the `&mut PageTable` is unique.
         let table = unsafe { &mut *(phys::to_virt(*root) as *mut PageTable) };
@@ -335,13 +351,14 @@ impl AddressSpace {
     }
 
     /// Writes `src` at the user address `virt` of this space (not necessarily the active one)
-    /// through the direct map: the kernel's half of single-copy message delivery. Only into
+    /// through the direct map: the kernel's half of single-copy message delivery. `seen`
+    /// remembers the page's frame for the next write (see [`Translation`]). Only into
     /// pages that are present, user-accessible and writable at every level, 4 KiB, owned by
     /// the space (not the export page or device memory) and cached normally; anything else, a
     /// range outside the user half, or a space already torn down writes nothing and is `false`
     /// (the caller queues the message instead, and the receiver's own copy reports the fault).
     /// Holds the space's lock, so the pages cannot be freed meanwhile.
-    pub fn write_user(&self, virt: u64, src: &[u8]) -> bool {
+    pub fn write_user(&self, virt: u64, src: &[u8], seen: &mut Translation) -> bool {
         let Some(end) = virt.checked_add(src.len() as u64) else {
             return false;
         };
@@ -354,9 +371,18 @@ impl AddressSpace {
         }
         let offset = virt & 0xfff;
         if offset + src.len() as u64 <= 4096 {
-            // The common case: one page, one walk.
-            let Some(frame) = user_writable_frame(*root, virt & !0xfff) else {
-                return false;
+            // The common case: one page, one walk, or none when the page is the one written
+            // last time and nothing changed since.
+            let page = virt & !0xfff;
+            let epoch = self.epoch.load(Ordering::Relaxed);
+            let frame = if seen.page == page && seen.epoch == epoch {
+                seen.frame
+            } else {
+                let Some(frame) = user_writable_frame(*root, page) else {
+                    return false;
+                };
+                *seen = Translation { page, frame, epoch };
+                frame
             };
             // SAFETY: see `copy_into_frame`; the range stays inside the page.
             unsafe { copy_into_frame(frame, offset, src) };
@@ -387,13 +413,16 @@ impl AddressSpace {
     /// Marks the space torn down and returns its top-level table for freeing: later
     /// [`Self::write_user`] calls find nothing (the table's frame may be reused at once).
     pub fn retire(&self) -> u64 {
-        core::mem::take(&mut *self.pml4.lock())
+        let mut root = self.pml4.lock();
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        core::mem::take(&mut *root)
     }
 
     /// Frees every frame the lower half maps (except shared ones) and every lower-half table;
     /// returns how many frames went back. The space must not be active on any CPU.
     pub fn free_user_half(&self, free: &mut dyn FnMut(u64)) -> u64 {
         let root = self.pml4.lock();
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         let mut n = 0;
         // SAFETY: the space is inactive and locked, so its tables are ours to walk and free.
         let l4 = unsafe { &mut *(phys::to_virt(*root) as *mut PageTable) };
