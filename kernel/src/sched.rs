@@ -691,7 +691,17 @@ fn schedule(now_state: State) {
                 st.longest_waiter = (next, t.pid);
             }
         }
-        (s.switch(cpu, next, now, now_state, preempting), freed)
+        let Scheduler {
+            threads,
+            cores,
+            stats,
+        } = s;
+        let core = &mut cores[cpu];
+        let Ok([Some(from), Some(to)]) = threads.get_disjoint_mut([cur, next]) else {
+            unreachable!("the current and the next thread are distinct live records");
+        };
+        let pair = switch(core, stats, from, to, next, now, now_state, preempting);
+        (pair, freed)
     };
     let (pair, freed) = pair;
     drop(freed);
@@ -744,59 +754,54 @@ pub fn hand_off(to: Tid) -> bool {
             program_timer(core);
         }
         s.stats.hand_offs += 1;
-        s.switch(cpu, to, now, State::Blocked, false)
+        switch(core, &mut s.stats, me, them, to, now, State::Blocked, false)
     };
     switch_to(pair);
     reap_now();
     true
 }
 
-impl Scheduler {
-    /// Makes `next` the running thread of core `cpu` in place of the current one, which
-    /// becomes `now_state`: the bookkeeping, the address space, and the pair of contexts for
-    /// [`switch_to`] (called after the lock is released).
-    #[inline(always)]
-    fn switch(
-        &mut self,
-        cpu: usize,
-        next: Tid,
-        now: u64,
-        now_state: State,
-        preempting: bool,
-    ) -> SwitchPair {
-        let s = self;
-        let core = &mut s.cores[cpu];
-        let cur = core.current;
-        let used = now - core.dispatched_at;
-        core.dispatched_at = now;
-        core.current = next;
-        let idle = core.idle;
-        if preempting && cur != idle {
-            let st = &mut s.stats;
-            st.preemptions += 1;
-            st.preempted_run_min = st.preempted_run_min.min(used);
-            st.preempted_run_max = st.preempted_run_max.max(used);
-        }
-        let Ok([Some(from), Some(to)]) = s.threads.get_disjoint_mut([cur, next]) else {
-            unreachable!("the current and the next thread are distinct live records");
-        };
-        from.state = if cur == idle {
-            State::Blocked
-        } else {
-            now_state
-        };
-        from.cpu_ns += used;
-        if now_state == State::Runnable {
-            from.runnable_since = now;
-        }
-        to.state = State::Running;
-        crate::arch::percpu::set_current(next, to.pid);
-        match &to.space {
-            Some(space) => space.activate(),
-            None => kernel_space().activate(),
-        }
-        SwitchPair::new(&mut from.ctx, &to.ctx)
+/// Makes `next` (record `to`) the running thread of `core` in place of the current one
+/// (record `from`), which becomes `now_state`: the bookkeeping, the address space, and the pair
+/// of contexts for [`switch_to`] (called after the lock is released).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn switch(
+    core: &mut Core,
+    stats: &mut Stats,
+    from: &mut Thread,
+    to: &mut Thread,
+    next: Tid,
+    now: u64,
+    now_state: State,
+    preempting: bool,
+) -> SwitchPair {
+    let cur = core.current;
+    let used = now - core.dispatched_at;
+    core.dispatched_at = now;
+    core.current = next;
+    let idle = core.idle;
+    if preempting && cur != idle {
+        stats.preemptions += 1;
+        stats.preempted_run_min = stats.preempted_run_min.min(used);
+        stats.preempted_run_max = stats.preempted_run_max.max(used);
     }
+    from.state = if cur == idle {
+        State::Blocked
+    } else {
+        now_state
+    };
+    from.cpu_ns += used;
+    if now_state == State::Runnable {
+        from.runnable_since = now;
+    }
+    to.state = State::Running;
+    crate::arch::percpu::set_current(next, to.pid);
+    match &to.space {
+        Some(space) => space.activate(),
+        None => kernel_space().activate(),
+    }
+    SwitchPair::new(&mut from.ctx, &to.ctx)
 }
 
 /// Frees the records of threads that died on this core, if it is not running one of them.

@@ -88,6 +88,10 @@ unsafe impl FrameAllocator<Size4KiB> for Adapter<'_> {
 /// An address space: a top-level table and the lock that serialises changes to it.
 pub struct AddressSpace {
     pml4: Mutex<u64>,
+    /// The top-level table's address as well, readable without the lock (for `activate`): it
+    /// changes only when the space is adopted (the kernel's) or retired, never while a thread
+    /// that runs in it can be switched to.
+    root: AtomicU64,
     /// Bumped, under the lock, by every change to the tables: a [`Translation`] taken at an
     /// earlier epoch may be stale.
     epoch: AtomicU64,
@@ -113,6 +117,7 @@ impl AddressSpace {
     pub const fn from_root(pml4: u64) -> AddressSpace {
         AddressSpace {
             pml4: Mutex::new(pml4),
+            root: AtomicU64::new(pml4),
             epoch: AtomicU64::new(1),
         }
     }
@@ -232,6 +237,7 @@ static KERNEL_SPACE: AddressSpace = AddressSpace::from_root(0);
 /// address space's copy of the kernel half never goes stale.
 pub fn init(pml4_phys: u64, tables: &mut dyn TableFrames) -> Result<(), MapError> {
     *KERNEL_SPACE.pml4.lock() = pml4_phys;
+    KERNEL_SPACE.root.store(pml4_phys, Ordering::Relaxed);
     KERNEL_SPACE.with_mapper(|m| {
         let l4 = m.level_4_table_mut();
         for e in l4.iter_mut().take(256) {
@@ -327,9 +333,9 @@ impl AddressSpace {
     }
 
     /// Makes this the active address space on this CPU (nothing when it already is).
-    #[inline]
+    #[inline(always)]
     pub fn activate(&self) {
-        let root = *self.pml4.lock();
+        let root = self.root.load(Ordering::Relaxed);
         let cr3: u64;
         // SAFETY: reading CR3 has no side effect.
         unsafe {
@@ -415,6 +421,7 @@ impl AddressSpace {
     pub fn retire(&self) -> u64 {
         let mut root = self.pml4.lock();
         self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.root.store(0, Ordering::Relaxed);
         core::mem::take(&mut *root)
     }
 
