@@ -186,6 +186,7 @@ impl Shared {
     /// Parks `park` for thread `t` on side `i`, else (another thread is parked there, or
     /// `pending`: a delivery not collected yet) makes `t` an ordinary waiter; true when it
     /// parked.
+    #[inline(always)]
     fn park_or_wait(&mut self, i: usize, t: Tid, park: Park<'_>, pending: bool) -> bool {
         match &mut self.parked[i] {
             Some(p) if p.live && p.tid != t => {}

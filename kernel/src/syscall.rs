@@ -165,7 +165,7 @@ fn close(h: u64) -> Result<u64, Error> {
 
 /// Reads a message payload from user memory into `p` (empty); a small one straight into the
 /// message's inline room (no allocation).
-#[inline]
+#[inline(always)]
 fn read_payload(ptr: u64, len: usize, p: &mut Payload) -> Result<(), Error> {
     let src = UserSlice::new(ptr, len)?;
     if len <= INLINE_BYTES {
