@@ -347,7 +347,6 @@ impl Port {
         let (mine, peer) = (idx(side), idx(side.peer()));
         let mut guard = self.chan.lock();
         let s = &mut *guard;
-        let mut to = None;
         if let Some(p) = s.parked[peer].as_mut()
             && p.live
             && len <= p.cap
@@ -357,30 +356,34 @@ impl Port {
         {
             // Received: the wait ends, and the receiver finds the length without the lock.
             p.live = false;
-            to = Some(p.tid);
+            let to = p.tid;
             self.chan.delivered[peer].store(len as u64 + 1, Ordering::Release);
             DELIVERIES.fetch_add(1, Ordering::Relaxed);
-        } else {
-            ledger.charge(len)?;
-            let msg = Msg {
-                bytes: core::mem::take(bytes),
-                handles: Vec::new(),
-                meta: Charge {
-                    ledger: Some(ledger.clone()),
-                    bytes: len,
-                },
+            let Some(park) = reply else {
+                sched::wake(to);
+                return Ok(());
             };
-            if let Err(e) = s.core.send(side, msg) {
-                drop(guard);
-                // Dropping the message refunds its charge.
-                return Err(e.error());
-            }
+            // Both endpoints are open (`can_deliver`): the caller waits unless something is
+            // queued for it already.
+            let me = sched::current();
+            let waits = s.core.peek(side).is_none();
+            let parked = if waits {
+                let pending = self.chan.delivered[mine].load(Ordering::Acquire) != 0;
+                s.park_or_wait(mine, me, park, pending)
+            } else {
+                s.add_waiter(mine, me);
+                false
+            };
+            *out = Sent {
+                wake: Some(to),
+                waits,
+                parked,
+            };
+            return Ok(());
         }
+        queue_bytes(s, side, bytes, ledger)?;
         let Some(park) = reply else {
-            match to {
-                Some(to) => sched::wake(to),
-                None => s.wake_all(peer),
-            }
+            s.wake_all(peer);
             return Ok(());
         };
         let waits = s.core.peek(side).is_none()
@@ -394,15 +397,12 @@ impl Port {
             s.add_waiter(mine, me);
             false
         };
-        let wake = match to {
-            Some(to) => Some(to),
-            None => match s.sole_waiter(peer) {
-                Some(t) => Some(t),
-                None => {
-                    s.wake_all(peer);
-                    None
-                }
-            },
+        let wake = match s.sole_waiter(peer) {
+            Some(t) => Some(t),
+            None => {
+                s.wake_all(peer);
+                None
+            }
         };
         *out = Sent {
             wake,
@@ -601,6 +601,29 @@ impl Port {
             }
         }
     }
+}
+
+/// Queues a message of bytes charged to `ledger` for the peer of `side`: `Overloaded` from the
+/// ledger, then `Full`, `Closed`, `TooBig` from the channel (the message is then dropped,
+/// which refunds its charge — under the lock: it holds no endpoint).
+#[inline(never)]
+fn queue_bytes(
+    s: &mut Shared,
+    side: Side,
+    bytes: &mut Payload,
+    ledger: &Arc<Ledger>,
+) -> Result<(), Error> {
+    let len = bytes.len();
+    ledger.charge(len)?;
+    let msg = Msg {
+        bytes: core::mem::take(bytes),
+        handles: Vec::new(),
+        meta: Charge {
+            ledger: Some(ledger.clone()),
+            bytes: len,
+        },
+    };
+    s.core.send(side, msg).map_err(|e| e.error())
 }
 
 impl Drop for Endpoint {
