@@ -364,6 +364,7 @@ impl AddressSpace {
     /// range outside the user half, or a space already torn down writes nothing and is `false`
     /// (the caller queues the message instead, and the receiver's own copy reports the fault).
     /// Holds the space's lock, so the pages cannot be freed meanwhile.
+    #[inline(always)]
     pub fn write_user(&self, virt: u64, src: &[u8], seen: &mut Translation) -> bool {
         let Some(end) = virt.checked_add(src.len() as u64) else {
             return false;
@@ -394,26 +395,7 @@ impl AddressSpace {
             unsafe { copy_into_frame(frame, offset, src) };
             return true;
         }
-        // Every page first, so that a refusal writes nothing.
-        let mut page = virt & !0xfff;
-        while page < end {
-            if user_writable_frame(*root, page).is_none() {
-                return false;
-            }
-            page += 4096;
-        }
-        let mut done = 0usize;
-        while done < src.len() {
-            let at = virt + done as u64;
-            let n = ((4096 - (at & 0xfff)) as usize).min(src.len() - done);
-            let Some(frame) = user_writable_frame(*root, at & !0xfff) else {
-                return false;
-            };
-            // SAFETY: see `copy_into_frame`; `n` bytes from the offset stay inside the page.
-            unsafe { copy_into_frame(frame, at & 0xfff, &src[done..done + n]) };
-            done += n;
-        }
-        true
+        write_pages(*root, virt, src)
     }
 
     /// Marks the space torn down and returns its top-level table for freeing: later
@@ -446,6 +428,33 @@ impl AddressSpace {
     pub fn into_root(self) -> u64 {
         self.pml4.into_inner()
     }
+}
+
+/// [`AddressSpace::write_user`] across pages, with the space's lock held (`root` is its live
+/// top-level table): every page checked first, so that a refusal writes nothing.
+#[inline(never)]
+fn write_pages(root: u64, virt: u64, src: &[u8]) -> bool {
+    let end = virt + src.len() as u64;
+    let mut page = virt & !0xfff;
+    while page < end {
+        if user_writable_frame(root, page).is_none() {
+            return false;
+        }
+        page += 4096;
+    }
+    let mut done = 0usize;
+    while done < src.len() {
+        let at = virt + done as u64;
+        let n = ((4096 - (at & 0xfff)) as usize).min(src.len() - done);
+        let Some(frame) = user_writable_frame(root, at & !0xfff) else {
+            return false;
+        };
+        // SAFETY: see `copy_into_frame`; `n` bytes from the offset stay inside the page, whose
+        // frame the caller's lock keeps allocated.
+        unsafe { copy_into_frame(frame, at & 0xfff, &src[done..done + n]) };
+        done += n;
+    }
+    true
 }
 
 /// Copies `src` to `offset` in the RAM frame `frame` through the direct map: eight bytes at a
