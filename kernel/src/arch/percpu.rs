@@ -117,12 +117,20 @@ pub fn set_kernel_rsp(top: u64) {
 }
 
 /// Records the thread this CPU is about to run (called by the scheduler at every switch).
+#[inline]
 pub fn set_current(tid: usize, pid: Option<u64>) {
-    let p = CPUS[cpu_id()].0.get();
-    // SAFETY: this CPU's block, written with interrupts off by the scheduler of this CPU.
+    // SAFETY: two fields of this CPU's block through GS (see `cpu_id`), written with interrupts
+    // off by the scheduler of this CPU; only this CPU reads them.
     unsafe {
-        (&raw mut (*p).current_tid).write_volatile(tid as u64);
-        (&raw mut (*p).current_pid).write_volatile(pid.unwrap_or(u64::MAX));
+        core::arch::asm!(
+            "mov gs:[{ot}], {t}",
+            "mov gs:[{op}], {p}",
+            t = in(reg) tid as u64,
+            p = in(reg) pid.unwrap_or(u64::MAX),
+            ot = const OFF_CURRENT_TID,
+            op = const OFF_CURRENT_PID,
+            options(nostack, preserves_flags)
+        );
     }
 }
 
