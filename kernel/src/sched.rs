@@ -805,7 +805,7 @@ fn switch(
 }
 
 /// Frees the records of threads that died on this core, if it is not running one of them.
-#[inline]
+#[inline(always)]
 fn reap_now() {
     let cpu = cpu_id();
     if REAP_PENDING[cpu].load(Ordering::Acquire) {
