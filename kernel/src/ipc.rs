@@ -3,16 +3,28 @@
 //! do — waking the threads that wait on an endpoint, and closing an endpoint when the last
 //! reference to it goes away (a closed handle, a dead process, a dropped message).
 //!
-//! Lock order: the process table, then a channel, then the scheduler. Objects that leave a
-//! channel (messages drained at close) are dropped only after its lock is released, because they
-//! may hold endpoints of the same channel.
+//! **Single-copy delivery.** A thread that waits on an endpoint with nothing queued (a `recv`
+//! or `send_recv` about to block) leaves its buffer and address space with the channel
+//! ([`Parked`]). A sender of bytes that finds it there, with nothing queued before it, writes
+//! the message straight into that buffer ([`AddressSpace::write_user`]) instead of queueing it,
+//! and wakes the receiver, or hands it its core: the message is received the moment it is
+//! sent, and the receiver returns without looking its handle up again ([`Port::collect`]).
+//! Anything else (handles, a bad or unmapped buffer, something queued, a suspended or closed
+//! endpoint, a full ledger) takes the queue as before.
+//!
+//! Lock order: the process table, then a channel, then an address space or the scheduler.
+//! Objects that leave a channel (messages drained at close, a parked receiver's address space)
+//! are dropped only after its lock is released, because they may hold endpoints of the same
+//! channel.
+use crate::arch::paging::{AddressSpace, Translation};
 use crate::process::Ledger;
 use crate::sched::{self, ThreadRef};
 use abi::Error;
 use abi::syscall::signal;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use channel::{Channel, Limits, Message, RecvError, SendError, Side};
+use channel::{Channel, Limits, Message, Payload, RecvError, SendError, Side};
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A kernel object a handle can name.
@@ -46,6 +58,73 @@ struct Shared {
     core: Channel<Object, Charge>,
     /// Threads waiting for something on each side (readable, writable, peer closed).
     waiters: [Vec<ThreadRef>; 2],
+    /// On each side, the one receiver that waits with its buffer for a message to be written
+    /// into it (when [`Parked::live`]); it counts among the side's waiters (woken, once, with
+    /// them). The record stays after the wait, so that the same thread parks again without
+    /// touching the address space's reference count; it goes when the endpoint closes.
+    parked: [Option<Parked>; 2],
+}
+
+/// A channel: its state under a lock, and what a parked receiver reads without it.
+struct Chan {
+    shared: Mutex<Shared>,
+    /// Per side: one more than the length of a message written into the buffer of the receiver
+    /// parked there, until it collects it (0: none). Set by the sender under the lock, together
+    /// with ending the receiver's wait ([`Parked::live`]); read and cleared by the receiver
+    /// without the lock. A side with an uncollected delivery parks nobody else.
+    delivered: [AtomicU64; 2],
+}
+
+impl Chan {
+    fn lock(&self) -> spin::MutexGuard<'_, Shared> {
+        self.shared.lock()
+    }
+}
+
+/// A receiver waiting with its buffer (see the module's single-copy delivery).
+struct Parked {
+    tid: ThreadRef,
+    buf: u64,
+    cap: usize,
+    space: Arc<AddressSpace>,
+    /// The buffer's page as a sender last found it (kept across waits in the same space).
+    seen: Translation,
+    /// Waiting now (else the record is left over from an earlier wait).
+    live: bool,
+    /// Woken already (by something other than a message written for it): not again.
+    woken: bool,
+}
+
+/// What a receiver about to wait offers its senders: where a message may be written for it.
+#[derive(Clone, Copy)]
+pub struct Park<'a> {
+    /// The receive buffer (a user address in `space`).
+    pub buf: u64,
+    /// Its size.
+    pub cap: usize,
+    /// The receiving process's address space.
+    pub space: &'a Arc<AddressSpace>,
+}
+
+/// Messages written straight into a waiting receiver's buffer since boot.
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many messages went straight into a waiting receiver's buffer since boot (for tests).
+pub fn direct_deliveries() -> u64 {
+    DELIVERIES.load(Ordering::Relaxed)
+}
+
+/// What [`Port::send_bytes`] did besides sending.
+#[derive(Default)]
+pub struct Sent {
+    /// A receiver the caller must run: hand its core to it ([`sched::hand_off`]) when
+    /// [`Sent::waits`], or wake it.
+    pub wake: Option<ThreadRef>,
+    /// The caller, who asked to wait for an answer, is registered as a waiter and nothing is
+    /// queued for it: it may block.
+    pub waits: bool,
+    /// ... and it parked its buffer: once woken it asks [`Port::collect`] for the answer.
+    pub parked: bool,
 }
 
 /// The ledger charge a queued message carries for its bytes: refunded when the message goes
@@ -73,8 +152,9 @@ pub enum Taken {
     /// The oldest message carries handles: the caller takes it the long way
     /// ([`Port::try_recv`]), after making room for them in its table.
     HasHandles,
-    /// Nothing queued (the caller was registered as a waiter if it asked to be).
-    Empty,
+    /// Nothing queued (the caller was registered as a waiter if it asked to be, and parked
+    /// its buffer when it is `true`: once woken it asks [`Port::collect`]).
+    Empty(bool),
 }
 
 /// One side of a channel, owned: what a handle or a message holds. Dropping it closes that side.
@@ -84,22 +164,79 @@ pub struct Endpoint(Port);
 /// a system call works through after it has looked the handle up.
 #[derive(Clone)]
 pub struct Port {
-    chan: Arc<Mutex<Shared>>,
+    chan: Arc<Chan>,
     side: Side,
 }
 
 impl Shared {
-    /// Wakes every thread waiting on side `i`. Under the channel lock (the scheduler's lock
-    /// comes after a channel's), which keeps the list's memory for the next waiter.
+    /// Wakes every thread waiting on side `i`, the parked one included. Under the channel lock
+    /// (the scheduler's lock comes after a channel's), which keeps the list's memory for the
+    /// next waiter.
     fn wake_all(&mut self, i: usize) {
         for t in self.waiters[i].drain(..) {
             sched::wake(t);
+        }
+        if let Some(p) = self.parked[i].as_mut()
+            && p.live
+            && !p.woken
+        {
+            p.woken = true;
+            sched::wake(p.tid);
         }
     }
 
     fn add_waiter(&mut self, i: usize, t: ThreadRef) {
         if !self.waiters[i].contains(&t) {
             self.waiters[i].push(t);
+        }
+    }
+
+    /// Parks `park` for thread `t` on side `i`, else (another thread is parked there, or
+    /// `pending`: a delivery not collected yet) makes `t` an ordinary waiter; true when it
+    /// parked.
+    #[inline(always)]
+    fn park_or_wait(&mut self, i: usize, t: ThreadRef, park: Park<'_>, pending: bool) -> bool {
+        match &mut self.parked[i] {
+            Some(p) if p.live && p.tid != t => {}
+            _ if pending => {}
+            // The same address space as last time: no new reference.
+            Some(p) if Arc::ptr_eq(&p.space, park.space) => {
+                p.tid = t;
+                p.buf = park.buf;
+                p.cap = park.cap;
+                p.live = true;
+                p.woken = false;
+                return true;
+            }
+            slot => {
+                // (An old record's address space goes under the lock: it holds no endpoint.)
+                *slot = Some(Parked {
+                    tid: t,
+                    buf: park.buf,
+                    cap: park.cap,
+                    space: park.space.clone(),
+                    seen: Translation::default(),
+                    live: true,
+                    woken: false,
+                });
+                return true;
+            }
+        }
+        self.add_waiter(i, t);
+        false
+    }
+
+    /// The one thread waiting on side `i`, taken from the waiters to be run at once, if exactly
+    /// one waits.
+    fn sole_waiter(&mut self, i: usize) -> Option<ThreadRef> {
+        match (&mut self.parked[i], self.waiters[i].len()) {
+            (Some(p), 0) if p.live && !p.woken => {
+                p.woken = true;
+                Some(p.tid)
+            }
+            (Some(p), 1) if !p.live => self.waiters[i].pop(),
+            (None, 1) => self.waiters[i].pop(),
+            _ => None,
         }
     }
 }
@@ -121,10 +258,14 @@ fn idx(side: Side) -> usize {
 impl Endpoint {
     /// A new channel's two endpoints.
     pub fn pair() -> (Endpoint, Endpoint) {
-        let chan = Arc::new(Mutex::new(Shared {
-            core: Channel::new(Limits::default()),
-            waiters: [Vec::new(), Vec::new()],
-        }));
+        let chan = Arc::new(Chan {
+            shared: Mutex::new(Shared {
+                core: Channel::new(Limits::default()),
+                waiters: [Vec::new(), Vec::new()],
+                parked: [None, None],
+            }),
+            delivered: [AtomicU64::new(0), AtomicU64::new(0)],
+        });
         (
             Endpoint(Port {
                 chan: chan.clone(),
@@ -171,21 +312,7 @@ impl Port {
     /// Sends a message whose bytes are charged to `ledger` (refunded when it is received or
     /// dropped at close), under one lock: `Overloaded` from the ledger, then `Full`, `Closed`,
     /// `TooBig` from the channel. On failure the message comes back, uncharged.
-    pub fn send_from(&self, msg: Msg, ledger: Arc<Ledger>) -> Result<(), (Error, Msg)> {
-        self.send_then_watch(msg, ledger, false).map(drop)
-    }
-
-    /// Sends like [`Port::send_from`]; with `reply`, also registers the calling thread as a
-    /// waiter on this endpoint under the same lock (it is about to wait for the answer) and,
-    /// when exactly one thread waits on the peer's side, returns that thread instead of waking
-    /// it, so that the caller can hand its core straight to it ([`sched::hand_off`]); the
-    /// caller must wake it if it does not.
-    pub fn send_then_watch(
-        &self,
-        mut msg: Msg,
-        ledger: Arc<Ledger>,
-        reply: bool,
-    ) -> Result<Option<ThreadRef>, (Error, Msg)> {
+    pub fn send_from(&self, mut msg: Msg, ledger: Arc<Ledger>) -> Result<(), (Error, Msg)> {
         let bytes = msg.bytes.len();
         if let Err(e) = ledger.charge(bytes) {
             return Err((e, msg));
@@ -203,30 +330,154 @@ impl Port {
             msg.meta = Charge::default();
             return Err((kind, msg));
         }
-        let peer = idx(self.side.peer());
-        if !reply {
+        s.wake_all(idx(self.side.peer()));
+        Ok(())
+    }
+
+    /// Sends the message of bytes in `bytes` (taken from there when it is queued) charged to
+    /// `ledger` (refunded when it is received or dropped at close), under one lock: written straight into the buffer of a receiver parked on the
+    /// peer when it can be (nothing charged, nothing queued), else queued with `Overloaded`
+    /// from the ledger, then `Full`, `Closed`, `TooBig` from the channel. A plain send wakes
+    /// the peer's waiters. With `reply` (a `send_recv` that will wait for the answer) the
+    /// calling thread also registers as a waiter on this side under the same lock, parks its
+    /// buffer when nothing is queued for it, and the receiver to run — the one written to, or
+    /// the peer's only waiter — comes back in [`Sent::wake`] instead of being woken, so that
+    /// the caller can hand its core straight to it.
+    pub fn send_bytes(
+        &self,
+        bytes: &mut Payload,
+        ledger: &Arc<Ledger>,
+        reply: Option<Park<'_>>,
+        out: &mut Sent,
+    ) -> Result<(), Error> {
+        let len = bytes.len();
+        let side = self.side;
+        let (mine, peer) = (idx(side), idx(side.peer()));
+        let mut guard = self.chan.lock();
+        let s = &mut *guard;
+        if let Some(p) = s.parked[peer].as_mut()
+            && p.live
+            && len <= p.cap
+            && s.core.can_deliver(side, len)
+            && ledger.fits(len)
+            && p.space.write_user(p.buf, bytes, &mut p.seen)
+        {
+            // Received: the wait ends, and the receiver finds the length without the lock.
+            p.live = false;
+            let to = p.tid;
+            self.chan.delivered[peer].store(len as u64 + 1, Ordering::Release);
+            DELIVERIES.fetch_add(1, Ordering::Relaxed);
+            let Some(park) = reply else {
+                sched::wake(to);
+                return Ok(());
+            };
+            // Both endpoints are open (`can_deliver`): the caller waits unless something is
+            // queued for it already.
+            let me = sched::current_ref();
+            let waits = s.core.peek(side).is_none();
+            let parked = if waits {
+                let pending = self.chan.delivered[mine].load(Ordering::Acquire) != 0;
+                s.park_or_wait(mine, me, park, pending)
+            } else {
+                s.add_waiter(mine, me);
+                false
+            };
+            *out = Sent {
+                wake: Some(to),
+                waits,
+                parked,
+            };
+            return Ok(());
+        }
+        queue_bytes(s, side, bytes, ledger)?;
+        let Some(park) = reply else {
             s.wake_all(peer);
-            return Ok(None);
+            return Ok(());
+        };
+        let waits = s.core.peek(side).is_none()
+            && !s.core.peer_closed(side)
+            && !s.core.peer_suspended(side);
+        let me = sched::current_ref();
+        let parked = if waits {
+            let pending = self.chan.delivered[mine].load(Ordering::Acquire) != 0;
+            s.park_or_wait(mine, me, park, pending)
+        } else {
+            s.add_waiter(mine, me);
+            false
+        };
+        let wake = match s.sole_waiter(peer) {
+            Some(t) => Some(t),
+            None => {
+                s.wake_all(peer);
+                None
+            }
+        };
+        *out = Sent {
+            wake,
+            waits,
+            parked,
+        };
+        Ok(())
+    }
+
+    /// After a wait that [`Sent::parked`] or [`Taken::Empty`]`(true)` began: unparks the
+    /// calling thread and returns the length of the message a sender wrote into its buffer
+    /// meanwhile, if one did (it is received). `None`: woken for another reason; look again.
+    pub fn collect(&self) -> Option<usize> {
+        let delivered = &self.chan.delivered[idx(self.side)];
+        // The fast way: written, and the record already gone with the sender.
+        let v = delivered.swap(0, Ordering::AcqRel);
+        if v != 0 {
+            return Some(v as usize - 1);
         }
-        s.add_waiter(idx(self.side), sched::current_ref());
-        if s.waiters[peer].len() == 1 {
-            return Ok(s.waiters[peer].pop());
+        let me = sched::current_ref();
+        let i = idx(self.side);
+        {
+            let mut s = self.chan.lock();
+            if let Some(p) = s.parked[i].as_mut()
+                && p.live
+                && p.tid == me
+            {
+                // Still parked: nothing was written.
+                p.live = false;
+                return None;
+            }
         }
-        s.wake_all(peer);
-        Ok(None)
+        // The wait ended meanwhile: with a message (stored before the lock we took was
+        // released), or with the endpoint leaving its holder (nothing stored).
+        let v = delivered.swap(0, Ordering::AcqRel);
+        (v != 0).then(|| v as usize - 1)
+    }
+
+    /// Forgets a receiver parked on this side: the endpoint is leaving its holder's table (it
+    /// travels in a message), so nothing may be written for that holder any more. The thread
+    /// stays a waiter and looks its handle up again when woken.
+    pub fn unpark(&self) {
+        let i = idx(self.side);
+        let mut s = self.chan.lock();
+        if let Some(p) = s.parked[i].as_mut()
+            && p.live
+        {
+            p.live = false;
+            let (t, woken) = (p.tid, p.woken);
+            if !woken {
+                s.add_waiter(i, t);
+            }
+        }
     }
 
     /// The common receive, under one lock: the oldest message, if it has no handles and fits
     /// `cap` bytes (`TooBig` otherwise), goes through `copy` (a failed copy leaves it queued)
     /// and leaves the queue. With nothing queued: `Closed` or `PeerSuspended` when the peer is
     /// gone or suspended, else [`Taken::Empty`] after registering the calling thread as a
-    /// waiter when `watch` is set (registering under the same lock as the look means no send
-    /// can slip in between unseen).
+    /// waiter when `watch` is set, and parking `park` (registering under the same lock as the
+    /// look means no send can slip in between unseen).
     pub fn take(
         &self,
         cap: usize,
         copy: impl FnOnce(&[u8]) -> Result<(), Error>,
         watch: bool,
+        park: Option<Park<'_>>,
     ) -> Result<Taken, Error> {
         let mut s = self.chan.lock();
         let side = self.side;
@@ -237,10 +488,18 @@ impl Port {
             if s.core.peer_suspended(side) {
                 return Err(Error::PeerSuspended);
             }
+            let mut parked = false;
             if watch {
-                s.add_waiter(idx(side), sched::current_ref());
+                let me = sched::current_ref();
+                match park {
+                    Some(park) => {
+                        let pending = self.chan.delivered[idx(side)].load(Ordering::Acquire) != 0;
+                        parked = s.park_or_wait(idx(side), me, park, pending);
+                    }
+                    None => s.add_waiter(idx(side), me),
+                }
             }
-            return Ok(Taken::Empty);
+            return Ok(Taken::Empty(parked));
         };
         if !m.handles.is_empty() {
             return Ok(Taken::HasHandles);
@@ -352,18 +611,54 @@ impl Port {
     }
 }
 
+/// Queues a message of bytes charged to `ledger` for the peer of `side`: `Overloaded` from the
+/// ledger, then `Full`, `Closed`, `TooBig` from the channel (the message is then dropped,
+/// which refunds its charge — under the lock: it holds no endpoint).
+#[inline(never)]
+fn queue_bytes(
+    s: &mut Shared,
+    side: Side,
+    bytes: &mut Payload,
+    ledger: &Arc<Ledger>,
+) -> Result<(), Error> {
+    let len = bytes.len();
+    ledger.charge(len)?;
+    let msg = Msg {
+        bytes: core::mem::take(bytes),
+        handles: Vec::new(),
+        meta: Charge {
+            ledger: Some(ledger.clone()),
+            bytes: len,
+        },
+    };
+    s.core.send(side, msg).map_err(|e| e.error())
+}
+
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let (drained, woken) = {
+        let (drained, woken, parked) = {
             let mut s = self.0.chan.lock();
             let drained = s.core.close(self.0.side);
             let mut woken = core::mem::take(&mut s.waiters[0]);
             woken.append(&mut s.waiters[1]);
-            (drained, woken)
+            // Nothing is written for a holder that let go (or died); a receiver parked on the
+            // other side learns that this one closed.
+            let i = idx(self.0.side);
+            let parked = s.parked[i].take();
+            woken.extend(parked.iter().filter(|p| p.live).map(|p| p.tid));
+            if let Some(p) = s.parked[1 - i].as_mut()
+                && p.live
+                && !p.woken
+            {
+                p.woken = true;
+                woken.push(p.tid);
+            }
+            (drained, woken, parked)
         };
         // Dropping the drained messages closes the endpoints they carried and refunds their
         // charges.
         drop(drained);
+        drop(parked);
         woken.into_iter().for_each(sched::wake);
     }
 }

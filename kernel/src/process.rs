@@ -587,6 +587,16 @@ impl Ledger {
             })
     }
 
+    /// Whether `bytes` more could be charged now (a message written straight into its
+    /// receiver's buffer is never queued, hence never charged, but a full ledger still refuses
+    /// it, as it would any send).
+    pub fn fits(&self, bytes: usize) -> bool {
+        self.queued
+            .load(Ordering::Acquire)
+            .checked_add(bytes)
+            .is_some_and(|t| t <= abi::limits::LEDGER_CHANNEL_BYTES)
+    }
+
     /// Gives back `bytes` of an earlier charge.
     pub fn refund(&self, bytes: usize) {
         let _ = self
@@ -606,6 +616,22 @@ pub fn with_current<R>(f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>) ->
             None
         } else {
             Some(f(&mut p.handles, &p.ledger))
+        }
+    })
+    .flatten()
+}
+
+/// Runs `f` like [`with_current`], with the calling process's address space as well (a
+/// receiver that waits hands it to the channel, whose senders then write into it).
+pub fn with_current_space<R>(
+    f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>, &Arc<AddressSpace>) -> R,
+) -> Option<R> {
+    let pid = sched::current_pid()?;
+    with_proc(pid, |p| {
+        if p.death.is_some() {
+            None
+        } else {
+            Some(f(&mut p.handles, &p.ledger, &p.space))
         }
     })
     .flatten()
@@ -742,7 +768,12 @@ fn teardown(space: &AddressSpace) {
     space.free_user_half(&mut |p| {
         let _ = frames::free_phys(p);
     });
-    let _ = frames::free_phys(space.root());
+    // Retired first: a sender writing into this space's pages (`AddressSpace::write_user`)
+    // finds it gone instead of walking a freed table.
+    let root = space.retire();
+    if root != 0 {
+        let _ = frames::free_phys(root);
+    }
 }
 
 /// What the thread calls' bookkeeping found wrong (the system-call layer maps it to an error).

@@ -869,7 +869,29 @@ fn schedule(now_state: State) {
         {
             lower(cpu, DOOM_PENDING);
         }
-        (s.switch(cpu, next, now, now_state, preempting), freed)
+        if next != core.idle
+            && let Some(t) = s.threads[next].as_ref()
+        {
+            // How long the next thread waited (a hand-off's waited nothing).
+            let st = &mut s.stats;
+            let since = t.runnable_since.max(STATS_SINCE.load(Ordering::Relaxed));
+            if now.saturating_sub(since) > st.longest_wait {
+                st.longest_wait = now.saturating_sub(since);
+                st.longest_waiter = (next, t.pid);
+            }
+        }
+        let Scheduler {
+            threads,
+            cores,
+            stats,
+            ..
+        } = s;
+        let core = &mut cores[cpu];
+        let Ok([Some(from), Some(to)]) = threads.get_disjoint_mut([cur, next]) else {
+            unreachable!("the current and the next thread are distinct live records");
+        };
+        let pair = switch(core, stats, from, to, next, now, now_state, preempting);
+        (pair, freed)
     };
     let (pair, freed) = pair;
     drop(freed);
@@ -892,115 +914,109 @@ pub fn hand_off(to: ThreadRef) -> bool {
     let pair = {
         let mut guard = SCHED.lock();
         let s = guard.as_mut().expect("scheduler initialised");
-        let core = &s.cores[cpu];
+        let core = &mut s.cores[cpu];
         let cur = core.current;
         let to_ref = to;
         let to = to.tid;
-        if cur == core.idle || to == core.idle || to == cur {
+        if cur == core.idle || to == core.idle {
             return false;
         }
-        let (Some(Some(me)), Some(them)) = (s.threads.get(cur), s.live(to_ref)) else {
+        // Distinct live records (`to == cur` fails here too), `to` still the thread named.
+        let Ok([Some(me), Some(them)]) = s.threads.get_disjoint_mut([cur, to]) else {
+            return false;
+        };
+        if them.generation != to_ref.thread_gen || them.pid.unwrap_or(0) != to_ref.pid {
             return false;
         };
         if me.wake_pending || them.state != State::Blocked || them.core != cpu {
             return false;
         }
-        let priority = them.priority;
         let now = apic::now_ns();
-        let core = &mut s.cores[cpu];
-        if core.rq.hand_off(cur, to, priority, now).is_err() {
+        if core.rq.hand_off(cur, to, them.priority, now).is_err() {
             return false;
         }
+        them.runnable_since = now;
         if !core.sleepers.is_empty() {
             core.sleepers.retain(|&(_, x, _)| x != to);
         }
         core.need_resched = false;
-        lower(cpu, ATTENTION);
+        if raised(cpu, ATTENTION) {
+            lower(cpu, ATTENTION);
+        }
         // Alone before and after: no quantum timer, only the sleepers'.
         core.quantum_end = None;
-        program_timer(core);
-        if let Some(t) = s.threads[to].as_mut() {
-            t.runnable_since = now;
+        if core.armed.is_some() || !core.sleepers.is_empty() {
+            program_timer(core);
         }
         s.stats.hand_offs += 1;
-        s.switch(cpu, to, now, State::Blocked, false)
+        switch(core, &mut s.stats, me, them, to, now, State::Blocked, false)
     };
     switch_to(pair);
     reap_now();
     true
 }
 
-impl Scheduler {
-    /// Makes `next` the running thread of core `cpu` in place of the current one, which
-    /// becomes `now_state`: the bookkeeping, the address space, and the pair of contexts for
-    /// [`switch_to`] (called after the lock is released).
-    fn switch(
-        &mut self,
-        cpu: usize,
-        next: Tid,
-        now: u64,
-        now_state: State,
-        preempting: bool,
-    ) -> SwitchPair {
-        let s = self;
-        let core = &mut s.cores[cpu];
-        let cur = core.current;
-        let used = now - core.dispatched_at;
-        core.dispatched_at = now;
-        core.current = next;
-        let idle = core.idle;
-        {
-            let st = &mut s.stats;
-            if preempting && cur != idle {
-                st.preemptions += 1;
-                st.preempted_run_min = st.preempted_run_min.min(used);
-                st.preempted_run_max = st.preempted_run_max.max(used);
-            }
-            if next != idle
-                && let Some(t) = s.threads[next].as_ref()
-            {
-                let since = t.runnable_since.max(STATS_SINCE.load(Ordering::Relaxed));
-                if now.saturating_sub(since) > st.longest_wait {
-                    st.longest_wait = now.saturating_sub(since);
-                    st.longest_waiter = (next, t.pid);
-                }
-            }
-        }
-        let Ok([Some(from), Some(to)]) = s.threads.get_disjoint_mut([cur, next]) else {
-            unreachable!("the current and the next thread are distinct live records");
-        };
-        from.state = if cur == idle {
-            State::Blocked
-        } else {
-            now_state
-        };
-        from.cpu_ns += used;
-        if now_state == State::Runnable {
-            from.runnable_since = now;
-        }
-        to.state = State::Running;
-        crate::arch::percpu::set_current(next, to.generation, to.pid);
-        if to.acting.is_some() {
-            crate::arch::percpu::set_acting(to.acting);
-        }
-        match &to.space {
-            Some(space) => {
-                space.activate();
-                // FS base is the thread's own, even between threads of one address space.
-                crate::arch::cpu::set_fs_base(to.fs_base);
-            }
-            None => kernel_space().activate(),
-        }
-        SwitchPair::new(&mut from.ctx, &to.ctx)
+/// Makes `next` (record `to`) the running thread of `core` in place of the current one
+/// (record `from`), which becomes `now_state`: the bookkeeping, the address space, and the pair
+/// of contexts for [`switch_to`] (called after the lock is released).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn switch(
+    core: &mut Core,
+    stats: &mut Stats,
+    from: &mut Thread,
+    to: &mut Thread,
+    next: Tid,
+    now: u64,
+    now_state: State,
+    preempting: bool,
+) -> SwitchPair {
+    let cur = core.current;
+    let used = now - core.dispatched_at;
+    core.dispatched_at = now;
+    core.current = next;
+    let idle = core.idle;
+    if preempting && cur != idle {
+        stats.preemptions += 1;
+        stats.preempted_run_min = stats.preempted_run_min.min(used);
+        stats.preempted_run_max = stats.preempted_run_max.max(used);
     }
+    from.state = if cur == idle {
+        State::Blocked
+    } else {
+        now_state
+    };
+    from.cpu_ns += used;
+    if now_state == State::Runnable {
+        from.runnable_since = now;
+    }
+    to.state = State::Running;
+    crate::arch::percpu::set_current(next, to.generation, to.pid);
+    if to.acting.is_some() {
+        crate::arch::percpu::set_acting(to.acting);
+    }
+    match &to.space {
+        Some(space) => {
+            space.activate();
+            // FS base is the thread's own, even between threads of one address space.
+            crate::arch::cpu::set_fs_base(to.fs_base);
+        }
+        None => kernel_space().activate(),
+    }
+    SwitchPair::new(&mut from.ctx, &to.ctx)
 }
 
 /// Frees the records of threads that died on this core, if it is not running one of them.
+#[inline(always)]
 fn reap_now() {
     let cpu = cpu_id();
-    if !REAP_PENDING[cpu].load(Ordering::Acquire) {
-        return;
+    if REAP_PENDING[cpu].load(Ordering::Acquire) {
+        reap(cpu);
     }
+}
+
+#[inline(never)]
+fn reap(cpu: usize) {
     let freed: Vec<Box<Thread>> = with(|s| {
         REAP_PENDING[cpu].store(false, Ordering::Release);
         let cur = s.cores[cpu].current;

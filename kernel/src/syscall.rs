@@ -5,9 +5,10 @@
 //! (`InvalidHandle` for a forged, stale or given-away handle, `WrongType`, `NoRights`). Calls that
 //! move handles are all-or-nothing: on any failure every handle is back where it was.
 use crate::arch::idt::TrapFrame;
+use crate::arch::paging::AddressSpace;
 use crate::arch::usermem::UserSlice;
 use crate::device::sys as device;
-use crate::ipc::{Charge, Endpoint, Msg, Object, Port, Taken};
+use crate::ipc::{Charge, Endpoint, Msg, Object, Park, Port, Sent, Taken};
 use crate::process::{self, Death, SpawnOptions};
 use crate::sched;
 use crate::thread;
@@ -16,6 +17,7 @@ use abi::syscall::{
     SpawnRequest, Sys, WaitItem,
 };
 use abi::{Error, Handle, Rights};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use channel::{INLINE_BYTES, Payload};
@@ -208,18 +210,19 @@ fn close(h: u64) -> Result<u64, Error> {
     Ok(0)
 }
 
-/// Reads a message payload from user memory; a small one straight into the message's inline
-/// room (no allocation).
-fn read_payload(ptr: u64, len: usize) -> Result<Payload, Error> {
+/// Reads a message payload from user memory into `p` (empty); a small one straight into the
+/// message's inline room (no allocation).
+#[inline(always)]
+fn read_payload(ptr: u64, len: usize, p: &mut Payload) -> Result<(), Error> {
     let src = UserSlice::new(ptr, len)?;
     if len <= INLINE_BYTES {
-        let mut buf = [0u8; INLINE_BYTES];
-        src.read_into(&mut buf[..len])?;
-        Ok(Payload::from_slice(&buf[..len]))
+        *p = Payload::from_buf_and_len([0; INLINE_BYTES], len);
+        src.read_into(p)
     } else {
         let mut v = vec![0u8; len];
         src.read_into(&mut v)?;
-        Ok(Payload::from_vec(v))
+        *p = Payload::from_vec(v);
+        Ok(())
     }
 }
 
@@ -253,22 +256,29 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         return Err(Error::TooBig);
     }
     let moving = read_handles(hptr, hcount)?;
-    let data = read_payload(bytes, len as usize)?;
+    let mut data = Payload::new();
+    read_payload(bytes, len as usize, &mut data)?;
+    // The parent channel of a process whose parent died is inert: sends succeed into a void.
+    let inert = h == Handle::PARENT;
+    if moving.is_empty() {
+        // Bytes only: sent under the look-up's lock, with no reference taken.
+        let r = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
+            Object::Endpoint(e) => e.send_bytes(&mut data, ledger, None, &mut Sent::default()),
+            _ => Err(Error::WrongType),
+        })
+        .ok_or(Error::Failed)?;
+        return match r {
+            Ok(_) => Ok(0),
+            Err(Error::Closed) if inert => Ok(0),
+            Err(e) => Err(e),
+        };
+    }
     // One look-up: the endpoint and the ledger the bytes are charged to.
     let (target, ledger) = process::with_current(|t, ledger| match t.check(h, Rights::SEND)? {
         Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
         _ => Err(Error::WrongType),
     })
     .ok_or(Error::Failed)??;
-    // The parent channel of a process whose parent died is inert: sends succeed into a void.
-    let inert = h == Handle::PARENT;
-    if moving.is_empty() {
-        return match target.send_from(message(data, Vec::new()), ledger) {
-            Ok(()) => Ok(0),
-            Err((Error::Closed, _)) if inert => Ok(0),
-            Err((e, _)) => Err(e),
-        };
-    }
     match target.check_send(data.len(), moving.len()) {
         Err(Error::Closed) if inert => {}
         r => r?,
@@ -284,6 +294,7 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
         }
         t.remove_many(&moving, Rights::TRANSFER)
     })??;
+    unpark_moved(&objects);
     let rights: Vec<Rights> = objects.iter().map(|(_, r)| *r).collect();
     let msg = message(
         data,
@@ -300,10 +311,51 @@ fn send(h: u64, bytes: u64, len: u64, hptr: u64, hcount: u64) -> Result<u64, Err
     }
 }
 
+/// Endpoints leaving the caller's table (moved into a message or a child) stop taking messages
+/// written for the caller.
+fn unpark_moved(objects: &[(Object, Rights)]) {
+    for (o, _) in objects {
+        if let Object::Endpoint(e) = o {
+            e.unpark();
+        }
+    }
+}
+
+/// Blocks the caller until it is woken, or until `deadline` on the monotonic clock.
+fn block(deadline: u64) {
+    if deadline == DEADLINE_NEVER {
+        sched::block();
+    } else {
+        sched::block_until(deadline);
+    }
+}
+
+/// Whether a receive with `deadline` may wait now.
+fn may_wait(deadline: u64) -> bool {
+    deadline == DEADLINE_NEVER
+        || (deadline != DEADLINE_NOW && crate::arch::apic::now_ns() < deadline)
+}
+
+/// The endpoint `h` names (checked for `rights`) and, when the caller may wait, its address
+/// space (for parking its buffer).
+fn endpoint_to_wait(
+    h: Handle,
+    rights: Rights,
+    wait: bool,
+) -> Result<(Port, Option<Arc<AddressSpace>>), Error> {
+    process::with_current_space(|t, _, space| match t.check(h, rights)? {
+        Object::Endpoint(e) => Ok((e.port(), wait.then(|| space.clone()))),
+        _ => Err(Error::WrongType),
+    })
+    .ok_or(Error::Failed)?
+}
+
 /// `send_recv(h, bytes, len, buf, cap, deadline)`: a send of bytes, then a receive on the same
-/// handle, in one call. When the peer is blocked waiting on this channel on this core, the
-/// caller's core goes straight to it (the message-passing fast path); otherwise it is exactly a
-/// `send` followed by a `recv` with no handle buffer.
+/// handle, in one call. The fast path: the message is written straight into the buffer of a
+/// peer parked on the channel, the caller parks its own buffer for the answer, and its core
+/// goes straight to the peer when the peer is on it ([`sched::hand_off`]); the answer is then
+/// found written, with no second look-up. Otherwise it is exactly a `send` followed by a `recv`
+/// with no handle buffer.
 #[inline(never)]
 fn send_recv(
     h: u64,
@@ -317,28 +369,53 @@ fn send_recv(
     if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
         return Err(Error::TooBig);
     }
-    let data = read_payload(bytes, len as usize)?;
-    let (target, ledger) =
-        process::with_current(
-            |t, ledger| match t.check(h, Rights::SEND.union(Rights::RECV))? {
-                Object::Endpoint(e) => Ok((e.port(), ledger.clone())),
-                _ => Err(Error::WrongType),
-            },
-        )
-        .ok_or(Error::Failed)??;
-    let reply = deadline != DEADLINE_NOW;
-    match target.send_then_watch(message(data, Vec::new()), ledger, reply) {
-        Ok(Some(peer)) => {
-            if !sched::hand_off(peer) {
-                sched::wake(peer);
+    let mut data = Payload::new();
+    read_payload(bytes, len as usize, &mut data)?;
+    let wait = may_wait(deadline);
+    // Sent under the look-up's lock (the lock order allows a channel, an address space and the
+    // scheduler inside it); the channel is kept only to collect the answer.
+    let mut sent = Sent::default();
+    let mut port = None;
+    let r = process::with_current_space(|t, ledger, space| {
+        let Object::Endpoint(e) = t.check(h, Rights::SEND.union(Rights::RECV))? else {
+            return Err(Error::WrongType);
+        };
+        let park = wait.then_some(Park {
+            buf,
+            cap: cap.min(usize::MAX as u64) as usize,
+            space,
+        });
+        e.send_bytes(&mut data, ledger, park, &mut sent)?;
+        if sent.parked {
+            port = Some(e.port());
+        }
+        Ok(())
+    });
+    match r {
+        Some(Ok(())) => {
+            // Handed over only without a deadline: a thread that waits with one sleeps the
+            // ordinary way, so that its deadline is kept.
+            let handed =
+                sent.waits && deadline == DEADLINE_NEVER && sent.wake.is_some_and(sched::hand_off);
+            if !handed {
+                if let Some(peer) = sent.wake {
+                    sched::wake(peer);
+                }
+                if sent.waits {
+                    block(deadline);
+                }
+            }
+            if let Some(port) = port
+                && let Some(n) = port.collect()
+            {
+                return Ok(n as u64);
             }
         }
-        Ok(None) => {}
         // An inert parent channel: the send goes into the void, the receive says `Closed`.
-        Err((Error::Closed, _)) if h == Handle::PARENT => {}
-        Err((e, _)) => return Err(e),
+        Some(Err(Error::Closed)) if h == Handle::PARENT => {}
+        Some(Err(e)) => return Err(e),
+        None => return Err(Error::Failed),
     }
-    drop(target);
     recv(h.0 as u64, buf, cap, 0, 0, deadline)
 }
 
@@ -361,13 +438,16 @@ fn restore(objects: Vec<Object>, rights: Vec<Rights>, slots: Vec<Handle>) -> Res
 #[inline(never)]
 fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Result<u64, Error> {
     let h = handle(h)?;
-    let watch = deadline != DEADLINE_NOW;
     loop {
-        let source = endpoint(h, Rights::RECV)?;
-        // The common case, under one channel lock: a message of bytes only, copied straight
-        // into the caller's buffer; or nothing, and the caller registered as a waiter.
+        let wait = may_wait(deadline);
+        let (source, space) = endpoint_to_wait(h, Rights::RECV, wait)?;
+        let park = space.as_ref().map(|space| Park {
+            buf,
+            cap: cap.min(usize::MAX as u64) as usize,
+            space,
+        });
         let copy = |b: &[u8]| UserSlice::new(buf, b.len())?.write_from(b);
-        match source.take(cap.min(usize::MAX as u64) as usize, copy, watch)? {
+        match source.take(cap.min(usize::MAX as u64) as usize, copy, wait, park)? {
             Taken::Bytes(len) => return Ok(len as u64),
             Taken::HasHandles => {
                 if let Some(r) = recv_with_handles(&source, buf, cap, hptr, hcap)? {
@@ -376,15 +456,16 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 // Taken by another thread meanwhile: look again.
                 continue;
             }
-            Taken::Empty => {}
-        }
-        if !watch || crate::arch::apic::now_ns() >= deadline {
-            return Err(Error::Timeout);
-        }
-        if deadline == DEADLINE_NEVER {
-            sched::block();
-        } else {
-            sched::block_until(deadline);
+            Taken::Empty(parked) => {
+                if !wait {
+                    return Err(Error::Timeout);
+                }
+                block(deadline);
+                // Written straight into the buffer meanwhile: received, no second look-up.
+                if parked && let Some(n) = source.collect() {
+                    return Ok(n as u64);
+                }
+            }
         }
         // Then look again (the handle may have been closed meanwhile, by another thread).
     }
@@ -521,6 +602,7 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
     let path = core::str::from_utf8(&path).map_err(|_| Error::Failed)?;
     let moving = read_handles(req.handles, req.handle_count)?;
     let gifts = table(|t| t.remove_many(&moving, Rights::TRANSFER))??;
+    unpark_moved(&gifts);
     let opts = SpawnOptions {
         arena_ceiling: req.arena_ceiling,
         stack_size: req.stack_size,

@@ -339,6 +339,19 @@ impl<H, M> Channel<H, M> {
         Ok(())
     }
 
+    /// Whether a message of `bytes` payload bytes and no handles sent from `from` may skip the
+    /// queue and go straight to a receiver waiting on the peer: the send would be accepted
+    /// ([`check_send`](Self::check_send)), nothing is queued for the peer (so FIFO order
+    /// holds), and both endpoints are open (a suspended peer keeps its messages queued). Such
+    /// a message is received the moment it is sent; the channel never holds it.
+    pub fn can_deliver(&self, from: Side, bytes: usize) -> bool {
+        let peer = self.end(from.peer());
+        peer.queue.is_empty()
+            && peer.state == EndpointState::Open
+            && self.end(from).state == EndpointState::Open
+            && self.check_send(from, bytes, 0).is_ok()
+    }
+
     /// The oldest message queued for `side`, if any, without taking it: the kernel sizes its
     /// copy-out and reserves handle-table slots before it receives.
     pub fn peek(&self, side: Side) -> Option<&Message<H, M>> {

@@ -120,6 +120,37 @@ fn too_big_is_refused_first_and_handed_back() {
 }
 
 #[test]
+fn direct_delivery_only_past_an_empty_queue_between_open_endpoints() {
+    let mut c = small(2, 16);
+    assert!(c.can_deliver(Side::A, 16));
+    assert!(
+        !c.can_deliver(Side::A, 17),
+        "larger than the queue could ever hold"
+    );
+    // Something queued for B: a direct delivery would overtake it.
+    c.send(Side::A, msg(1, &[])).unwrap();
+    assert!(!c.can_deliver(Side::A, 1));
+    // The other direction is independent.
+    assert!(c.can_deliver(Side::B, 1));
+    assert_eq!(c.recv(Side::B), Ok(msg(1, &[])));
+    assert!(c.can_deliver(Side::A, 1));
+    // A suspended receiver keeps its messages queued; closed endpoints take nothing.
+    c.suspend(Side::B).unwrap();
+    assert!(!c.can_deliver(Side::A, 1));
+    c.resume(Side::B).unwrap();
+    assert!(c.can_deliver(Side::A, 1));
+    let _ = c.close(Side::A);
+    assert!(!c.can_deliver(Side::A, 1));
+    assert!(!c.can_deliver(Side::B, 1));
+    let mut zero = small(0, 16);
+    assert!(
+        !zero.can_deliver(Side::A, 1),
+        "no room at all: Full, not delivered"
+    );
+    let _ = zero.close(Side::B);
+}
+
+#[test]
 fn close_drains_its_own_queue_and_peers_still_receive() {
     let mut c: Channel<u32> = Channel::default();
     c.send(Side::A, msg(1, &[1])).unwrap();

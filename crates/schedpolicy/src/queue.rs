@@ -115,7 +115,9 @@ struct Thread<Id> {
 /// time. `Id` names a thread (the kernel's thread reference); ids are compared for equality only.
 ///
 /// Each call is `O(t)` in the number of threads the queue knows (runnable and blocked): a
-/// linear scan over one vector, which is what a core with a few dozen threads wants.
+/// linear scan over one vector, which is what a core with a few dozen threads wants. A
+/// [`RunQueue::hand_off`] between two threads that take turns (a message ping-pong), and the
+/// wake-up of the thread that blocked last, find their threads without a scan.
 #[derive(Clone, Debug)]
 pub struct RunQueue<Id> {
     policy: Policy,
@@ -130,6 +132,9 @@ pub struct RunQueue<Id> {
     last: u64,
     /// Next insertion sequence number (ties between equal deadlines go to the lower).
     seq: u64,
+    /// Index into `threads` of the thread that blocked last: in a message ping-pong it is the
+    /// one the next hand-off wakes, found without a scan. Checked before use.
+    hint: usize,
 }
 
 impl<Id: Copy + Eq> RunQueue<Id> {
@@ -143,6 +148,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
             clock: 0,
             last: 0,
             seq: 0,
+            hint: 0,
         }
     }
 
@@ -234,7 +240,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
     /// Errors: [`SchedError::AlreadyRunnable`] if `id` is queued or running;
     /// [`SchedError::NoMemory`] if a new id finds no room.
     pub fn insert(&mut self, id: Id, priority: Priority, now: u64) -> Result<Wake, SchedError> {
-        let i = match self.find(id) {
+        let i = match self.find_hinted(id) {
             Some(i) if matches!(self.threads[i].slot, Slot::Blocked) => i,
             Some(_) => return Err(SchedError::AlreadyRunnable),
             None => {
@@ -325,6 +331,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
     /// may be new: it is added); [`SchedError::NotRunning`] when `from` is not running;
     /// [`SchedError::AlreadyRunnable`] when `to` is not blocked; [`SchedError::OthersRunnable`]
     /// when another thread is queued; [`SchedError::NoMemory`].
+    #[inline(always)]
     pub fn hand_off(
         &mut self,
         from: Id,
@@ -332,11 +339,16 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         priority: Priority,
         now: u64,
     ) -> Result<(Charge, Decision<Id>), SchedError> {
-        let f = self.running_index(from)?;
+        // The running thread, without a scan: `running` is its index.
+        let f = match self.running {
+            Some(f) if self.threads.get(f).is_some_and(|t| t.id == from) => f,
+            _ if self.find(from).is_some() => return Err(SchedError::NotRunning),
+            _ => return Err(SchedError::UnknownThread),
+        };
         if self.runnable != 1 {
             return Err(SchedError::OthersRunnable);
         }
-        let t = match self.find(to) {
+        let t = match self.find_hinted(to) {
             Some(t) if matches!(self.threads[t].slot, Slot::Blocked) => t,
             Some(_) => return Err(SchedError::AlreadyRunnable),
             None => {
@@ -351,21 +363,56 @@ impl<Id: Copy + Eq> RunQueue<Id> {
                 self.threads.len() - 1
             }
         };
-        // blocked(from): the clock runs at the one-thread rate up to `now`.
-        let now = self.advance(now);
-        let charge = self.charge(f, now);
-        self.threads[f].slot = Slot::Blocked;
+        // The same steps as `blocked`, `insert` and `pick`, written out over disjoint borrows
+        // (this is the message-passing fast path: every instruction counts).
+        let Ok([ft, tt]) = self.threads.get_disjoint_mut([f, t]) else {
+            // Distinct by their states (one running, one blocked), and both in range.
+            return Err(SchedError::UnknownThread);
+        };
+        // blocked(from): the clock runs at the one-thread rate up to `now` (with one runnable
+        // thread the round is the ceiling: real speed).
+        if now > self.last {
+            // No overflow: the clock counts at most 2^64 ns with 32 fraction bits.
+            let dt = (now - self.last) as u128;
+            self.clock = self.clock.wrapping_add(dt << CLOCK_FRACTION_BITS);
+            self.last = now;
+        }
+        let now = self.last;
+        let (used_ns, unused_ns) = match ft.slot {
+            Slot::Running {
+                since, quantum_ns, ..
+            } => {
+                let used = now.saturating_sub(since);
+                (used, quantum_ns.saturating_sub(used))
+            }
+            _ => (0, 0),
+        };
+        ft.cpu_ns = ft.cpu_ns.saturating_add(used_ns);
+        ft.slot = Slot::Blocked;
+        let charge = Charge {
+            used_ns,
+            unused_ns,
+            cpu_time_ns: ft.cpu_ns,
+        };
         // insert(to): a fresh deadline; the runnable count stays one.
-        self.threads[t].priority = priority;
-        self.enqueue(t);
+        let span = (self.policy.deadline_span(priority) as u128) << CLOCK_FRACTION_BITS;
+        tt.priority = priority;
+        // No overflow: the clock is below 2^96 and a span below 2^62.
+        tt.key = (
+            self.clock.wrapping_add(span),
+            u8::MAX - priority.0,
+            self.seq,
+        );
+        self.seq = self.seq.wrapping_add(1);
         // pick: the only queued thread, alone, so no timer.
         let quantum_ns = self.policy.quantum(1);
-        self.threads[t].slot = Slot::Running {
+        tt.slot = Slot::Running {
             since: now,
             quantum_ns,
             timer: None,
         };
         self.running = Some(t);
+        self.hint = f;
         Ok((
             charge,
             Decision {
@@ -412,6 +459,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
             }
         };
         self.threads[i].slot = Slot::Blocked;
+        self.hint = i;
         self.runnable -= 1;
         Ok(charge)
     }
@@ -443,6 +491,15 @@ impl<Id: Copy + Eq> RunQueue<Id> {
 
     fn find(&self, id: Id) -> Option<usize> {
         self.threads.iter().position(|t| t.id == id)
+    }
+
+    /// [`Self::find`], trying the thread that blocked last first.
+    #[inline(always)]
+    fn find_hinted(&self, id: Id) -> Option<usize> {
+        match self.threads.get(self.hint) {
+            Some(t) if t.id == id => Some(self.hint),
+            _ => self.find(id),
+        }
     }
 
     fn running_index(&self, id: Id) -> Result<usize, SchedError> {

@@ -290,6 +290,7 @@ impl Context {
 /// `from` must be the context of the code running now, `to` a context that is not running, and
 /// both must stay where they are (not moved or dropped) until `from` is resumed. Interrupts are
 /// off.
+#[inline(always)]
 pub unsafe fn switch(from: *mut Context, to: *const Context) {
     // SAFETY: guaranteed by the caller; fxsave/fxrstor use the contexts' own 16-aligned areas.
     unsafe {
@@ -319,6 +320,7 @@ impl SwitchPair {
 
 /// The scheduler's entry to [`switch`]. The contexts live in boxed thread records that stay put
 /// until the thread is reaped, which happens only after a later switch away from it.
+#[inline(always)]
 pub fn switch_to(pair: SwitchPair) {
     // SAFETY: the pair was made from the running thread's context and a different, runnable
     // one; both are boxed and kept alive as described above; interrupts are off in the kernel.

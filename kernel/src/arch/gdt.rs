@@ -42,9 +42,11 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-/// One CPU's TSS. Only that CPU writes it (`set_kernel_stack`), with interrupts off.
+/// One CPU's TSS. Only that CPU writes it (`percpu::set_kernel_rsp`, through the address of its
+/// ring-0 stack field), with interrupts off.
 struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
-// SAFETY: each CPU touches only its own TSS, with interrupts disabled (see `set_kernel_stack`).
+// SAFETY: each CPU touches only its own TSS, with interrupts disabled (see
+// `percpu::set_kernel_rsp`).
 unsafe impl Sync for TssCell {}
 static TSS: [TssCell; MAX_CPUS] =
     [const { TssCell(core::cell::UnsafeCell::new(TaskStateSegment::new())) }; MAX_CPUS];
@@ -67,8 +69,11 @@ pub fn init(cpu: usize) -> Selectors {
         }
     });
     // SAFETY: the TSS is a static that lives forever; the GDT descriptor only records its
-    // address, and later writes go through `set_kernel_stack` on this CPU.
+    // address, and later writes go through `percpu::set_kernel_rsp` on this CPU.
     let tss: &'static TaskStateSegment = unsafe { &*TSS[cpu].0.get() };
+    // The field the switch writes (an unaligned u64 in the packed TSS: fine on x86).
+    let rsp0 = (&raw const tss.privilege_stack_table) as u64;
+    super::percpu::set_tss_rsp0_slot(rsp0);
     let (gdt, sel) = GDT[cpu].call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
@@ -97,15 +102,4 @@ pub fn init(cpu: usize) -> Selectors {
         load_tss(sel.tss);
     }
     *sel
-}
-
-/// Sets the stack the CPU switches to when an interrupt or exception arrives in ring 3 (the
-/// current thread's kernel stack top). Called on every switch to a thread, interrupts off.
-pub fn set_kernel_stack(top: u64) {
-    // SAFETY: a single aligned store to this CPU's TSS with interrupts disabled; the CPU reads
-    // the field only when it takes an interrupt, which cannot happen concurrently here.
-    unsafe {
-        let tss = TSS[super::percpu::cpu_id()].0.get();
-        (&raw mut (*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
-    }
 }

@@ -5,6 +5,7 @@
 //! crate's `OffsetPageTable` over the direct map. Intermediate tables come from a
 //! [`TableFrames`] source so that the caller decides which ledger pays for them.
 use super::phys;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
 use x86_64::structures::paging::{
@@ -87,6 +88,23 @@ unsafe impl FrameAllocator<Size4KiB> for Adapter<'_> {
 /// An address space: a top-level table and the lock that serialises changes to it.
 pub struct AddressSpace {
     pml4: Mutex<u64>,
+    /// The top-level table's address as well, readable without the lock (for `activate`): it
+    /// changes only when the space is adopted (the kernel's) or retired, never while a thread
+    /// that runs in it can be switched to.
+    root: AtomicU64,
+    /// Bumped, under the lock, by every change to the tables: a [`Translation`] taken at an
+    /// earlier epoch may be stale.
+    epoch: AtomicU64,
+}
+
+/// One user page's frame in one address space, remembered by [`AddressSpace::write_user`] so
+/// that the next write to the same page skips the walk while the space's tables have not
+/// changed (the epoch). The default remembers nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Translation {
+    page: u64,
+    frame: u64,
+    epoch: u64,
 }
 
 fn page(virt: u64) -> Result<Page<Size4KiB>, MapError> {
@@ -99,11 +117,14 @@ impl AddressSpace {
     pub const fn from_root(pml4: u64) -> AddressSpace {
         AddressSpace {
             pml4: Mutex::new(pml4),
+            root: AtomicU64::new(pml4),
+            epoch: AtomicU64::new(1),
         }
     }
 
     fn with_mapper<R>(&self, f: impl FnOnce(&mut OffsetPageTable<'_>) -> R) -> R {
         let root = self.pml4.lock();
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the root table lies in the direct map, and holding `root` serialises every
         // access to this address space's tables, so the `&mut PageTable` is unique.
         let table = unsafe { &mut *(phys::to_virt(*root) as *mut PageTable) };
@@ -216,6 +237,7 @@ static KERNEL_SPACE: AddressSpace = AddressSpace::from_root(0);
 /// address space's copy of the kernel half never goes stale.
 pub fn init(pml4_phys: u64, tables: &mut dyn TableFrames) -> Result<(), MapError> {
     *KERNEL_SPACE.pml4.lock() = pml4_phys;
+    KERNEL_SPACE.root.store(pml4_phys, Ordering::Relaxed);
     KERNEL_SPACE.with_mapper(|m| {
         let l4 = m.level_4_table_mut();
         for e in l4.iter_mut().take(256) {
@@ -310,18 +332,21 @@ impl AddressSpace {
         })
     }
 
-    /// Makes this the active address space on this CPU.
+    /// Makes this the active address space on this CPU (nothing when it already is).
+    #[inline(always)]
     pub fn activate(&self) {
-        let root = *self.pml4.lock();
-        let frame = PhysFrame::containing_address(PhysAddr::new(root));
-        if x86_64::registers::control::Cr3::read().0 != frame {
+        let root = self.root.load(Ordering::Relaxed);
+        let cr3: u64;
+        // SAFETY: reading CR3 has no side effect.
+        unsafe {
+            core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+        };
+        if cr3 & 0x000f_ffff_ffff_f000 != root {
             // SAFETY: every address space shares the kernel half, so the code, stack and data
-            // in use stay mapped across the switch.
+            // in use stay mapped across the switch; `root` is this space's top-level table (no
+            // PCID, no flags).
             unsafe {
-                x86_64::registers::control::Cr3::write(
-                    frame,
-                    x86_64::registers::control::Cr3Flags::empty(),
-                )
+                core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags))
             };
         }
     }
@@ -331,10 +356,62 @@ impl AddressSpace {
         *self.pml4.lock()
     }
 
+    /// Writes `src` at the user address `virt` of this space (not necessarily the active one)
+    /// through the direct map: the kernel's half of single-copy message delivery. `seen`
+    /// remembers the page's frame for the next write (see [`Translation`]). Only into
+    /// pages that are present, user-accessible and writable at every level, 4 KiB, owned by
+    /// the space (not the export page or device memory) and cached normally; anything else, a
+    /// range outside the user half, or a space already torn down writes nothing and is `false`
+    /// (the caller queues the message instead, and the receiver's own copy reports the fault).
+    /// Holds the space's lock, so the pages cannot be freed meanwhile.
+    #[inline(always)]
+    pub fn write_user(&self, virt: u64, src: &[u8], seen: &mut Translation) -> bool {
+        let Some(end) = virt.checked_add(src.len() as u64) else {
+            return false;
+        };
+        if virt < abi::layout::USER_NULL_GUARD_END || end > abi::layout::USER_END {
+            return false;
+        }
+        let root = self.pml4.lock();
+        if *root == 0 {
+            return false;
+        }
+        let offset = virt & 0xfff;
+        if offset + src.len() as u64 <= 4096 {
+            // The common case: one page, one walk, or none when the page is the one written
+            // last time and nothing changed since.
+            let page = virt & !0xfff;
+            let epoch = self.epoch.load(Ordering::Relaxed);
+            let frame = if seen.page == page && seen.epoch == epoch {
+                seen.frame
+            } else {
+                let Some(frame) = user_writable_frame(*root, page) else {
+                    return false;
+                };
+                *seen = Translation { page, frame, epoch };
+                frame
+            };
+            // SAFETY: see `copy_into_frame`; the range stays inside the page.
+            unsafe { copy_into_frame(frame, offset, src) };
+            return true;
+        }
+        write_pages(*root, virt, src)
+    }
+
+    /// Marks the space torn down and returns its top-level table for freeing: later
+    /// [`Self::write_user`] calls find nothing (the table's frame may be reused at once).
+    pub fn retire(&self) -> u64 {
+        let mut root = self.pml4.lock();
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.root.store(0, Ordering::Relaxed);
+        core::mem::take(&mut *root)
+    }
+
     /// Frees every frame the lower half maps (except shared ones) and every lower-half table;
     /// returns how many frames went back. The space must not be active on any CPU.
     pub fn free_user_half(&self, free: &mut dyn FnMut(u64)) -> u64 {
         let root = self.pml4.lock();
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         let mut n = 0;
         // SAFETY: the space is inactive and locked, so its tables are ours to walk and free.
         let l4 = unsafe { &mut *(phys::to_virt(*root) as *mut PageTable) };
@@ -351,6 +428,88 @@ impl AddressSpace {
     pub fn into_root(self) -> u64 {
         self.pml4.into_inner()
     }
+}
+
+/// [`AddressSpace::write_user`] across pages, with the space's lock held (`root` is its live
+/// top-level table): every page checked first, so that a refusal writes nothing.
+#[inline(never)]
+fn write_pages(root: u64, virt: u64, src: &[u8]) -> bool {
+    let end = virt + src.len() as u64;
+    let mut page = virt & !0xfff;
+    while page < end {
+        if user_writable_frame(root, page).is_none() {
+            return false;
+        }
+        page += 4096;
+    }
+    let mut done = 0usize;
+    while done < src.len() {
+        let at = virt + done as u64;
+        let n = ((4096 - (at & 0xfff)) as usize).min(src.len() - done);
+        let Some(frame) = user_writable_frame(root, at & !0xfff) else {
+            return false;
+        };
+        // SAFETY: see `copy_into_frame`; `n` bytes from the offset stay inside the page, whose
+        // frame the caller's lock keeps allocated.
+        unsafe { copy_into_frame(frame, at & 0xfff, &src[done..done + n]) };
+        done += n;
+    }
+    true
+}
+
+/// Copies `src` to `offset` in the RAM frame `frame` through the direct map: eight bytes at a
+/// time, then the rest (a `rep movsb` alone costs an instruction per byte under `-icount`).
+///
+/// # Safety
+///
+/// `frame` must be a RAM frame (inside the direct map) that no Rust reference points into and
+/// that stays allocated during the copy (the caller holds the lock of the space that owns it),
+/// and `offset + src.len()` must not pass its end.
+unsafe fn copy_into_frame(frame: u64, offset: u64, src: &[u8]) {
+    let dst = phys::to_virt(frame + offset);
+    // SAFETY: the caller's contract: `src.len()` bytes at `dst` are the frame's, writable, and
+    // disjoint from `src` (a kernel slice never points into a user page's frame).
+    unsafe {
+        core::arch::asm!(
+            "mov rcx, rdx",
+            "shr rcx, 3",
+            "rep movsq",
+            "mov rcx, rdx",
+            "and rcx, 7",
+            "rep movsb",
+            inout("rdi") dst => _,
+            inout("rsi") src.as_ptr() => _,
+            in("rdx") src.len(),
+            out("rcx") _,
+            options(nostack)
+        );
+    }
+}
+
+/// The frame behind the user page `page` of the space rooted at `root`, if the page is present,
+/// user-accessible and writable at every level, a 4 KiB page, not shared and not uncached.
+fn user_writable_frame(root: u64, page: u64) -> Option<u64> {
+    const NEED: u64 = F::PRESENT.bits() | F::WRITABLE.bits() | F::USER_ACCESSIBLE.bits();
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let mut table = root;
+    for level in (0..4).rev() {
+        let i = (page >> (12 + 9 * level)) & 0x1ff;
+        // SAFETY: `table` is a page table of a live space whose lock the caller holds (the root,
+        // or a table a present entry names); one aligned 8-byte entry is read.
+        let e = unsafe {
+            (phys::to_virt(table) as *const u64)
+                .add(i as usize)
+                .read_volatile()
+        };
+        if e & NEED != NEED || e & F::HUGE_PAGE.bits() != 0 {
+            return None;
+        }
+        table = e & ADDR;
+        if level == 0 && e & (SHARED.bits() | F::NO_CACHE.bits() | F::WRITE_THROUGH.bits()) != 0 {
+            return None;
+        }
+    }
+    Some(table)
 }
 
 fn free_table(table: u64, level: u8, free: &mut dyn FnMut(u64)) -> u64 {

@@ -30,6 +30,9 @@ pub struct PerCpu {
     /// The process the running thread acts for: its own, or the server it visits through a
     /// portal (`u64::MAX`: none).
     acting_pid: u64,
+    /// The address of this CPU's TSS field for the ring-0 stack (`privilege_stack_table[0]`),
+    /// written with `kernel_rsp` at every switch.
+    tss_rsp0: u64,
 }
 
 /// See [`OFF_KERNEL_RSP`].
@@ -40,6 +43,8 @@ pub const OFF_CURRENT_PID: usize = 40;
 pub const OFF_CURRENT_GEN: usize = 48;
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_ACTING_PID: usize = 56;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_TSS_RSP0: usize = 64;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
@@ -49,6 +54,7 @@ const _: () = {
     assert!(core::mem::offset_of!(PerCpu, current_pid) == OFF_CURRENT_PID);
     assert!(core::mem::offset_of!(PerCpu, current_gen) == OFF_CURRENT_GEN);
     assert!(core::mem::offset_of!(PerCpu, acting_pid) == OFF_ACTING_PID);
+    assert!(core::mem::offset_of!(PerCpu, tss_rsp0) == OFF_TSS_RSP0);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -67,6 +73,7 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         current_pid: u64::MAX,
         current_gen: 0,
         acting_pid: u64::MAX,
+        tss_rsp0: 0,
     }))
 }; MAX_CPUS];
 
@@ -94,23 +101,55 @@ pub fn cpu_id() -> usize {
     id as usize
 }
 
-/// Records the kernel stack the next syscall from ring 3 on this CPU must use.
+/// Records where this CPU's TSS keeps its ring-0 stack (`gdt::init`, before any switch).
+pub fn set_tss_rsp0_slot(addr: u64) {
+    // SAFETY: this CPU's block, written once at its start-up with interrupts off.
+    unsafe { (&raw mut (*CPUS[cpu_id()].0.get()).tss_rsp0).write_volatile(addr) };
+}
+
+/// Records the kernel stack the next syscall from ring 3 on this CPU must use, and the one an
+/// interrupt from ring 3 switches to (the TSS's): three instructions through GS.
+#[inline]
 pub fn set_kernel_rsp(top: u64) {
-    // SAFETY: this CPU's block, written with interrupts off (callers switch threads with
-    // interrupts disabled); the syscall entry reads it only on this CPU.
-    unsafe { (&raw mut (*CPUS[cpu_id()].0.get()).kernel_rsp).write_volatile(top) };
-    super::gdt::set_kernel_stack(top);
+    // SAFETY: this CPU's block and its own TSS (whose ring-0 stack field `tss_rsp0` points at,
+    // set by `gdt::init` before any thread switch), written with interrupts off (callers switch
+    // threads with interrupts disabled); the syscall entry reads `kernel_rsp` only on this CPU,
+    // and the CPU reads the TSS field only when it takes an interrupt, which cannot happen here.
+    unsafe {
+        core::arch::asm!(
+            "mov gs:[{k}], {top}",
+            "mov {p}, gs:[{r}]",
+            "mov [{p}], {top}",
+            top = in(reg) top,
+            p = out(reg) _,
+            k = const OFF_KERNEL_RSP,
+            r = const OFF_TSS_RSP0,
+            options(nostack, preserves_flags)
+        );
+    }
 }
 
 /// Records the thread this CPU is about to run (called by the scheduler at every switch).
+#[inline]
 pub fn set_current(tid: usize, generation: u32, pid: Option<u64>) {
-    let p = CPUS[cpu_id()].0.get();
-    // SAFETY: this CPU's block, written with interrupts off by the scheduler of this CPU.
+    let pid = pid.unwrap_or(u64::MAX);
+    // SAFETY: four fields of this CPU's block through GS (see `cpu_id`), written with
+    // interrupts off by the scheduler of this CPU; only this CPU reads them.
     unsafe {
-        (&raw mut (*p).current_tid).write_volatile(tid as u64);
-        (&raw mut (*p).current_gen).write_volatile(generation as u64);
-        (&raw mut (*p).current_pid).write_volatile(pid.unwrap_or(u64::MAX));
-        (&raw mut (*p).acting_pid).write_volatile(pid.unwrap_or(u64::MAX));
+        core::arch::asm!(
+            "mov gs:[{ot}], {t}",
+            "mov gs:[{og}], {g}",
+            "mov gs:[{op}], {p}",
+            "mov gs:[{oa}], {p}",
+            t = in(reg) tid as u64,
+            g = in(reg) generation as u64,
+            p = in(reg) pid,
+            ot = const OFF_CURRENT_TID,
+            og = const OFF_CURRENT_GEN,
+            op = const OFF_CURRENT_PID,
+            oa = const OFF_ACTING_PID,
+            options(nostack, preserves_flags)
+        );
     }
 }
 

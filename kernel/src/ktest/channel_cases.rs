@@ -86,6 +86,7 @@ pub fn hostile_handles_get_their_errors() -> Result<(), String> {
 
 pub fn send_recv_contract() -> Result<(), String> {
     let before = crate::sched::stats().hand_offs;
+    let written_before = crate::ipc::direct_deliveries();
     let (pid, _end) = spawn(33, Vec::new())?;
     let d = process::wait(pid);
     ensure!(
@@ -93,12 +94,20 @@ pub fn send_recv_contract() -> Result<(), String> {
         "send_recv probe ended with {d:?} (Exit(n): check n failed; see user/probe)"
     );
     // On one CPU both sides of the 300 calls share the core: each call and each answer must
-    // have passed the core straight across (with more CPUs the child may live elsewhere).
+    // have passed the core straight across (with more CPUs the child may live elsewhere), and
+    // each must have been written straight into the buffer its receiver waited with
+    // (single-copy delivery: the peer is always parked when the message is sent). On more
+    // CPUs the peer is parked at least for the calls that find it waiting.
     let hand_offs = crate::sched::stats().hand_offs - before;
+    let written = crate::ipc::direct_deliveries() - written_before;
     if crate::sched::cores() == 1 {
         ensure!(
             hand_offs >= 600,
             "only {hand_offs} hand-offs for 300 calls and their answers"
+        );
+        ensure!(
+            written >= 600,
+            "only {written} of 300 calls and their answers written straight into the receiver"
         );
     }
     Ok(())

@@ -286,8 +286,11 @@ fn pong_call() -> i32 {
 /// `send_recv`'s contract, numbered like `hostile`: a send error returns at once and receives
 /// nothing; `DEADLINE_NOW` does not wait; a message carrying handles stays queued (`TooBig`); a
 /// bad receive buffer loses nothing; a closed peer is `Closed`; a deadline passes; a process
-/// handle lacks the rights (`NoRights`); and 300 calls of changing sizes to a `pong_call` child (the core
-/// handed back and forth) all come back intact. Returns the first failed check, or 0.
+/// handle lacks the rights (`NoRights`); 300 calls of changing sizes to a `pong_call` child (the core
+/// handed back and forth, each message written straight into the buffer its receiver waits
+/// with) all come back intact; and an answer for a caller waiting with a buffer it may not write
+/// stays queued (`BadAddress`) for a receive with a good one. Returns the first failed check, or
+/// 0.
 fn send_recv_checks() -> i32 {
     use Error::*;
     let mut step = 0;
@@ -362,6 +365,24 @@ fn send_recv_checks() -> i32 {
             }
         }
         check(ok)?;
+        // 16-17: waiting for the answer with a buffer the process may not write (in its
+        // read-only image): the answer cannot be written straight into it, so it is queued, the
+        // call says `BadAddress`, and the answer is still there for a receive with a good
+        // buffer.
+        static READ_ONLY: [u8; 8] = *b"readonly";
+        let bad = moxie_rt::syscall6(
+            abi::syscall::Sys::SendRecv as u64,
+            [
+                ch.0 as u64,
+                b"ro".as_ptr() as u64,
+                2,
+                READ_ONLY.as_ptr() as u64,
+                READ_ONLY.len() as u64,
+                DEADLINE_NEVER,
+            ],
+        );
+        check(bad == Err(BadAddress))?;
+        check(chan::recv(ch, &mut buf, &mut [], DEADLINE_NOW) == Ok((2, 0)) && &buf[..2] == b"ro")?;
         let _ = chan::close(ch);
         Ok(())
     };
