@@ -699,6 +699,18 @@ pub fn timer_interrupt() {
 /// there is nothing to do.
 #[inline]
 pub fn on_return_to_user() {
+    on_return_flags();
+}
+
+/// True when no return flag (doom, attention, portal unwind) is raised on this core: the
+/// system-call return then has nothing to do but store the result. One load.
+#[inline(always)]
+pub fn nothing_to_do_on_return() -> bool {
+    RETURN_FLAGS[cpu_id()].load(Ordering::Acquire) == 0
+}
+
+#[inline]
+fn on_return_flags() {
     let cpu = cpu_id();
     let flags = RETURN_FLAGS[cpu].load(Ordering::Acquire);
     if flags == 0 {

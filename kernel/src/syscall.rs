@@ -119,8 +119,21 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::SystemRootRestart) => crate::system::root_restart(a(0)),
         None => Err(Error::BadSyscall),
     };
+    // The common return: no flag raised on this core (one load).
+    if sched::nothing_to_do_on_return() {
+        store(frame, result);
+        return;
+    }
     // Killed from another core meanwhile, or a tighter deadline woke: act before ring 3.
     sched::on_return_to_user();
+    store(frame, result);
+    // A server on the thread's chain of portal calls died: back to that call's caller.
+    crate::portal::on_user_return(frame);
+}
+
+/// Puts a call's result in the trap frame: status in `rax`, value in `rdx`.
+#[inline(always)]
+fn store(frame: &mut TrapFrame, result: Result<u64, Error>) {
     match result {
         Ok(v) => {
             frame.rax = 0;
@@ -131,8 +144,6 @@ pub fn dispatch(frame: &mut TrapFrame) {
             frame.rdx = 0;
         }
     }
-    // A server on the thread's chain of portal calls died: back to that call's caller.
-    crate::portal::on_user_return(frame);
 }
 
 fn handle(raw: u64) -> Result<Handle, Error> {
