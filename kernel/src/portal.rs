@@ -12,7 +12,8 @@ use crate::arch::idt::TrapFrame;
 use crate::ipc::Object;
 use crate::process::{self, Pid};
 use crate::sched::{self, EnterError};
-use abi::{Error, Handle, Rights};
+use crate::syscall::handle;
+use abi::{Error, Rights};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,12 +29,6 @@ impl core::fmt::Debug for Portal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Portal(server {}, badge {:#x})", self.server, self.badge)
     }
-}
-
-fn handle(raw: u64) -> Result<Handle, Error> {
-    u32::try_from(raw)
-        .map(Handle)
-        .map_err(|_| Error::InvalidHandle)
 }
 
 /// `portal_create(entry, badge) -> portal`.

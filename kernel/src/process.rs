@@ -610,15 +610,7 @@ impl Ledger {
 /// Runs `f` on the calling process's handle table and ledger, under one look-up (`None` for
 /// kernel threads or a dead process): the system calls' common path.
 pub fn with_current<R>(f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>) -> R) -> Option<R> {
-    let pid = sched::current_pid()?;
-    with_proc(pid, |p| {
-        if p.death.is_some() {
-            None
-        } else {
-            Some(f(&mut p.handles, &p.ledger))
-        }
-    })
-    .flatten()
+    with_current_space(|t, ledger, _| f(t, ledger))
 }
 
 /// Runs `f` like [`with_current`], with the calling process's address space as well (a

@@ -146,7 +146,8 @@ fn store(frame: &mut TrapFrame, result: Result<u64, Error>) {
     }
 }
 
-fn handle(raw: u64) -> Result<Handle, Error> {
+/// The handle a system-call argument names (`InvalidHandle` when it does not fit 32 bits).
+pub(crate) fn handle(raw: u64) -> Result<Handle, Error> {
     u32::try_from(raw)
         .map(Handle)
         .map_err(|_| Error::InvalidHandle)

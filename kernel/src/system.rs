@@ -10,9 +10,10 @@
 use crate::arch::usermem::UserSlice;
 use crate::ipc::Object;
 use crate::process::{self, Death};
+use crate::syscall::handle;
 use abi::syscall::MAX_LOG_BYTES;
 use abi::system::{MemoryInfo, ProcessInfo};
-use abi::{Error, Handle, Rights};
+use abi::{Error, Rights};
 use alloc::vec::Vec;
 
 impl Object {
@@ -39,12 +40,6 @@ impl Object {
             other => other,
         }
     }
-}
-
-fn handle(raw: u64) -> Result<Handle, Error> {
-    u32::try_from(raw)
-        .map(Handle)
-        .map_err(|_| Error::InvalidHandle)
 }
 
 #[derive(PartialEq)]

@@ -6,18 +6,13 @@ use crate::arch::usermem::UserSlice;
 use crate::ipc::Object;
 use crate::process::{self, ThreadError};
 use crate::sched::{self, ThreadRef};
+use crate::syscall::handle;
 use abi::thread::{FLAG_CORE_SHIFT, FLAG_ON_CORE, FLAGS_KNOWN, Ledger, user_canonical};
-use abi::{Error, Handle, Rights};
+use abi::{Error, Rights};
 
 /// A call's result, with the value for `rdx` that some errors carry (the reason of an
 /// `Overloaded` creation).
 pub type Detailed = Result<u64, (Error, u64)>;
-
-fn handle(raw: u64) -> Result<Handle, Error> {
-    u32::try_from(raw)
-        .map(Handle)
-        .map_err(|_| Error::InvalidHandle)
-}
 
 fn to_abi(e: ThreadError) -> (Error, u64) {
     match e {

@@ -7,20 +7,15 @@ use crate::arch::pci;
 use crate::arch::usermem::UserSlice;
 use crate::ipc::Object;
 use crate::process;
+use crate::syscall::handle;
 use abi::device::{BAR_COUNT, BarKind, CONFIG_SPACE_SIZE, DeviceInfo, DmaRegion};
 use abi::layout::PAGE_SIZE;
-use abi::{Error, Handle, Rights};
+use abi::{Error, Rights};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// The largest BAR `map_bar` maps.
 pub const MAX_BAR_BYTES: u64 = 256 << 20;
-
-fn handle(raw: u64) -> Result<Handle, Error> {
-    u32::try_from(raw)
-        .map(Handle)
-        .map_err(|_| Error::InvalidHandle)
-}
 
 /// The device `raw` names in the caller's table, checked for `rights` (after its type).
 fn device(raw: u64, rights: Rights) -> Result<Arc<Device>, Error> {
