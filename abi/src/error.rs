@@ -38,11 +38,16 @@ pub enum Error {
     Empty = 14,
     /// The system-call number is not known.
     BadSyscall = 15,
+    /// Stored data (a suspended-process image) is damaged, of another version, or names a
+    /// module that changed; the core's log names the defect.
+    Corrupt = 16,
+    /// A request to a device or to the root filesystem failed, or there is no root filesystem.
+    Io = 17,
 }
 
 impl Error {
     /// Every error, in code order.
-    pub const ALL: [Error; 15] = [
+    pub const ALL: [Error; 17] = [
         Error::InvalidHandle,
         Error::WrongType,
         Error::NoRights,
@@ -58,6 +63,8 @@ impl Error {
         Error::NoMemory,
         Error::Empty,
         Error::BadSyscall,
+        Error::Corrupt,
+        Error::Io,
     ];
 
     /// The error with this code, if any.
@@ -83,6 +90,8 @@ impl Error {
             Error::NoMemory => "out of memory",
             Error::Empty => "nothing to receive",
             Error::BadSyscall => "unknown system call",
+            Error::Corrupt => "corrupt or incompatible image",
+            Error::Io => "input/output error",
         }
     }
 }

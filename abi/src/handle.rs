@@ -67,7 +67,7 @@ impl Rights {
     pub const PORTAL_ALL: Rights = Rights(Self::SEND.0 | Self::REVOKE.0 | Self::TRANSFER.0);
     /// Everything a system handle can carry: inspect, kill any process, power off, pass on.
     pub const SYSTEM_ALL: Rights =
-        Rights(Self::INSPECT.0 | Self::KILL.0 | Self::POWER.0 | Self::TRANSFER.0);
+        Rights(Self::INSPECT.0 | Self::KILL.0 | Self::POWER.0 | Self::TRANSFER.0 | Self::SUSPEND.0);
     /// Everything a console handle can carry: read input (`RECV`), write (`SEND`), pass on.
     pub const CONSOLE_ALL: Rights = Rights(Self::SEND.0 | Self::RECV.0 | Self::TRANSFER.0);
     /// Everything a channel endpoint can carry.

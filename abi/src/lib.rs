@@ -12,6 +12,7 @@ pub mod layout;
 pub mod limits;
 pub mod portal;
 pub mod qemu;
+pub mod suspend;
 pub mod syscall;
 pub mod system;
 pub mod thread;

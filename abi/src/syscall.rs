@@ -53,6 +53,12 @@ pub enum Sys {
     /// and the server's reply-and-wait of request/response protocols: one system call instead
     /// of two, and the core passes straight to a peer that is waiting on the same core.
     SendRecv = 15,
+    /// `send_recv_receive(h, _, _, buf, cap, deadline) -> len`: the receive half of
+    /// [`Sys::SendRecv`], with its registers (the send's pointer and length are ignored). A
+    /// thread suspended while it waited for its answer in `send_recv` has already sent; the
+    /// core rewrites its call number to this one so that on resume it waits again without
+    /// sending a second time (`docs/suspend.md`). A program may call it directly.
+    SendRecvReceive = 31,
     /// `thread_spawner() -> h`: a handle to the calling process's thread spawner (see
     /// [`crate::thread`]); it cannot be moved to another process.
     ThreadSpawner = 16,
@@ -160,6 +166,35 @@ pub enum Sys {
     /// [`crate::Rights::KILL`]; `NotFound` without a root filesystem, `Failed` when the
     /// drivers do not come up (the core logs why).
     SystemRootRestart = 55,
+    /// `system_suspend(system, pid) -> id`: suspends process `pid` with every live process it
+    /// spawned (its tree, as a unit), writes the image to `/sys/suspended/<id>.img` through the
+    /// root filesystem and syncs it, then frees the processes' memory; their channel endpoints
+    /// stay, dormant (peers' sends succeed, their receives say `PeerSuspended`). Needs
+    /// [`crate::Rights::SUSPEND`]. `NotFound` (no such live process), `Failed` (a thread of the
+    /// tree is inside a portal call or a visitor is inside it: try again; or the tree holds a
+    /// device), `Io` (no root filesystem, or the write failed: nothing was suspended).
+    SystemSuspend = 56,
+    /// `process_suspend(process) -> id`: [`Sys::SystemSuspend`] for the process a process
+    /// handle names; needs [`crate::Rights::SUSPEND`] on that handle.
+    ProcessSuspend = 57,
+    /// `system_resume(system, id, core, out) -> pid`: reads and verifies
+    /// `/sys/suspended/<id>.img`, rebuilds its processes at the same addresses (on `core`, or
+    /// on the core each thread had when `core` is [`crate::suspend::CORE_KEEP`]), reconnects
+    /// their endpoints, queues the messages they had and that arrived meanwhile, starts the
+    /// threads, removes the image, and writes a [`crate::suspend::ResumeInfo`] to `out`. Needs
+    /// [`crate::Rights::SUSPEND`]. `NotFound` (no such image), `Corrupt` (the image is damaged,
+    /// of another version, or its module changed: the log names the defect), `Io`.
+    SystemResume = 58,
+    /// `system_images(system, buf, cap) -> count`: the ids of the images in `/sys/suspended`,
+    /// ascending, as `u64`s (at most `cap` of them); returns how many there are. Needs
+    /// [`crate::Rights::INSPECT`].
+    SystemImages = 59,
+    /// `system_discard(system, id)`: removes an image and closes the dormant endpoints the core
+    /// kept for it (their peers see `Closed`). Needs [`crate::Rights::SUSPEND`].
+    SystemDiscard = 60,
+    /// `system_migrate(system, pid, core, out) -> pid`: suspend then resume on `core`, through
+    /// the disk (the image is written and synced first). Needs [`crate::Rights::SUSPEND`].
+    SystemMigrate = 61,
 }
 
 impl Sys {
@@ -182,6 +217,7 @@ impl Sys {
             13 => Sys::Sleep,
             14 => Sys::CpuTime,
             15 => Sys::SendRecv,
+            31 => Sys::SendRecvReceive,
             16 => Sys::ThreadSpawner,
             17 => Sys::ThreadCreate,
             18 => Sys::ThreadJoin,
@@ -212,6 +248,12 @@ impl Sys {
             53 => Sys::ConsoleWrite,
             54 => Sys::HandleDuplicate,
             55 => Sys::SystemRootRestart,
+            56 => Sys::SystemSuspend,
+            57 => Sys::ProcessSuspend,
+            58 => Sys::SystemResume,
+            59 => Sys::SystemImages,
+            60 => Sys::SystemDiscard,
+            61 => Sys::SystemMigrate,
             _ => return None,
         })
     }
@@ -415,11 +457,13 @@ mod tests {
         assert_eq!(Sys::from_number(26), Some(Sys::ThreadSelf));
         assert_eq!(Sys::from_number(27), Some(Sys::PortalCall));
         assert_eq!(Sys::from_number(30), Some(Sys::PortalRevoke));
-        assert_eq!(Sys::from_number(31), None);
+        assert_eq!(Sys::from_number(31), Some(Sys::SendRecvReceive));
         assert_eq!(Sys::from_number(48), Some(Sys::SystemProcesses));
         assert_eq!(Sys::from_number(54), Some(Sys::HandleDuplicate));
         assert_eq!(Sys::from_number(55), Some(Sys::SystemRootRestart));
-        assert_eq!(Sys::from_number(56), None);
+        assert_eq!(Sys::from_number(56), Some(Sys::SystemSuspend));
+        assert_eq!(Sys::from_number(61), Some(Sys::SystemMigrate));
+        assert_eq!(Sys::from_number(62), None);
     }
 
     #[test]

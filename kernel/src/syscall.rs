@@ -48,6 +48,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Send) => send(a(0), a(1), a(2), a(3), a(4)),
         Some(Sys::Recv) => recv(a(0), a(1), a(2), a(3), a(4), a(5)),
         Some(Sys::SendRecv) => send_recv(a(0), a(1), a(2), a(3), a(4), a(5)),
+        Some(Sys::SendRecvReceive) => recv(a(0), a(3), a(4), 0, 0, a(5)),
         Some(Sys::ThreadSpawner) => thread::spawner(),
         Some(Sys::ThreadCreate) => {
             // The one call whose error carries a reason in `rdx`.
@@ -117,6 +118,15 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::ConsoleWrite) => crate::system::console_write(a(0), a(1), a(2)),
         Some(Sys::HandleDuplicate) => crate::system::duplicate(a(0), a(1)),
         Some(Sys::SystemRootRestart) => crate::system::root_restart(a(0)),
+        // Suspend and resume (`crate::suspend`): not implemented yet.
+        Some(
+            Sys::SystemSuspend
+            | Sys::ProcessSuspend
+            | Sys::SystemResume
+            | Sys::SystemImages
+            | Sys::SystemDiscard
+            | Sys::SystemMigrate,
+        ) => Err(Error::BadSyscall),
         None => Err(Error::BadSyscall),
     };
     // The common return: no flag raised on this core (one load).
