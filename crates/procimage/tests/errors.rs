@@ -363,7 +363,12 @@ fn process_and_module_contents() {
         wr32(&mut m, o + 20, ok);
         repair(&mut m);
         assert_eq!(
-            Image::parse(&m).unwrap().process(0).unwrap().record().thread_limit,
+            Image::parse(&m)
+                .unwrap()
+                .process(0)
+                .unwrap()
+                .record()
+                .thread_limit,
             ok
         );
     }
@@ -1200,7 +1205,9 @@ fn threads_never_travel() {
         travels(ObjectKind::Thread)
     );
     let spawner = object_bytes(ObjectKind::ThreadSpawner as u16, 0, 0);
-    let e = edited(b.clone(), |b| b[slot0..slot0 + 32].copy_from_slice(&spawner));
+    let e = edited(b.clone(), |b| {
+        b[slot0..slot0 + 32].copy_from_slice(&spawner)
+    });
     assert_eq!(e, travels(ObjectKind::ThreadSpawner));
     assert_eq!(
         e.to_string(),
