@@ -57,6 +57,33 @@ static HASHES: Mutex<Vec<KnownHash>> = Mutex::new(Vec::new());
 /// A module file's path, length and CRC-32, and its SHA-256.
 type KnownHash = (String, u64, u32, [u8; 32]);
 
+/// When the phases of the last suspend and resume ended, as (TSC, monotonic ns) pairs: the
+/// start, frozen and serialized, written, then read, verified, rebuilt and running (for the
+/// benchmark, `crate::bench`).
+pub static PHASES: Mutex<[(u64, u64); 7]> = Mutex::new([(0, 0); 7]);
+
+/// Phase indexes in [`PHASES`].
+pub mod phase {
+    /// `suspend` called.
+    pub const SUSPEND: usize = 0;
+    /// Threads frozen and the image built in memory.
+    pub const SERIALIZED: usize = 1;
+    /// The image written and synced.
+    pub const WRITTEN: usize = 2;
+    /// `resume` called.
+    pub const RESUME: usize = 3;
+    /// The image read from disk.
+    pub const READ: usize = 4;
+    /// Parsed, modules read and checked.
+    pub const VERIFIED: usize = 5;
+    /// Processes rebuilt and running.
+    pub const RUNNING: usize = 6;
+}
+
+fn mark(i: usize) {
+    PHASES.lock()[i] = (crate::arch::cpu::rdtsc(), crate::arch::apic::now_ns());
+}
+
 /// Holds [`BUSY`] while it lives.
 struct Busy;
 
@@ -95,6 +122,7 @@ fn io(what: &str, e: rootfs::FsError) -> Error {
 /// image is on disk.
 pub fn suspend(pid: Pid) -> Result<u64, Error> {
     let _busy = Busy::take()?;
+    mark(phase::SUSPEND);
     if !rootfs::mounted() {
         ::log::warn!("suspend {pid}: no root filesystem to write /sys/suspended on");
         return Err(Error::Io);
@@ -124,9 +152,11 @@ pub fn suspend(pid: Pid) -> Result<u64, Error> {
     let ports = endpoints_of(&tree);
     ports.iter().for_each(|p| p.set_dormant(true));
     let written = serialize(&tree).and_then(|bytes| {
+        mark(phase::SERIALIZED);
         let id = next_id()?;
         rootfs::mkdir_all(SUSPENDED_DIR).map_err(|e| io("create /sys/suspended", e))?;
         rootfs::write_file(&image_path(id), &bytes).map_err(|e| io("write the image", e))?;
+        mark(phase::WRITTEN);
         Ok((id, bytes.len()))
     });
     let (id, len) = match written {
@@ -583,6 +613,7 @@ pub fn resume(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
 }
 
 fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
+    mark(phase::RESUME);
     if let Some(c) = core
         && !sched::core_exists(c)
     {
@@ -592,6 +623,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
     let path = image_path(id);
     let bytes = rootfs::read_file_limited(&path, rootfs::MAX_IMAGE_BYTES)
         .map_err(|e| io(&format!("read {path}"), e))?;
+    mark(phase::READ);
     let image = Image::parse(&bytes).map_err(|e| {
         ::log::warn!("resume {id}: {path} refused: {e}");
         Error::Corrupt
@@ -630,6 +662,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
         }
         files.push(file);
     }
+    mark(phase::VERIFIED);
     let dormant: Vec<(u16, u16, Endpoint)> = {
         let mut d = DORMANT.lock();
         let (mine, rest): (Vec<_>, Vec<_>) = d.drain(..).partition(|e| e.0 == id);
@@ -644,6 +677,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
             return Err(e);
         }
     };
+    mark(phase::RUNNING);
     if let Err(e) = rootfs::remove(&path) {
         ::log::warn!("resume {id}: the image could not be removed ({e}); discard it");
     }

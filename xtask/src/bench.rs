@@ -140,6 +140,38 @@ fn disk_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// Suspend/resume round trips on a fresh FAT volume: instruction counts from a boot under
+/// `-icount`, wall times (the `_ns` rows) from a boot without it.
+fn suspend_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for icount in [true, false] {
+        let disk = artifacts::out_dir()?.join("suspend-bench.img");
+        crate::disk::make_image(&disk, &[], &crate::root().join("rootfs/etc"))?;
+        let mut args = qemu::machine_args(1, icount);
+        args.extend(qemu::boot_args(
+            a,
+            &a.moxie_elf,
+            None,
+            "log=warn bench=suspend",
+        ));
+        args.extend(qemu::disk_args(&disk));
+        let o = qemu::captured(&args, Duration::from_secs(600), None)?;
+        if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
+            bail!(
+                "the suspend benchmark boot failed ({}):\n{}",
+                qemu::describe(o.status),
+                o.tail(30)
+            );
+        }
+        out.extend(
+            parse(&o.log)
+                .into_iter()
+                .filter(|f| (f.unit == "ns") != icount),
+        );
+    }
+    Ok(out)
+}
+
 /// Boots the benchmark kernel and prints the table; with `--baseline linux`, also the Linux
 /// column measured under exactly the same QEMU flags.
 pub fn run(baseline: Option<&str>) -> Result<()> {
@@ -181,6 +213,7 @@ pub fn run(baseline: Option<&str>) -> Result<()> {
         );
     }
     figures.extend(parse(&o.log));
+    figures.extend(suspend_figures(&a)?);
     figures.extend(disk_figures(&a)?);
     println!("| benchmark | moxie | unit |");
     println!("|---|---:|---|");
