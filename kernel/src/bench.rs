@@ -176,13 +176,19 @@ fn suspend_round_trips() {
         ask(1 << 62 | bytes);
         ask(1);
         let _ = ep.recv_blocking(abi::syscall::DEADLINE_NEVER);
-        let Ok(id) = crate::suspend::suspend(pid) else {
-            crate::println!("bench: the suspend failed");
-            return;
+        let id = match crate::suspend::suspend(pid) {
+            Ok(id) => id,
+            Err(e) => {
+                crate::println!("bench: the {label} suspend failed: {e}");
+                return;
+            }
         };
-        let Ok(r) = crate::suspend::resume(id, None) else {
-            crate::println!("bench: the resume failed");
-            return;
+        let r = match crate::suspend::resume(id, None) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::println!("bench: the {label} resume failed: {e}");
+                return;
+            }
         };
         ask(2);
         let _ = ep.recv_blocking(abi::syscall::DEADLINE_NEVER);

@@ -309,9 +309,10 @@ struct Snapshot {
     handles: Vec<HandleRecord>,
     /// (handle index, channel id, side, payload) per queued message.
     messages: Vec<(u16, u64, u8, Vec<u8>)>,
-    arena: Vec<(u64, [u8; 4096])>,
-    stacks: Vec<(u64, [u8; 4096])>,
-    data: Vec<(u64, [u8; 4096])>,
+    /// Pages: (address, frame), read in place when the image is written.
+    arena: Vec<(u64, u64)>,
+    stacks: Vec<(u64, u64)>,
+    data: Vec<(u64, u64)>,
 }
 
 /// Builds the image of a frozen tree.
@@ -342,8 +343,13 @@ fn serialize(tree: &[Pid]) -> Result<Vec<u8>, Error> {
         ImageBuilder::new()
     };
     // The builder borrows: keep every view alive until it has written.
-    fn pages(v: &[(u64, [u8; 4096])]) -> Vec<Page<'_>> {
-        v.iter().map(|(va, b)| Page { va: *va, bytes: b }).collect()
+    fn pages(v: &[(u64, u64)]) -> Vec<Page<'static>> {
+        v.iter()
+            .map(|(va, frame)| Page {
+                va: *va,
+                bytes: crate::arch::paging::frame_bytes(*frame),
+            })
+            .collect()
     }
     let views: Vec<_> = snaps
         .iter()
@@ -398,10 +404,20 @@ fn serialize(tree: &[Pid]) -> Result<Vec<u8>, Error> {
                 Error::Failed
             })?;
     }
-    builder.build().map_err(|e| {
+    // Written into a buffer reserved without panicking: a big image may not fit the heap.
+    let fail = |e: procimage::BuildError| {
         ::log::error!("suspend: the image cannot be built: {e}");
         Error::Failed
-    })
+    };
+    let len = builder.len().map_err(fail)? as usize;
+    let mut out = Vec::new();
+    if out.try_reserve_exact(len).is_err() {
+        ::log::warn!("suspend: no kernel memory for an image of {len} bytes");
+        return Err(Error::NoMemory);
+    }
+    out.resize(len, 0);
+    builder.write(&mut out).map_err(fail)?;
+    Ok(out)
 }
 
 /// One process's part of the image.
@@ -527,19 +543,19 @@ fn snapshot(
     parts.space.for_each_private_page(
         ARENA_BASE,
         ARENA_BASE + parts.arena_ceiling,
-        &mut |va, _, b| arena.push((va, *b)),
+        &mut |va, _, frame| arena.push((va, frame)),
     );
     parts
         .space
-        .for_each_private_page(parts.stack_bottom, top, &mut |va, _, b| {
-            stacks.push((va, *b))
+        .for_each_private_page(parts.stack_bottom, top, &mut |va, _, frame| {
+            stacks.push((va, frame))
         });
     parts.space.for_each_private_page(
         MODULE_BASE,
         MODULE_BASE + MODULE_MAX_SIZE,
-        &mut |va, perms, b| {
+        &mut |va, perms, frame| {
             if perms == crate::arch::paging::Perms::ReadWrite {
-                data.push((va, *b));
+                data.push((va, frame));
             }
         },
     );
@@ -569,6 +585,22 @@ fn snapshot(
         stacks,
         data,
     })
+}
+
+/// The SHA-256 of `file` (the module at `path`): from the cache when a file of the same path,
+/// length and CRC-32 was hashed before in this boot.
+fn known_hash(path: &str, file: &[u8]) -> [u8; 32] {
+    let m = process::Module::of(path, file);
+    if let Some(h) = HASHES
+        .lock()
+        .iter()
+        .find(|(p, l, c, _)| *p == m.path && *l == m.len && *c == m.crc)
+    {
+        return h.3;
+    }
+    let hash = procimage::module_hash(file);
+    HASHES.lock().push((m.path, m.len, m.crc, hash));
+    hash
 }
 
 /// The SHA-256 of a process's module file, which must still be the file it was loaded from.
@@ -643,7 +675,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
                 _ => Error::Io,
             }
         })?;
-        if procimage::module_hash(&file) != m.hash {
+        if known_hash(m.path, &file) != m.hash {
             ::log::warn!(
                 "resume {id}: module {} changed since the suspend (its SHA-256 differs)",
                 m.path

@@ -163,6 +163,13 @@ fn suspend_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
                 o.tail(30)
             );
         }
+        for l in o
+            .log
+            .lines()
+            .filter(|l| l.contains("bench: ") && l.contains("failed"))
+        {
+            eprintln!("xtask: {l}");
+        }
         out.extend(
             parse(&o.log)
                 .into_iter()

@@ -425,15 +425,10 @@ impl AddressSpace {
     }
 
     /// Calls `f` for every private 4 KiB user page mapped in `start..end` (not shared, not
-    /// device memory), in ascending order, with its permissions and its contents: what a
-    /// suspend copies into an image. Walks only the tables that exist, so a large, sparse range
+    /// device memory), in ascending order, with its permissions and its frame (see
+    /// [`frame_bytes`]): what a suspend puts into an image. Walks only the tables that exist, so a large, sparse range
     /// costs what is mapped. The space must not run anywhere (its threads are frozen).
-    pub fn for_each_private_page(
-        &self,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(u64, Perms, &[u8; 4096]),
-    ) {
+    pub fn for_each_private_page(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Perms, u64)) {
         let root = self.pml4.lock();
         walk_private(*root, 3, 0, start, end.min(abi::layout::USER_END), f);
     }
@@ -534,7 +529,7 @@ fn walk_private(
     base: u64,
     start: u64,
     end: u64,
-    f: &mut dyn FnMut(u64, Perms, &[u8; 4096]),
+    f: &mut dyn FnMut(u64, Perms, u64),
 ) {
     let span = 1u64 << (12 + 9 * u32::from(level));
     // SAFETY: `table` is a lower-half table of a space whose lock the caller holds and whose
@@ -555,13 +550,19 @@ fn walk_private(
         } else if flags.contains(F::USER_ACCESSIBLE)
             && !flags.intersects(SHARED | F::NO_CACHE | F::WRITE_THROUGH)
         {
-            // SAFETY: a present, private 4 KiB user page of RAM: its frame lies in the direct
-            // map and stays allocated while the caller holds the space's lock; no thread
-            // writes it (they are frozen).
-            let bytes = unsafe { &*(phys::to_virt(e.addr().as_u64()) as *const [u8; 4096]) };
-            f(va, Perms::from_flags(flags), bytes);
+            f(va, Perms::from_flags(flags), e.addr().as_u64());
         }
     }
+}
+
+/// The contents of a private user page's RAM frame, as [`AddressSpace::for_each_private_page`]
+/// reported it, read in place through the direct map (no copy). The caller keeps the frame
+/// where it is and unwritten while it holds the reference: the suspend that uses it holds the
+/// process frozen, and frees its space only after the image is written.
+pub fn frame_bytes<'a>(frame: u64) -> &'a [u8; 4096] {
+    // SAFETY: `frame` is a 4 KiB RAM frame of a frozen process (the contract above): it lies in
+    // the direct map, stays allocated and is not written while the reference lives.
+    unsafe { &*(phys::to_virt(frame) as *const [u8; 4096]) }
 }
 
 fn free_table(table: u64, level: u8, free: &mut dyn FnMut(u64)) -> u64 {
