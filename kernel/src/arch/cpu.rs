@@ -81,6 +81,7 @@ static FS_BASE_LOADED: [core::sync::atomic::AtomicU64; super::acpi::MAX_CPUS] =
 /// Writes the FS base register (the running thread's thread-local block in ring 3; the kernel
 /// never uses FS), unless it already holds `value`. The caller has checked that `value` is a
 /// canonical user address.
+#[inline]
 pub fn set_fs_base(value: u64) {
     use core::sync::atomic::Ordering;
     let loaded = &FS_BASE_LOADED[super::percpu::cpu_id()];
