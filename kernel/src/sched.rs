@@ -15,7 +15,7 @@ use crate::arch::percpu::cpu_id;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use schedpolicy::{Policy, Priority, RunQueue, Wake};
 use spin::Mutex;
 
@@ -238,10 +238,8 @@ pub fn reset_stats() {
     with(|s| s.stats = FRESH_STATS);
 }
 
-/// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte so that the
-/// common system-call return is a single load and takes no lock.
-static RETURN_FLAGS: [AtomicU8; crate::arch::acpi::MAX_CPUS] =
-    [const { AtomicU8::new(0) }; crate::arch::acpi::MAX_CPUS];
+// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte of the CPU's
+// own block so that the common system-call return is a single load and takes no lock.
 
 /// The running thread must yield (a tighter deadline woke); cleared by the switch.
 const ATTENTION: u8 = 1 << 0;
@@ -251,15 +249,16 @@ const DOOM_PENDING: u8 = 1 << 1;
 const UNWIND_PENDING: u8 = 1 << 2;
 
 fn raise(cpu: usize, flag: u8) {
-    RETURN_FLAGS[cpu].fetch_or(flag, Ordering::AcqRel);
+    crate::arch::percpu::return_flags(cpu).fetch_or(flag, Ordering::AcqRel);
 }
 
 fn lower(cpu: usize, flag: u8) {
-    RETURN_FLAGS[cpu].fetch_and(!flag, Ordering::AcqRel);
+    crate::arch::percpu::return_flags(cpu).fetch_and(!flag, Ordering::AcqRel);
 }
 
 fn raised(cpu: usize, flag: u8) -> bool {
-    RETURN_FLAGS[cpu].load(Ordering::Acquire) & flag != 0
+    debug_assert_eq!(cpu, cpu_id());
+    crate::arch::percpu::return_flags_here() & flag != 0
 }
 
 /// Per-CPU: the core has dead threads whose records wait to be freed (so that the check after
@@ -740,13 +739,12 @@ pub fn on_return_to_user() {
 /// system-call return then has nothing to do but store the result. One load.
 #[inline(always)]
 pub fn nothing_to_do_on_return() -> bool {
-    RETURN_FLAGS[cpu_id()].load(Ordering::Acquire) == 0
+    crate::arch::percpu::return_flags_here() == 0
 }
 
 #[inline]
 fn on_return_flags() {
-    let cpu = cpu_id();
-    let flags = RETURN_FLAGS[cpu].load(Ordering::Acquire);
+    let flags = crate::arch::percpu::return_flags_here();
     if flags == 0 {
         return;
     }
@@ -1108,43 +1106,46 @@ pub fn portal_enter(
     dead: &AtomicBool,
 ) -> Result<(crate::process::Pid, Tid), EnterError> {
     let cur = current();
-    with(|s| {
-        let t = s
-            .threads
-            .get_mut(cur)
-            .and_then(Option::as_deref_mut)
-            .ok_or(EnterError::Unwinding)?;
-        if t.unwind {
-            return Err(EnterError::Unwinding);
-        }
-        if dead.load(Ordering::Acquire) {
-            return Err(EnterError::Dead);
-        }
-        if t.pid == Some(server) || t.calls.iter().any(|c| c.server == server) {
-            return Err(EnterError::Reentry);
-        }
-        let depth = t.calls.len;
-        let frames = t
-            .calls
-            .frames
-            .get_or_insert_with(|| Box::new(core::array::from_fn(|_| Call::empty())));
-        let Some(c) = frames.get_mut(depth) else {
-            return Err(EnterError::TooDeep);
-        };
-        let caller = t.acting.or(t.pid).unwrap_or(0);
-        space.activate();
-        c.saved.copy_from(saved);
-        c.space = t.space.replace(space.clone());
-        c.acting = t.acting.replace(server);
-        c.fs_base = core::mem::take(&mut t.fs_base);
-        c.server = server;
-        t.calls.len = depth + 1;
-        if c.fs_base != 0 {
-            crate::arch::cpu::set_fs_base(0);
-        }
-        crate::arch::percpu::set_acting(Some(server));
-        Ok((caller, cur))
-    })
+    // The lock taken here rather than through `with`, so that all of it inlines.
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut().expect("scheduler initialised");
+    let t = s
+        .threads
+        .get_mut(cur)
+        .and_then(Option::as_deref_mut)
+        .ok_or(EnterError::Unwinding)?;
+    if t.unwind {
+        return Err(EnterError::Unwinding);
+    }
+    if dead.load(Ordering::Acquire) {
+        return Err(EnterError::Dead);
+    }
+    if t.pid == Some(server) || (!t.calls.is_empty() && t.calls.iter().any(|c| c.server == server))
+    {
+        return Err(EnterError::Reentry);
+    }
+    let depth = t.calls.len;
+    let frames = t
+        .calls
+        .frames
+        .get_or_insert_with(|| Box::new(core::array::from_fn(|_| Call::empty())));
+    let Some(c) = frames.get_mut(depth) else {
+        return Err(EnterError::TooDeep);
+    };
+    // The process the thread acts for now (its own, or the server of its innermost call).
+    let caller = crate::arch::percpu::acting().unwrap_or(0);
+    space.activate();
+    c.saved.copy_from(saved);
+    c.space = t.space.replace(space.clone());
+    c.acting = t.acting.replace(server);
+    c.fs_base = core::mem::take(&mut t.fs_base);
+    c.server = server;
+    t.calls.len = depth + 1;
+    if c.fs_base != 0 {
+        crate::arch::cpu::set_fs_base(0);
+    }
+    crate::arch::percpu::set_acting(Some(server));
+    Ok((caller, cur))
 }
 
 impl Thread {
@@ -1185,15 +1186,15 @@ impl Thread {
 #[inline(always)]
 pub fn portal_leave(frame: &mut crate::arch::idt::TrapFrame) -> bool {
     let cur = current();
-    with(|s| {
-        let Some(t) = s.threads.get_mut(cur).and_then(Option::as_deref_mut) else {
-            return false;
-        };
-        match t.calls.len.checked_sub(1) {
-            Some(n) => t.pop_calls(n, frame),
-            None => false,
-        }
-    })
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut().expect("scheduler initialised");
+    let Some(t) = s.threads.get_mut(cur).and_then(Option::as_deref_mut) else {
+        return false;
+    };
+    match t.calls.len.checked_sub(1) {
+        Some(n) => t.pop_calls(n, frame),
+        None => false,
+    }
 }
 
 /// True when some thread of this core may have portal calls to unwind (one load, no lock).
