@@ -255,6 +255,7 @@ impl ThreadRecord {
 static PROCS: Mutex<Vec<(Pid, Process)>> = Mutex::new(Vec::new());
 static NEXT_PID: Mutex<Pid> = Mutex::new(1);
 
+#[inline]
 fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Option<R> {
     PROCS
         .lock()
@@ -264,6 +265,7 @@ fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Option<R> {
 }
 
 /// Runs `f` on the calling process's handle table (`None` for kernel threads or a dead process).
+#[inline]
 pub fn with_handles<R>(f: impl FnOnce(&mut HandleTable<Object>) -> R) -> Option<R> {
     let pid = sched::current_pid()?;
     with_proc(pid, |p| {

@@ -15,7 +15,7 @@ use crate::arch::percpu::cpu_id;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use schedpolicy::{Policy, Priority, RunQueue, Wake};
 use spin::Mutex;
 
@@ -100,13 +100,35 @@ struct Thread {
     /// `crate::portal`.
     acting: Option<crate::process::Pid>,
     /// Its open portal calls, innermost last: what each call's return restores.
-    calls: Vec<Call>,
+    calls: Calls,
     /// A server on its chain of calls died: unwind at its next return to ring 3.
     unwind: bool,
     /// Asked to freeze for a suspend: it stops at its next way back to ring 3.
     freeze: bool,
     /// Its system call was cut short by the freeze: the call is made again when it resumes.
     rewind: bool,
+}
+
+/// A thread's open portal calls, innermost last. Room for [`abi::portal::MAX_DEPTH`] of them
+/// is allocated at the thread's first call and kept: a call and its return write in place.
+#[derive(Default)]
+struct Calls {
+    frames: Option<Box<[Call; abi::portal::MAX_DEPTH]>>,
+    len: usize,
+}
+
+impl Calls {
+    fn as_slice(&self) -> &[Call] {
+        self.frames.as_deref().map_or(&[], |f| &f[..self.len])
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, Call> {
+        self.as_slice().iter()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// One open portal call: the caller's state, restored by the call's return.
@@ -121,6 +143,18 @@ pub struct Call {
     fs_base: u64,
     /// The server the call entered.
     pub server: crate::process::Pid,
+}
+
+impl Call {
+    fn empty() -> Call {
+        Call {
+            saved: crate::arch::idt::TrapFrame::default(),
+            space: None,
+            acting: None,
+            fs_base: 0,
+            server: 0,
+        }
+    }
 }
 
 struct Core {
@@ -212,10 +246,8 @@ pub fn reset_stats() {
     with(|s| s.stats = FRESH_STATS);
 }
 
-/// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte so that the
-/// common system-call return is a single load and takes no lock.
-static RETURN_FLAGS: [AtomicU8; crate::arch::acpi::MAX_CPUS] =
-    [const { AtomicU8::new(0) }; crate::arch::acpi::MAX_CPUS];
+// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte of the CPU's
+// own block so that the common system-call return is a single load and takes no lock.
 
 /// The running thread must yield (a tighter deadline woke); cleared by the switch.
 const ATTENTION: u8 = 1 << 0;
@@ -227,15 +259,16 @@ const UNWIND_PENDING: u8 = 1 << 2;
 const FREEZE_PENDING: u8 = 1 << 3;
 
 fn raise(cpu: usize, flag: u8) {
-    RETURN_FLAGS[cpu].fetch_or(flag, Ordering::AcqRel);
+    crate::arch::percpu::return_flags(cpu).fetch_or(flag, Ordering::AcqRel);
 }
 
 fn lower(cpu: usize, flag: u8) {
-    RETURN_FLAGS[cpu].fetch_and(!flag, Ordering::AcqRel);
+    crate::arch::percpu::return_flags(cpu).fetch_and(!flag, Ordering::AcqRel);
 }
 
 fn raised(cpu: usize, flag: u8) -> bool {
-    RETURN_FLAGS[cpu].load(Ordering::Acquire) & flag != 0
+    debug_assert_eq!(cpu, cpu_id());
+    crate::arch::percpu::return_flags_here() & flag != 0
 }
 
 /// Per-CPU: the core has dead threads whose records wait to be freed (so that the check after
@@ -268,7 +301,7 @@ fn thread(
         space,
         pid,
         acting: None,
-        calls: Vec::new(),
+        calls: Calls::default(),
         unwind: false,
         freeze: false,
         rewind: false,
@@ -718,13 +751,12 @@ pub fn on_return_to_user() {
 /// system-call return then has nothing to do but store the result. One load.
 #[inline(always)]
 pub fn nothing_to_do_on_return() -> bool {
-    RETURN_FLAGS[cpu_id()].load(Ordering::Acquire) == 0
+    crate::arch::percpu::return_flags_here() == 0
 }
 
 #[inline]
 fn on_return_flags() {
-    let cpu = cpu_id();
-    let flags = RETURN_FLAGS[cpu].load(Ordering::Acquire);
+    let flags = crate::arch::percpu::return_flags_here();
     if flags == 0 {
         return;
     }
@@ -1068,78 +1100,113 @@ pub enum EnterError {
     TooDeep,
     /// The thread is being unwound (a server on its chain died).
     Unwinding,
+    /// The server has died.
+    Dead,
 }
 
 /// The running thread enters `server` (whose space is `space`) through a portal: its
 /// caller's registers `saved`, address space, acting process and FS base are pushed, and it
 /// runs in the server's space with FS base zero. Returns the acting process before the call
-/// (the caller) and the thread's slot.
+/// (the caller) and the thread's slot. `dead` is the server's death mark, read under the
+/// scheduler's lock: [`portal_evict`] takes that lock after the mark is set, so a call either
+/// is entered before it looks (and is unwound by it) or sees the mark.
+#[inline(always)]
 pub fn portal_enter(
     saved: &crate::arch::idt::TrapFrame,
     server: crate::process::Pid,
-    space: Arc<AddressSpace>,
+    space: &Arc<AddressSpace>,
+    dead: &AtomicBool,
 ) -> Result<(crate::process::Pid, Tid), EnterError> {
-    let cpu = cpu_id();
-    with(|s| {
-        let cur = s.cores[cpu].current;
-        let t = s.threads[cur].as_mut().ok_or(EnterError::Unwinding)?;
-        if t.unwind {
-            return Err(EnterError::Unwinding);
-        }
-        if t.pid == Some(server) || t.calls.iter().any(|c| c.server == server) {
-            return Err(EnterError::Reentry);
-        }
-        if t.calls.len() >= abi::portal::MAX_DEPTH {
-            return Err(EnterError::TooDeep);
-        }
-        let caller = t.acting.or(t.pid).unwrap_or(0);
-        space.activate();
-        t.calls.push(Call {
-            saved: *saved,
-            space: t.space.replace(space),
-            acting: t.acting.replace(server),
-            fs_base: core::mem::take(&mut t.fs_base),
-            server,
-        });
+    let cur = current();
+    // The lock taken here rather than through `with`, so that all of it inlines.
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut().expect("scheduler initialised");
+    let t = s
+        .threads
+        .get_mut(cur)
+        .and_then(Option::as_deref_mut)
+        .ok_or(EnterError::Unwinding)?;
+    if t.unwind {
+        return Err(EnterError::Unwinding);
+    }
+    if dead.load(Ordering::Acquire) {
+        return Err(EnterError::Dead);
+    }
+    if t.pid == Some(server) || (!t.calls.is_empty() && t.calls.iter().any(|c| c.server == server))
+    {
+        return Err(EnterError::Reentry);
+    }
+    let depth = t.calls.len;
+    let frames = t
+        .calls
+        .frames
+        .get_or_insert_with(|| Box::new(core::array::from_fn(|_| Call::empty())));
+    let Some(c) = frames.get_mut(depth) else {
+        return Err(EnterError::TooDeep);
+    };
+    // The process the thread acts for now (its own, or the server of its innermost call).
+    let caller = crate::arch::percpu::acting().unwrap_or(0);
+    space.activate();
+    c.saved.copy_from(saved);
+    c.space = t.space.replace(space.clone());
+    c.acting = t.acting.replace(server);
+    c.fs_base = core::mem::take(&mut t.fs_base);
+    c.server = server;
+    t.calls.len = depth + 1;
+    if c.fs_base != 0 {
         crate::arch::cpu::set_fs_base(0);
-        crate::arch::percpu::set_acting(Some(server));
-        Ok((caller, cur))
-    })
+    }
+    crate::arch::percpu::set_acting(Some(server));
+    Ok((caller, cur))
 }
 
 impl Thread {
     /// Pops the calls from index `i` on and restores the state of the outermost popped one's
-    /// caller (this thread must be the running one).
-    fn pop_calls(&mut self, i: usize) -> Option<crate::arch::idt::TrapFrame> {
-        if i >= self.calls.len() {
-            return None;
+    /// caller, its registers into `frame` (this thread must be the running one); false, with
+    /// nothing changed, when fewer calls are open.
+    #[inline(always)]
+    fn pop_calls(&mut self, i: usize, frame: &mut crate::arch::idt::TrapFrame) -> bool {
+        let len = self.calls.len;
+        let Some(frames) = self.calls.frames.as_deref_mut() else {
+            return false;
+        };
+        if i >= len {
+            return false;
         }
-        let mut popped = self.calls.split_off(i);
-        let first = popped.swap_remove(0);
-        self.space = first.space;
+        // The spaces of abandoned inner calls go.
+        for c in &mut frames[i + 1..len] {
+            c.space = None;
+        }
+        let first = &mut frames[i];
+        self.calls.len = i;
+        self.space = first.space.take();
         self.acting = first.acting;
         self.fs_base = first.fs_base;
+        frame.copy_from(&first.saved);
         match &self.space {
             Some(space) => space.activate(),
             None => kernel_space().activate(),
         }
         crate::arch::cpu::set_fs_base(self.fs_base);
         crate::arch::percpu::set_acting(self.acting.or(self.pid));
-        // The spaces of abandoned inner calls are dropped with `popped` here.
-        Some(first.saved)
+        true
     }
 }
 
 /// The running thread leaves its innermost portal call: its caller's state comes back and
-/// the caller's saved registers are returned. `None` when it is not in a call.
-pub fn portal_leave() -> Option<crate::arch::idt::TrapFrame> {
-    let cpu = cpu_id();
-    with(|s| {
-        let cur = s.cores[cpu].current;
-        let t = s.threads[cur].as_mut()?;
-        let n = t.calls.len().checked_sub(1)?;
-        t.pop_calls(n)
-    })
+/// the caller's saved registers are written to `frame`. False when it is not in a call.
+#[inline(always)]
+pub fn portal_leave(frame: &mut crate::arch::idt::TrapFrame) -> bool {
+    let cur = current();
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut().expect("scheduler initialised");
+    let Some(t) = s.threads.get_mut(cur).and_then(Option::as_deref_mut) else {
+        return false;
+    };
+    match t.calls.len.checked_sub(1) {
+        Some(n) => t.pop_calls(n, frame),
+        None => false,
+    }
 }
 
 /// True when some thread of this core may have portal calls to unwind (one load, no lock).
@@ -1179,12 +1246,15 @@ pub fn take_unwind() -> Option<Vec<crate::process::Pid>> {
 }
 
 /// Pops the running thread's portal calls from index `i` on (the call into the outermost
-/// dead server and everything inside it) and returns the registers of that call's caller.
-pub fn portal_unwind_from(i: usize) -> Option<crate::arch::idt::TrapFrame> {
-    let cpu = cpu_id();
+/// dead server and everything inside it) and writes the registers of that call's caller to
+/// `frame`; false when fewer calls are open.
+pub fn portal_unwind_from(i: usize, frame: &mut crate::arch::idt::TrapFrame) -> bool {
+    let cur = current();
     with(|s| {
-        let cur = s.cores[cpu].current;
-        s.threads[cur].as_mut()?.pop_calls(i)
+        s.threads
+            .get_mut(cur)
+            .and_then(Option::as_deref_mut)
+            .is_some_and(|t| t.pop_calls(i, frame))
     })
 }
 

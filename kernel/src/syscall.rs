@@ -75,14 +75,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
             // Both portal calls set the whole frame themselves: the server's entry, or the
             // caller's registers with the results.
             crate::portal::call(frame);
-            sched::on_return_to_user();
-            crate::portal::on_user_return(frame);
+            return_flags(frame);
             return;
         }
         Some(Sys::PortalReturn) => {
             crate::portal::ret(frame);
-            sched::on_return_to_user();
-            crate::portal::on_user_return(frame);
+            return_flags(frame);
             return;
         }
         Some(Sys::PortalCreate) => crate::portal::create(a(0), a(1)),
@@ -169,6 +167,16 @@ fn make_again(frame: &mut TrapFrame) {
 fn cut_short() -> Error {
     sched::cut_short();
     Error::Failed
+}
+
+/// The return flags' work for a call that set its whole frame itself (one load when no flag
+/// is raised).
+#[inline(always)]
+fn return_flags(frame: &mut TrapFrame) {
+    if !sched::nothing_to_do_on_return() {
+        sched::on_return_to_user();
+        crate::portal::on_user_return(frame);
+    }
 }
 
 /// Puts a call's result in the trap frame: status in `rax`, value in `rdx`.
