@@ -73,9 +73,10 @@ pub struct FatServer<D: BlockDevice> {
 /// Mounts the volume, with no file open yet.
 fn mount_volume<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Volume, Error> {
     let shared: SharedCache = cache.clone();
-    let fs = lamfat::FileSystem::new(Storage::new(shared), lamfat::FsOptions::new())
+    let fs = lamfat::FileSystem::new(Storage::new(shared.clone()), lamfat::FsOptions::new())
         .map_err(ops::fs_error)?;
-    Ok(Volume::new(fs, |_| OpenFiles::new()))
+    let cluster = u64::from(fs.cluster_size());
+    Ok(Volume::new(fs, |_| OpenFiles::new(shared, cluster)))
 }
 
 /// Refuses a volume whose boot sector claims more sectors than the device has (a truncated
