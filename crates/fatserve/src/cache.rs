@@ -3,8 +3,10 @@
 //! evicted or on [`BlockCache::flush`], which then flushes the device, so after a flush every
 //! write is durable. A sequential run of misses reads ahead in one device request, and a dirty
 //! block goes to the device together with the dirty blocks cached right after it, up to a
-//! request's 32 KiB: each request costs a round trip to the block driver. Blocks are found
-//! through a hash index (lamfat reads the FAT four bytes at a time, each read a look-up).
+//! request's 32 KiB: each request costs a round trip to the block driver. A block written in
+//! whole sectors is not read from the device first (a file's new clusters are written so);
+//! each block knows which of its sectors hold data. Blocks are found through a hash index
+//! (lamfat reads the FAT four bytes at a time, each read a look-up).
 //!
 //! [`Storage`] is the byte-addressed view lamfat reads and writes (its `Read + Write + Seek`);
 //! several can share one cache, which is what lets the server unmount and remount the volume on
@@ -59,6 +61,9 @@ struct Slot {
     /// The neighbours in the recency list.
     newer: u32,
     older: u32,
+    /// Sectors (bit k: sector k) holding the device's bytes or newer ones. The others are
+    /// undefined: a block written in whole sectors is not read first.
+    valid: u8,
     dirty: bool,
     data: Vec<u8>,
 }
@@ -109,6 +114,7 @@ impl<D: BlockDevice> BlockCache<D> {
                 next: NONE,
                 newer: if i == 0 { NONE } else { i as u32 - 1 },
                 older: if i + 1 == blocks { NONE } else { i as u32 + 1 },
+                valid: 0,
                 dirty: false,
                 data: vec![0; BLOCK_BYTES],
             })
@@ -244,6 +250,37 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         self.oldest = i as u32;
     }
 
+    /// Sectors of `block` that exist (the device's last block may be short), as a mask.
+    fn full(&self, block: u64) -> u8 {
+        ((1u16 << self.sectors_in(block)) - 1) as u8
+    }
+
+    /// Reads the sectors of slot `i` that are not valid from the device.
+    fn fill(&mut self, i: usize) -> Result<(), StorageError> {
+        let block = self.slots[i].block;
+        let (n, full) = (
+            self.sectors_in(block) as usize * SECTOR_SIZE,
+            self.full(block),
+        );
+        self.stats.device_reads += 1;
+        self.dev
+            .read(block * BLOCK_SECTORS, &mut self.run[..n])
+            .map_err(StorageError::Device)?;
+        let s = &mut self.slots[i];
+        for (k, (have, dev)) in s
+            .data
+            .chunks_mut(SECTOR_SIZE)
+            .zip(self.run[..n].chunks(SECTOR_SIZE))
+            .enumerate()
+        {
+            if s.valid & (1 << k) == 0 {
+                have.copy_from_slice(dev);
+            }
+        }
+        s.valid = full;
+        Ok(())
+    }
+
     /// Writes dirty slot `i` to the device, with the dirty blocks cached right after it in
     /// the same request.
     fn write_back(&mut self, i: usize) -> Result<(), StorageError> {
@@ -260,13 +297,35 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
                 self.write_back(b0)?;
             }
         }
+        let valid = self.slots[i].valid;
+        if valid != self.full(block) {
+            // Every written sector is valid and no other is: one stretch of them goes alone,
+            // else the rest is read in first.
+            let (first, count) = (valid.trailing_zeros(), valid.count_ones());
+            if valid >> first == ((1u16 << count) - 1) as u8 {
+                let bytes = &self.slots[i].data[first as usize * SECTOR_SIZE..];
+                self.stats.device_writes += 1;
+                self.dev
+                    .write(
+                        block * BLOCK_SECTORS + u64::from(first),
+                        &bytes[..count as usize * SECTOR_SIZE],
+                    )
+                    .map_err(StorageError::Device)?;
+                self.slots[i].dirty = false;
+                return Ok(());
+            }
+            self.fill(i)?;
+        }
         let mut run = [i; MAX_RUN as usize];
         // Block 0 goes alone: within one request the device may write sectors in any order.
         let most = if block == 0 { 1 } else { run.len() };
         let mut n = 1;
         while n < most {
-            match self.find(block + n as u64) {
-                Some(j) if self.slots[j].dirty => run[n] = j,
+            let next = block + n as u64;
+            match self.find(next) {
+                Some(j) if self.slots[j].dirty && self.slots[j].valid == self.full(next) => {
+                    run[n] = j
+                }
                 _ => break,
             }
             n += 1;
@@ -301,12 +360,18 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         Ok(i)
     }
 
-    /// The slot holding `block`, loading it (and, on a sequential miss, the blocks after it)
-    /// unless `overwrite` says the caller replaces all of it.
-    fn slot(&mut self, block: u64, overwrite: bool) -> Result<usize, StorageError> {
+    /// The slot holding `block`, with the sectors in `touched` (a mask) valid except those in
+    /// `overwrite`, which the caller replaces whole: a block that is only written that way is
+    /// not read from the device. Other misses load the block (and, on a sequential miss, the
+    /// blocks after it).
+    fn slot(&mut self, block: u64, touched: u8, overwrite: u8) -> Result<usize, StorageError> {
+        let keep = touched & !overwrite;
         if let Some(i) = self.find(block) {
             self.stats.hits += 1;
             self.touch(i);
+            if keep & !self.slots[i].valid != 0 {
+                self.fill(i)?;
+            }
             return Ok(i);
         }
         self.stats.misses += 1;
@@ -314,10 +379,11 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         if block >= blocks {
             return Err(StorageError::UnexpectedEof);
         }
-        if overwrite {
+        if keep == 0 {
             let i = self.victim()?;
             self.link(i, block);
             self.touch(i);
+            self.slots[i].valid = 0;
             return Ok(i);
         }
         // A miss right after the previous one is a sequential scan: read the following
@@ -352,9 +418,11 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
             return Err(StorageError::Device(e));
         }
         for (chunk, &i) in self.run[..bytes].chunks(BLOCK_BYTES).zip(taken) {
-            let d = &mut self.slots[i].data;
-            d[..chunk.len()].copy_from_slice(chunk);
-            d[chunk.len()..].fill(0);
+            let s = &mut self.slots[i];
+            s.data[..chunk.len()].copy_from_slice(chunk);
+            s.data[chunk.len()..].fill(0);
+            // Every sector the block has (the device's last block may be short).
+            s.valid = ((1u16 << (chunk.len() / SECTOR_SIZE)) - 1) as u8;
         }
         // The requested block is the most recently used of the run.
         self.touch(taken[0]);
@@ -370,7 +438,7 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
             let p = pos + done as u64;
             let (block, off) = (p / BLOCK_BYTES as u64, (p % BLOCK_BYTES as u64) as usize);
             let take = (n - done).min(BLOCK_BYTES - off);
-            let i = self.slot(block, false)?;
+            let i = self.slot(block, sectors(off, take).0, 0)?;
             buf[done..done + take].copy_from_slice(&self.slots[i].data[off..off + take]);
             done += take;
         }
@@ -387,10 +455,11 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
             let p = pos + done as u64;
             let (block, off) = (p / BLOCK_BYTES as u64, (p % BLOCK_BYTES as u64) as usize);
             let take = (n - done).min(BLOCK_BYTES - off);
-            let whole = off == 0 && take == self.sectors_in(block) as usize * SECTOR_SIZE;
-            let i = self.slot(block, whole)?;
+            let (touched, whole) = sectors(off, take);
+            let i = self.slot(block, touched, whole)?;
             let s = &mut self.slots[i];
             s.data[off..off + take].copy_from_slice(&buf[done..done + take]);
+            s.valid |= whole;
             s.dirty = true;
             done += take;
         }
@@ -419,6 +488,17 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         }
         self.index.fill(NONE);
     }
+}
+
+/// The sectors of a block that `len` bytes from byte `off` touch, and those they cover whole.
+fn sectors(off: usize, len: usize) -> (u8, u8) {
+    // Bits `from..to` (none when a short write covers no sector whole).
+    let mask = |from: usize, to: usize| ((1u16 << to).saturating_sub(1u16 << from)) as u8;
+    let end = off + len;
+    (
+        mask(off / SECTOR_SIZE, end.div_ceil(SECTOR_SIZE)),
+        mask(off.div_ceil(SECTOR_SIZE), end / SECTOR_SIZE),
+    )
 }
 
 /// A block cache shared between the server and the volume, its device's type erased so that

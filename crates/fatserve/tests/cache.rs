@@ -214,3 +214,107 @@ fn many_blocks_stay_findable() {
         assert_eq!(b[0], blk as u8, "block {blk} after eviction");
     }
 }
+
+#[test]
+fn whole_sector_writes_are_not_read_first() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let base = 10 * BLOCK_BYTES as u64;
+    // Sectors 2 and 3 of block 10, whole: nothing is read.
+    c.write_at(base + 1024, &[0xaa; 1024]).unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    let mut back = [0u8; 1024];
+    c.read_at(base + 1024, &mut back).unwrap();
+    assert_eq!(back, [0xaa; 1024]);
+    assert_eq!(
+        c.stats().device_reads,
+        0,
+        "written sectors read back from the cache"
+    );
+    // Written back alone: the device's other sectors of the block stay as they were.
+    c.flush().unwrap();
+    assert_eq!(write_requests(&mut c), [(82, 2)]);
+    let dev = &c.device().data;
+    assert_eq!(
+        dev[base as usize + 1024..base as usize + 2048],
+        [0xaa; 1024]
+    );
+    assert!(
+        dev[base as usize..base as usize + 1024]
+            .iter()
+            .all(|&b| b == 80 || b == 81)
+    );
+    assert!(
+        dev[base as usize + 2048..base as usize + 4096]
+            .iter()
+            .all(|&b| b >= 84)
+    );
+    // Reading a sector that was never loaded fetches the block, keeping what was written.
+    let mut s0 = [0u8; 512];
+    c.read_at(base, &mut s0).unwrap();
+    assert_eq!(s0, [80; 512]);
+    assert_eq!(c.stats().device_reads, 1);
+    c.read_at(base + 1024, &mut back).unwrap();
+    assert_eq!(back, [0xaa; 1024]);
+}
+
+#[test]
+fn partial_sector_write_on_an_unloaded_sector_loads_it() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let base = 3 * BLOCK_BYTES as u64;
+    c.write_at(base, &[1; 512]).unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    // Ten bytes inside sector 1, never loaded: the rest of it must come from the device.
+    c.write_at(base + 700, &[2; 10]).unwrap();
+    assert_eq!(c.stats().device_reads, 1);
+    let mut all = vec![0u8; BLOCK_BYTES];
+    c.read_at(base, &mut all).unwrap();
+    assert_eq!(all[..512], [1; 512]);
+    assert!(all[512..700].iter().all(|&b| b == 25));
+    assert_eq!(all[700..710], [2; 10]);
+    assert!(all[710..1024].iter().all(|&b| b == 25));
+    assert!(
+        all[1024..]
+            .chunks(512)
+            .enumerate()
+            .all(|(k, s)| s.iter().all(|&b| b == 26 + k as u8))
+    );
+    c.flush().unwrap();
+    assert_eq!(c.device().data[base as usize..][..BLOCK_BYTES], all[..]);
+}
+
+#[test]
+fn scattered_whole_sectors_are_completed_before_write_back() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let base = 5 * BLOCK_BYTES as u64;
+    c.write_at(base + 512, &[7; 512]).unwrap();
+    c.write_at(base + 5 * 512, &[8; 512]).unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    c.flush().unwrap();
+    // Sectors 1 and 5 are not one stretch: the block is read, then written whole.
+    assert_eq!(c.stats().device_reads, 1);
+    assert_eq!(write_requests(&mut c), [(40, 8)]);
+    let dev = &c.device().data[base as usize..][..BLOCK_BYTES];
+    for (k, s) in dev.chunks(512).enumerate() {
+        let want = match k {
+            1 => 7,
+            5 => 8,
+            k => 40 + k as u8,
+        };
+        assert!(s.iter().all(|&b| b == want), "sector {k}");
+    }
+}
+
+#[test]
+fn a_sequential_write_in_sectors_reads_nothing() {
+    let mut c = BlockCache::new(Mem::new(8192), 16).unwrap();
+    // 512 bytes at a time, as lamfat writes the clusters of a file on 512-byte clusters.
+    let data: Vec<u8> = (0..64 * BLOCK_BYTES).map(|i| (i / 511) as u8).collect();
+    for (k, s) in data.chunks(512).enumerate() {
+        c.write_at(BLOCK_BYTES as u64 + (k * 512) as u64, s)
+            .unwrap();
+    }
+    c.flush().unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    assert!(write_requests(&mut c).len() <= 64 / 8 + 2);
+    assert_eq!(c.device().data[BLOCK_BYTES..][..data.len()], data[..]);
+}
