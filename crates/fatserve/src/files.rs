@@ -63,7 +63,7 @@ pub(crate) struct OpenFile<'a> {
     key: String,
     /// The file's size (lamfat keeps it too, but does not show it).
     pub size: u64,
-    /// When it was last used (a tick of [`OpenFiles::clock`]).
+    /// When it was last used (the open files' clock).
     used: u64,
     /// The file, positioned where the last request left it.
     pub file: File<'a>,

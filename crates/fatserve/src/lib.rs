@@ -31,6 +31,7 @@ use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use files::OpenFiles;
 use fsproto::{Error, Reply, Request};
 
 /// A disk of 512-byte sectors, as the block protocol offers one. Each call moves at most
@@ -55,8 +56,6 @@ self_cell::self_cell!(
         dependent: OpenFiles,
     }
 );
-
-use files::OpenFiles;
 
 /// Cache blocks used by [`FatServer::mount`]: 256 × 4 KiB = 1 MiB.
 pub const DEFAULT_CACHE_BLOCKS: usize = 256;
