@@ -178,7 +178,7 @@ pub fn inspect(id: u64, bytes: &[u8]) -> String {
                 .map_or(String::from("root"), |q| format!("child of process {q}"));
             let _ = writeln!(
                 s,
-                "process {}: {} (pid {}, {parent})\n  module {} sha256 {}\n  {}, {}, {}, arena {} bytes, stacks {} bytes",
+                "process {}: {} (pid {}, {parent})\n  module {} sha256 {}\n  {}, {}, {}, arena {} bytes, stacks {} bytes, module data {} bytes",
                 p.index(),
                 r.name,
                 r.pid,
@@ -189,6 +189,7 @@ pub fn inspect(id: u64, bytes: &[u8]) -> String {
                 count(p.messages().len() as u64, "message", "messages"),
                 p.arena().len() * procimage::PAGE,
                 p.stacks().len() * procimage::PAGE,
+                p.data().len() * procimage::PAGE,
             );
         }
     }

@@ -20,8 +20,11 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 use abi::Handle;
 use abi::syscall::{DEADLINE_NEVER, DeathReport, WaitItem, signal};
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use moxie_rt::{chan, println, thread};
 
@@ -82,20 +85,19 @@ fn tick(pid: u64, thread: Option<usize>) -> ! {
     }
 }
 
-/// Three threads, each with its own counter: the main thread is number 1.
+/// Three threads, each with its own counter: the main thread is number 1. It keeps the other
+/// two threads' handles (and the runtime its thread spawner), so an image of it holds both.
 fn threads(pid: u64) -> i32 {
+    let mut kept = Vec::new();
     for t in 2..=3 {
         match thread::spawn(move || tick(pid, Some(t))) {
-            // Detached: the ticker holds no thread handles when it is suspended.
-            Ok(handle) => drop(handle),
+            Ok(handle) => kept.push(handle),
             Err(e) => {
                 println!("ticker: cannot start thread {t}: {e}");
                 return 1;
             }
         }
     }
-    // Nor its spawner: the threads are all there will be.
-    let _ = chan::close(thread::shared_spawner());
     tick(pid, Some(1))
 }
 
