@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for the shell after QEMU starts.
-const BOOT_WAIT: Duration = Duration::from_secs(150);
+const BOOT_WAIT: Duration = Duration::from_secs(120);
 /// Longest wait for one expected line.
 const LINE_WAIT: Duration = Duration::from_secs(30);
 /// The shell's first line.
