@@ -425,8 +425,10 @@ impl Drop for Live {
     }
 }
 
-/// The first ticker line after `from` of live pid `live` and thread `thread`: it must say
-/// `want` (the counter carried on), `start_pid`, and `core` when given.
+/// The first ticker line from line `from` on of live pid `live` and thread `thread`: it must
+/// say `want` (the counter carried on), `start_pid`, and `core` when given. `from` is before
+/// the shell's answer to the resume: the resumed threads may print before the shell does (the
+/// pid is new, so no earlier line has it).
 fn carries_on(
     live_session: &mut Live,
     from: usize,
@@ -603,7 +605,7 @@ fn same_boot(a: &Artifacts) -> Result<(Outcome, Outcome)> {
                 return Err(s.failure(&format!("inspect {id} lacks {want:?}:\n{text}")));
             }
         }
-        let (new, at, _) = s.resume(id, None)?;
+        let (new, _, _) = s.resume(id, None)?;
         carries_on(&mut s, at, new, None, last + 1, pid, None)?;
         if s.images()?.iter().any(|(i, _)| *i == id) {
             return Err(s.failure(&format!("image {id} is still listed after its resume")));
@@ -694,7 +696,7 @@ fn migrate(a: &Artifacts) -> Result<Outcome> {
             }
             carries_on(
                 &mut s,
-                at,
+                0,
                 new,
                 None,
                 last + 1,
@@ -800,14 +802,14 @@ fn durable(a: &Artifacts) -> Result<(Outcome, Outcome)> {
         if !s.images()?.iter().any(|(i, _)| *i == id) {
             return Err(s.failure(&format!("image {id} is not listed after the reboot")));
         }
-        let (new, at, l) = s.resume(id, None)?;
+        let (new, _, l) = s.resume(id, None)?;
         if !l.contains("its parent channel is the shell's now") {
             return Err(s.failure(&format!(
                 "after a reboot the resumer should get the parent channel: {l}"
             )));
         }
         let resumed_at = Instant::now();
-        carries_on(&mut s, at, new, None, last + 1, pid, None)?;
+        carries_on(&mut s, 0, new, None, last + 1, pid, None)?;
         println!(
             "    the resumed ticker's first line came {:.1} s after the resume",
             resumed_at.elapsed().as_secs_f64()
@@ -853,10 +855,11 @@ fn tree(a: &Artifacts) -> Result<Outcome> {
         {
             return Err(s.failure(&format!("inspect {id}:\n{text}")));
         }
-        let (_, at, l) = s.resume(id, None)?;
+        let (_, _, l) = s.resume(id, None)?;
         if !l.contains("(3 processes, 3 threads") {
             return Err(s.failure(&format!("expected 3 processes and 3 threads: {l}")));
         }
+        // From the suspend on: the resumed tree-a may print before the shell's answer.
         let (i, l) = s.wait_from(at, "tree-a after the resume", LINE_WAIT, |l| {
             tree_a(l).is_some()
         })?;
@@ -911,7 +914,7 @@ fn threads(a: &Artifacts) -> Result<Outcome> {
         if !text.contains("3 threads, ") {
             return Err(s.failure(&format!("inspect {id} should show 3 threads:\n{text}")));
         }
-        let (new, at, l) = s.resume(id, None)?;
+        let (new, _, l) = s.resume(id, None)?;
         if !l.contains("(1 process, 3 threads") {
             return Err(s.failure(&format!("expected 1 process and 3 threads: {l}")));
         }
@@ -1007,7 +1010,9 @@ fn refusals(a: &Artifacts) -> Result<Vec<Outcome>> {
     };
     let mut results = Vec::new();
     let refused = |s: &mut Live, id: u64, log_names: Option<&str>| -> Outcome {
-        let (at, l) = s.command(&format!("resume {id}"), |l| {
+        s.pump();
+        let typed = s.log.len();
+        let (_, l) = s.command(&format!("resume {id}"), |l| {
             l.starts_with(&format!("resume {id}: "))
                 || l.starts_with(&format!("resumed image {id} "))
         })?;
@@ -1017,9 +1022,10 @@ fn refusals(a: &Artifacts) -> Result<Vec<Outcome>> {
             return Err(s.failure(&format!("expected {want:?}, got {l:?}")));
         }
         if let Some(defect) = log_names
-            && !s.log[at.saturating_sub(40)..]
-                .iter()
-                .any(|l| l.contains(defect))
+            && s.wait_from(typed, defect, Duration::from_secs(2), |l| {
+                l.contains(defect)
+            })
+            .is_err()
         {
             return Err(s.failure(&format!("the log does not name the defect ({defect:?})")));
         }
