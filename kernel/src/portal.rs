@@ -9,17 +9,32 @@
 //! threads are inside it has them unwound: each returns `Closed` to the caller of the
 //! outermost dead server on its chain, at its next return to ring 3.
 use crate::arch::idt::TrapFrame;
+use crate::arch::paging::AddressSpace;
 use crate::ipc::Object;
 use crate::process::{self, Pid};
 use crate::sched::{self, EnterError};
 use crate::syscall::handle;
 use abi::{Error, Rights};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
+use spin::Mutex;
+
+/// What every portal into one server shares: a call finds the server's space and whether it
+/// died here, without looking the process up.
+struct Server {
+    pid: Pid,
+    space: Arc<AddressSpace>,
+    /// Set by [`server_died`] before the visitors are evicted (see [`sched::portal_enter`]).
+    dead: AtomicBool,
+}
+
+/// The live servers: processes that created a portal and have not died.
+static SERVERS: Mutex<Vec<Arc<Server>>> = Mutex::new(Vec::new());
 
 /// A portal: the server, where calls enter it, and the word they carry.
 pub struct Portal {
-    server: Pid,
+    server: Arc<Server>,
     entry: u64,
     badge: u64,
     revoked: AtomicBool,
@@ -27,8 +42,31 @@ pub struct Portal {
 
 impl core::fmt::Debug for Portal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Portal(server {}, badge {:#x})", self.server, self.badge)
+        write!(
+            f,
+            "Portal(server {}, badge {:#x})",
+            self.server.pid, self.badge
+        )
     }
+}
+
+/// The shared record of the calling process as a server (made at its first portal); `None`
+/// once it has died.
+fn this_server() -> Option<Arc<Server>> {
+    let pid = sched::current_pid()?;
+    let mut servers = SERVERS.lock();
+    if let Some(s) = servers.iter().find(|s| s.pid == pid) {
+        return Some(s.clone());
+    }
+    // Looked up under the registry's lock: a death after this finds the record and marks it.
+    let space = process::space_of(pid)?;
+    let s = Arc::new(Server {
+        pid,
+        space,
+        dead: AtomicBool::new(false),
+    });
+    servers.push(s.clone());
+    Some(s)
 }
 
 /// `portal_create(entry, badge) -> portal`.
@@ -36,7 +74,7 @@ pub fn create(entry: u64, badge: u64) -> Result<u64, Error> {
     if !abi::thread::user_canonical(entry) {
         return Err(Error::Failed);
     }
-    let server = sched::current_pid().ok_or(Error::Failed)?;
+    let server = this_server().ok_or(Error::Failed)?;
     let portal = Arc::new(Portal {
         server,
         entry,
@@ -64,6 +102,7 @@ pub fn revoke(h: u64) -> Result<u64, Error> {
 
 /// `portal_call(portal, a0, a1, a2, a3)`: on success the frame enters the server; on an
 /// error the caller gets it back in `rax` as from any call.
+#[inline(never)]
 pub fn call(frame: &mut TrapFrame) {
     if let Err(e) = enter(frame) {
         frame.rax = e as u64;
@@ -71,23 +110,29 @@ pub fn call(frame: &mut TrapFrame) {
     }
 }
 
+#[inline(always)]
 fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
     let h = handle(frame.rdi)?;
-    let (server, entry, badge) = process::with_handles(|t| match t.check(h, Rights::SEND)? {
-        Object::Portal(p) if p.revoked.load(Ordering::Acquire) => Err(Error::Closed),
-        Object::Portal(p) => Ok((p.server, p.entry, p.badge)),
-        _ => Err(Error::WrongType),
-    })
-    .ok_or(Error::Failed)??;
-    // `None` once the server has died: its space is being or has been torn down.
-    let space = process::space_of(server).ok_or(Error::Closed)?;
     // The thread's visitor stack: its slot, at the same place in every server.
     let (_, top) = abi::portal::visit_stack(sched::current() as u64).ok_or(Error::Overloaded)?;
-    let (caller, tid) = sched::portal_enter(frame, server, space).map_err(|e| match e {
-        EnterError::Reentry => Error::Failed,
-        EnterError::TooDeep => Error::Overloaded,
-        EnterError::Unwinding => Error::Closed,
-    })?;
+    // Entered under the look-up's lock (the process table before the scheduler), so the
+    // portal needs no reference of its own.
+    let (caller, tid, entry, badge) =
+        process::with_handles(|t| match t.check(h, Rights::SEND)? {
+            Object::Portal(p) if p.revoked.load(Ordering::Acquire) => Err(Error::Closed),
+            Object::Portal(p) => {
+                let s = &p.server;
+                let (caller, tid) =
+                    sched::portal_enter(frame, s.pid, &s.space, &s.dead).map_err(|e| match e {
+                        EnterError::Reentry => Error::Failed,
+                        EnterError::TooDeep => Error::Overloaded,
+                        EnterError::Unwinding | EnterError::Dead => Error::Closed,
+                    })?;
+                Ok((caller, tid, p.entry, p.badge))
+            }
+            _ => Err(Error::WrongType),
+        })
+        .ok_or(Error::Failed)??;
     let args = [frame.rsi, frame.rdx, frame.r10, frame.r8];
     *frame = TrapFrame {
         rdi: args[0],
@@ -109,19 +154,16 @@ fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
 }
 
 /// `portal_return(r0, r1)`: back to the caller with the results; `Failed` outside a call.
+#[inline(never)]
 pub fn ret(frame: &mut TrapFrame) {
     let (r0, r1) = (frame.rdi, frame.rsi);
-    match sched::portal_leave() {
-        Some(saved) => {
-            *frame = saved;
-            frame.rax = 0;
-            frame.rdx = r0;
-            frame.rsi = r1;
-        }
-        None => {
-            frame.rax = Error::Failed as u64;
-            frame.rdx = 0;
-        }
+    if sched::portal_leave(frame) {
+        frame.rax = 0;
+        frame.rdx = r0;
+        frame.rsi = r1;
+    } else {
+        frame.rax = Error::Failed as u64;
+        frame.rdx = 0;
     }
 }
 
@@ -142,16 +184,20 @@ fn unwind(frame: &mut TrapFrame) {
     let Some(i) = servers.iter().position(|&p| !process::is_live(p)) else {
         return;
     };
-    if let Some(saved) = sched::portal_unwind_from(i) {
-        *frame = saved;
+    if sched::portal_unwind_from(i, frame) {
         frame.rax = Error::Closed as u64;
         frame.rdx = 0;
     }
 }
 
-/// `server` died: unwind the threads inside it (see [`sched::portal_evict`]). Called by
-/// `process::die` before the server's space is torn down.
+/// `server` died: no call enters it any more, and the threads inside it are unwound (see
+/// [`sched::portal_evict`]). Called by `process::die` before the server's space is torn down.
 pub fn server_died(server: Pid) {
+    let mut servers = SERVERS.lock();
+    if let Some(i) = servers.iter().position(|s| s.pid == server) {
+        servers.swap_remove(i).dead.store(true, Ordering::Release);
+    }
+    drop(servers);
     sched::portal_evict(server);
 }
 

@@ -15,7 +15,7 @@ use crate::arch::percpu::cpu_id;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use schedpolicy::{Policy, Priority, RunQueue, Wake};
 use spin::Mutex;
 
@@ -66,6 +66,10 @@ pub enum State {
     Blocked,
     /// Finished; its resources go back at its core's next switch.
     Dead,
+    /// Stopped for a suspend at its way back to ring 3 (`crate::suspend`): the trap frame at
+    /// the top of its kernel stack holds every user register. Wake-ups pass it by; only
+    /// [`thaw`] or [`kill`] moves it.
+    Frozen,
 }
 
 struct Thread {
@@ -96,9 +100,35 @@ struct Thread {
     /// `crate::portal`.
     acting: Option<crate::process::Pid>,
     /// Its open portal calls, innermost last: what each call's return restores.
-    calls: Vec<Call>,
+    calls: Calls,
     /// A server on its chain of calls died: unwind at its next return to ring 3.
     unwind: bool,
+    /// Asked to freeze for a suspend: it stops at its next way back to ring 3.
+    freeze: bool,
+    /// Its system call was cut short by the freeze: the call is made again when it resumes.
+    rewind: bool,
+}
+
+/// A thread's open portal calls, innermost last. Room for [`abi::portal::MAX_DEPTH`] of them
+/// is allocated at the thread's first call and kept: a call and its return write in place.
+#[derive(Default)]
+struct Calls {
+    frames: Option<Box<[Call; abi::portal::MAX_DEPTH]>>,
+    len: usize,
+}
+
+impl Calls {
+    fn as_slice(&self) -> &[Call] {
+        self.frames.as_deref().map_or(&[], |f| &f[..self.len])
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, Call> {
+        self.as_slice().iter()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// One open portal call: the caller's state, restored by the call's return.
@@ -113,6 +143,18 @@ pub struct Call {
     fs_base: u64,
     /// The server the call entered.
     pub server: crate::process::Pid,
+}
+
+impl Call {
+    fn empty() -> Call {
+        Call {
+            saved: crate::arch::idt::TrapFrame::default(),
+            space: None,
+            acting: None,
+            fs_base: 0,
+            server: 0,
+        }
+    }
 }
 
 struct Core {
@@ -204,10 +246,8 @@ pub fn reset_stats() {
     with(|s| s.stats = FRESH_STATS);
 }
 
-/// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte so that the
-/// common system-call return is a single load and takes no lock.
-static RETURN_FLAGS: [AtomicU8; crate::arch::acpi::MAX_CPUS] =
-    [const { AtomicU8::new(0) }; crate::arch::acpi::MAX_CPUS];
+// Per-CPU "look at the scheduler before returning to ring 3" flags, in one byte of the CPU's
+// own block so that the common system-call return is a single load and takes no lock.
 
 /// The running thread must yield (a tighter deadline woke); cleared by the switch.
 const ATTENTION: u8 = 1 << 0;
@@ -215,17 +255,20 @@ const ATTENTION: u8 = 1 << 0;
 const DOOM_PENDING: u8 = 1 << 1;
 /// Some thread of this core must unwind portal calls into a dead server (`crate::portal`).
 const UNWIND_PENDING: u8 = 1 << 2;
+/// Some thread of this core is asked to freeze for a suspend (`crate::suspend`).
+const FREEZE_PENDING: u8 = 1 << 3;
 
 fn raise(cpu: usize, flag: u8) {
-    RETURN_FLAGS[cpu].fetch_or(flag, Ordering::AcqRel);
+    crate::arch::percpu::return_flags(cpu).fetch_or(flag, Ordering::AcqRel);
 }
 
 fn lower(cpu: usize, flag: u8) {
-    RETURN_FLAGS[cpu].fetch_and(!flag, Ordering::AcqRel);
+    crate::arch::percpu::return_flags(cpu).fetch_and(!flag, Ordering::AcqRel);
 }
 
 fn raised(cpu: usize, flag: u8) -> bool {
-    RETURN_FLAGS[cpu].load(Ordering::Acquire) & flag != 0
+    debug_assert_eq!(cpu, cpu_id());
+    crate::arch::percpu::return_flags_here() & flag != 0
 }
 
 /// Per-CPU: the core has dead threads whose records wait to be freed (so that the check after
@@ -258,8 +301,10 @@ fn thread(
         space,
         pid,
         acting: None,
-        calls: Vec::new(),
+        calls: Calls::default(),
         unwind: false,
+        freeze: false,
+        rewind: false,
     })
 }
 
@@ -706,13 +751,12 @@ pub fn on_return_to_user() {
 /// system-call return then has nothing to do but store the result. One load.
 #[inline(always)]
 pub fn nothing_to_do_on_return() -> bool {
-    RETURN_FLAGS[cpu_id()].load(Ordering::Acquire) == 0
+    crate::arch::percpu::return_flags_here() == 0
 }
 
 #[inline]
 fn on_return_flags() {
-    let cpu = cpu_id();
-    let flags = RETURN_FLAGS[cpu].load(Ordering::Acquire);
+    let flags = crate::arch::percpu::return_flags_here();
     if flags == 0 {
         return;
     }
@@ -811,7 +855,7 @@ pub fn kill(r: ThreadRef) {
                     s.make_runnable(tid);
                     false
                 }
-                State::Runnable | State::Dead => false,
+                State::Runnable | State::Dead | State::Frozen => false,
             }
         }) {
             core::hint::spin_loop();
@@ -845,7 +889,7 @@ fn schedule(now_state: State) {
             let _ = match now_state {
                 State::Runnable if preempting => core.rq.preempted(cur, now).map(|_| ()),
                 State::Runnable => core.rq.yielded(cur, now).map(|_| ()),
-                State::Blocked => core.rq.blocked(cur, now).map(|_| ()),
+                State::Blocked | State::Frozen => core.rq.blocked(cur, now).map(|_| ()),
                 State::Dead | State::Running => core.rq.remove(cur, now).map(|_| ()),
             };
         }
@@ -1056,78 +1100,113 @@ pub enum EnterError {
     TooDeep,
     /// The thread is being unwound (a server on its chain died).
     Unwinding,
+    /// The server has died.
+    Dead,
 }
 
 /// The running thread enters `server` (whose space is `space`) through a portal: its
 /// caller's registers `saved`, address space, acting process and FS base are pushed, and it
 /// runs in the server's space with FS base zero. Returns the acting process before the call
-/// (the caller) and the thread's slot.
+/// (the caller) and the thread's slot. `dead` is the server's death mark, read under the
+/// scheduler's lock: [`portal_evict`] takes that lock after the mark is set, so a call either
+/// is entered before it looks (and is unwound by it) or sees the mark.
+#[inline(always)]
 pub fn portal_enter(
     saved: &crate::arch::idt::TrapFrame,
     server: crate::process::Pid,
-    space: Arc<AddressSpace>,
+    space: &Arc<AddressSpace>,
+    dead: &AtomicBool,
 ) -> Result<(crate::process::Pid, Tid), EnterError> {
-    let cpu = cpu_id();
-    with(|s| {
-        let cur = s.cores[cpu].current;
-        let t = s.threads[cur].as_mut().ok_or(EnterError::Unwinding)?;
-        if t.unwind {
-            return Err(EnterError::Unwinding);
-        }
-        if t.pid == Some(server) || t.calls.iter().any(|c| c.server == server) {
-            return Err(EnterError::Reentry);
-        }
-        if t.calls.len() >= abi::portal::MAX_DEPTH {
-            return Err(EnterError::TooDeep);
-        }
-        let caller = t.acting.or(t.pid).unwrap_or(0);
-        space.activate();
-        t.calls.push(Call {
-            saved: *saved,
-            space: t.space.replace(space),
-            acting: t.acting.replace(server),
-            fs_base: core::mem::take(&mut t.fs_base),
-            server,
-        });
+    let cur = current();
+    // The lock taken here rather than through `with`, so that all of it inlines.
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut().expect("scheduler initialised");
+    let t = s
+        .threads
+        .get_mut(cur)
+        .and_then(Option::as_deref_mut)
+        .ok_or(EnterError::Unwinding)?;
+    if t.unwind {
+        return Err(EnterError::Unwinding);
+    }
+    if dead.load(Ordering::Acquire) {
+        return Err(EnterError::Dead);
+    }
+    if t.pid == Some(server) || (!t.calls.is_empty() && t.calls.iter().any(|c| c.server == server))
+    {
+        return Err(EnterError::Reentry);
+    }
+    let depth = t.calls.len;
+    let frames = t
+        .calls
+        .frames
+        .get_or_insert_with(|| Box::new(core::array::from_fn(|_| Call::empty())));
+    let Some(c) = frames.get_mut(depth) else {
+        return Err(EnterError::TooDeep);
+    };
+    // The process the thread acts for now (its own, or the server of its innermost call).
+    let caller = crate::arch::percpu::acting().unwrap_or(0);
+    space.activate();
+    c.saved.copy_from(saved);
+    c.space = t.space.replace(space.clone());
+    c.acting = t.acting.replace(server);
+    c.fs_base = core::mem::take(&mut t.fs_base);
+    c.server = server;
+    t.calls.len = depth + 1;
+    if c.fs_base != 0 {
         crate::arch::cpu::set_fs_base(0);
-        crate::arch::percpu::set_acting(Some(server));
-        Ok((caller, cur))
-    })
+    }
+    crate::arch::percpu::set_acting(Some(server));
+    Ok((caller, cur))
 }
 
 impl Thread {
     /// Pops the calls from index `i` on and restores the state of the outermost popped one's
-    /// caller (this thread must be the running one).
-    fn pop_calls(&mut self, i: usize) -> Option<crate::arch::idt::TrapFrame> {
-        if i >= self.calls.len() {
-            return None;
+    /// caller, its registers into `frame` (this thread must be the running one); false, with
+    /// nothing changed, when fewer calls are open.
+    #[inline(always)]
+    fn pop_calls(&mut self, i: usize, frame: &mut crate::arch::idt::TrapFrame) -> bool {
+        let len = self.calls.len;
+        let Some(frames) = self.calls.frames.as_deref_mut() else {
+            return false;
+        };
+        if i >= len {
+            return false;
         }
-        let mut popped = self.calls.split_off(i);
-        let first = popped.swap_remove(0);
-        self.space = first.space;
+        // The spaces of abandoned inner calls go.
+        for c in &mut frames[i + 1..len] {
+            c.space = None;
+        }
+        let first = &mut frames[i];
+        self.calls.len = i;
+        self.space = first.space.take();
         self.acting = first.acting;
         self.fs_base = first.fs_base;
+        frame.copy_from(&first.saved);
         match &self.space {
             Some(space) => space.activate(),
             None => kernel_space().activate(),
         }
         crate::arch::cpu::set_fs_base(self.fs_base);
         crate::arch::percpu::set_acting(self.acting.or(self.pid));
-        // The spaces of abandoned inner calls are dropped with `popped` here.
-        Some(first.saved)
+        true
     }
 }
 
 /// The running thread leaves its innermost portal call: its caller's state comes back and
-/// the caller's saved registers are returned. `None` when it is not in a call.
-pub fn portal_leave() -> Option<crate::arch::idt::TrapFrame> {
-    let cpu = cpu_id();
-    with(|s| {
-        let cur = s.cores[cpu].current;
-        let t = s.threads[cur].as_mut()?;
-        let n = t.calls.len().checked_sub(1)?;
-        t.pop_calls(n)
-    })
+/// the caller's saved registers are written to `frame`. False when it is not in a call.
+#[inline(always)]
+pub fn portal_leave(frame: &mut crate::arch::idt::TrapFrame) -> bool {
+    let cur = current();
+    let mut guard = SCHED.lock();
+    let s = guard.as_mut().expect("scheduler initialised");
+    let Some(t) = s.threads.get_mut(cur).and_then(Option::as_deref_mut) else {
+        return false;
+    };
+    match t.calls.len.checked_sub(1) {
+        Some(n) => t.pop_calls(n, frame),
+        None => false,
+    }
 }
 
 /// True when some thread of this core may have portal calls to unwind (one load, no lock).
@@ -1167,12 +1246,15 @@ pub fn take_unwind() -> Option<Vec<crate::process::Pid>> {
 }
 
 /// Pops the running thread's portal calls from index `i` on (the call into the outermost
-/// dead server and everything inside it) and returns the registers of that call's caller.
-pub fn portal_unwind_from(i: usize) -> Option<crate::arch::idt::TrapFrame> {
-    let cpu = cpu_id();
+/// dead server and everything inside it) and writes the registers of that call's caller to
+/// `frame`; false when fewer calls are open.
+pub fn portal_unwind_from(i: usize, frame: &mut crate::arch::idt::TrapFrame) -> bool {
+    let cur = current();
     with(|s| {
-        let cur = s.cores[cpu].current;
-        s.threads[cur].as_mut()?.pop_calls(i)
+        s.threads
+            .get_mut(cur)
+            .and_then(Option::as_deref_mut)
+            .is_some_and(|t| t.pop_calls(i, frame))
     })
 }
 
@@ -1243,5 +1325,166 @@ pub fn portal_presence(pid: crate::process::Pid) -> (usize, usize) {
             }
         }
         (visitors, away)
+    })
+}
+
+// ---- Freezing threads for a suspend (`crate::suspend`) ----
+
+/// A frozen thread as the image records it.
+pub struct Captured {
+    /// Its ring-3 registers (a system call cut short already points back at its `syscall`).
+    pub frame: crate::arch::idt::TrapFrame,
+    /// Its FPU/SSE state.
+    pub fxsave: [u8; 512],
+    /// Its FS base.
+    pub fs_base: u64,
+    /// The core it ran on.
+    pub core: usize,
+    /// CPU time used, in nanoseconds.
+    pub cpu_ns: u64,
+}
+
+/// How a thread stands after [`request_freeze`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freeze {
+    /// Stopped: it can be captured.
+    Frozen,
+    /// On its way: it stops at its next return to ring 3.
+    Pending,
+    /// It has ended (or never existed).
+    Gone,
+}
+
+/// Asks thread `r` to stop at its next way back to ring 3 and says how it stands. A thread that
+/// never ran stops at once; a blocked one is woken so that its wait ends (the wait is made
+/// again on resume); a running one is kicked. Asking again kicks again.
+pub fn request_freeze(r: ThreadRef) -> Freeze {
+    with(|s| {
+        let tid = r.tid;
+        let Some(t) = s.live(r) else {
+            return Freeze::Gone;
+        };
+        let (c, state, never_ran) = (t.core, t.state, t.ctx.never_ran());
+        match state {
+            State::Dead => return Freeze::Gone,
+            State::Frozen => return Freeze::Frozen,
+            _ => {}
+        }
+        let now = apic::now_ns();
+        let core = &mut s.cores[c];
+        let stop_now = never_ran && core.current != tid && core.idle != tid;
+        if stop_now {
+            if state == State::Runnable {
+                let _ = core.rq.remove(tid, now);
+            }
+            core.sleepers.retain(|&(_, x, _)| x != tid);
+        }
+        let t = s.threads[tid].as_mut().expect("live");
+        t.freeze = true;
+        if stop_now {
+            t.state = State::Frozen;
+            return Freeze::Frozen;
+        }
+        raise(c, FREEZE_PENDING);
+        match state {
+            State::Blocked => {
+                s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
+                s.make_runnable(tid);
+            }
+            State::Running if c != cpu_id() => {
+                apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
+            }
+            _ => {}
+        }
+        Freeze::Pending
+    })
+}
+
+/// True when the running thread is asked to freeze: a wait it is in must end now, through
+/// [`cut_short`]. One load when no thread of this core is asked.
+pub fn freeze_asked() -> bool {
+    let cpu = cpu_id();
+    if !raised(cpu, FREEZE_PENDING) {
+        return false;
+    }
+    with(|s| {
+        let cur = s.cores[cpu].current;
+        s.threads[cur].as_ref().is_some_and(|t| t.freeze)
+    })
+}
+
+/// The running thread's system call gives up its wait for a freeze: nothing was done that
+/// would be done twice, so the call is made again when the thread resumes.
+pub fn cut_short() {
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        if let Some(t) = s.threads[cur].as_mut() {
+            t.rewind = true;
+        }
+    });
+}
+
+/// On the way back to ring 3: when the running thread is asked to freeze, says whether its
+/// system call was cut short (`Some(true)`: point the frame back at the call) and then
+/// [`freeze_current`] must follow; `None` when it is not asked.
+pub fn freeze_due() -> Option<bool> {
+    if !raised(cpu_id(), FREEZE_PENDING) {
+        return None;
+    }
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        let t = s.threads[cur].as_mut()?;
+        t.freeze.then(|| core::mem::take(&mut t.rewind))
+    })
+}
+
+/// Stops the running thread, frozen, until [`thaw`] (it returns) or [`kill`] (it never
+/// does). Its trap frame must be complete: called on the way back to ring 3 only.
+pub fn freeze_current() {
+    schedule(State::Frozen);
+}
+
+/// Undoes a freeze: a frozen thread runs on (a cut-short call is made again), a pending one
+/// is no longer asked.
+pub fn thaw(r: ThreadRef) {
+    with(|s| {
+        let Some(t) = s.live_mut(r) else {
+            return;
+        };
+        t.freeze = false;
+        if t.state == State::Frozen {
+            t.state = State::Blocked;
+            s.make_runnable(r.tid);
+        }
+    });
+}
+
+/// Lowers every core's freeze flag once no thread is asked any more (the suspend is over).
+pub fn freeze_over() {
+    with(|s| {
+        for c in 0..s.cores.len() {
+            let asked = s
+                .threads
+                .iter()
+                .flatten()
+                .any(|t| t.core == c && t.freeze && t.state != State::Frozen);
+            if !asked {
+                lower(c, FREEZE_PENDING);
+            }
+        }
+    });
+}
+
+/// The registers, FPU state and figures of a frozen thread (`None` unless it is frozen).
+pub fn capture(r: ThreadRef) -> Option<Captured> {
+    with(|s| {
+        let t = s.live(r).filter(|t| t.state == State::Frozen)?;
+        Some(Captured {
+            frame: t.ctx.user_frame()?,
+            fxsave: t.ctx.fxsave_bytes(),
+            fs_base: t.fs_base,
+            core: t.core,
+            cpu_ns: t.cpu_ns,
+        })
     })
 }

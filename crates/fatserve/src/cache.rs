@@ -70,13 +70,14 @@ pub struct CacheStats {
 }
 
 /// A write-back LRU cache of blocks over a [`BlockDevice`].
-pub struct BlockCache<D: BlockDevice> {
-    dev: D,
+pub struct BlockCache<D: BlockDevice + ?Sized> {
     slots: Vec<Slot>,
     sectors: u64,
     clock: u64,
     last_miss: u64,
     stats: CacheStats,
+    // Last, so that a cache can be seen as `BlockCache<dyn BlockDevice>`.
+    dev: D,
 }
 
 impl<D: BlockDevice> BlockCache<D> {
@@ -93,15 +94,22 @@ impl<D: BlockDevice> BlockCache<D> {
             })
             .collect();
         Ok(BlockCache {
-            dev,
             slots,
             sectors,
             clock: 0,
             last_miss: EMPTY,
             stats: CacheStats::default(),
+            dev,
         })
     }
 
+    /// The device, giving up the cache (dirty blocks are not written).
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+}
+
+impl<D: BlockDevice + ?Sized> BlockCache<D> {
     /// The device's size in bytes.
     pub fn len(&self) -> u64 {
         self.sectors * SECTOR_SIZE as u64
@@ -269,11 +277,6 @@ impl<D: BlockDevice> BlockCache<D> {
         self.dev.flush().map_err(StorageError::Device)
     }
 
-    /// The device, giving up the cache (dirty blocks are not written).
-    pub fn into_device(self) -> D {
-        self.dev
-    }
-
     /// Forgets every cached block without writing dirty ones back (what a crash loses).
     pub fn discard(&mut self) {
         for s in &mut self.slots {
@@ -283,24 +286,28 @@ impl<D: BlockDevice> BlockCache<D> {
     }
 }
 
+/// A block cache shared between the server and the volume, its device's type erased so that
+/// the mounted volume, and the open files that borrow it, have one concrete type.
+pub type SharedCache = Rc<RefCell<BlockCache<dyn BlockDevice>>>;
+
 /// The byte-addressed view of a shared [`BlockCache`] that lamfat reads and writes.
-pub struct Storage<D: BlockDevice> {
-    cache: Rc<RefCell<BlockCache<D>>>,
+pub struct Storage {
+    cache: SharedCache,
     pos: u64,
 }
 
-impl<D: BlockDevice> Storage<D> {
+impl Storage {
     /// A view at position 0.
-    pub fn new(cache: Rc<RefCell<BlockCache<D>>>) -> Self {
+    pub fn new(cache: SharedCache) -> Self {
         Storage { cache, pos: 0 }
     }
 }
 
-impl<D: BlockDevice> lamfat::IoBase for Storage<D> {
+impl lamfat::IoBase for Storage {
     type Error = StorageError;
 }
 
-impl<D: BlockDevice> lamfat::Read for Storage<D> {
+impl lamfat::Read for Storage {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StorageError> {
         let n = self.cache.borrow_mut().read_at(self.pos, buf)?;
         self.pos += n as u64;
@@ -308,7 +315,7 @@ impl<D: BlockDevice> lamfat::Read for Storage<D> {
     }
 }
 
-impl<D: BlockDevice> lamfat::Write for Storage<D> {
+impl lamfat::Write for Storage {
     fn write(&mut self, buf: &[u8]) -> Result<usize, StorageError> {
         let n = self.cache.borrow_mut().write_at(self.pos, buf)?;
         self.pos += n as u64;
@@ -321,7 +328,7 @@ impl<D: BlockDevice> lamfat::Write for Storage<D> {
     }
 }
 
-impl<D: BlockDevice> lamfat::Seek for Storage<D> {
+impl lamfat::Seek for Storage {
     fn seek(&mut self, pos: lamfat::SeekFrom) -> Result<u64, StorageError> {
         let len = self.cache.borrow().len();
         let new = match pos {

@@ -73,20 +73,15 @@ pub fn disable_legacy_pic() {
     }
 }
 
-/// The FS base each CPU's register holds (`wrmsr` is slow on real hardware, and most switches
-/// go between threads whose FS base is the same: zero, for every single-threaded process).
-static FS_BASE_LOADED: [core::sync::atomic::AtomicU64; super::acpi::MAX_CPUS] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; super::acpi::MAX_CPUS];
-
 /// Writes the FS base register (the running thread's thread-local block in ring 3; the kernel
-/// never uses FS), unless it already holds `value`. The caller has checked that `value` is a
-/// canonical user address.
+/// never uses FS), unless it already holds `value` (`wrmsr` is slow on real hardware, and most
+/// switches go between threads whose FS base is the same: zero, for every single-threaded
+/// process). The caller has checked that `value` is a canonical user address.
+#[inline]
 pub fn set_fs_base(value: u64) {
-    use core::sync::atomic::Ordering;
-    let loaded = &FS_BASE_LOADED[super::percpu::cpu_id()];
-    if loaded.load(Ordering::Relaxed) == value {
+    if super::percpu::fs_base_loaded() == value {
         return;
     }
     x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(value));
-    loaded.store(value, Ordering::Relaxed);
+    super::percpu::set_fs_base_loaded(value);
 }

@@ -1,9 +1,11 @@
 //! Per-CPU data reached through the GS base: the current thread's kernel stack top (loaded by
-//! the syscall entry) and a scratch slot for the user stack pointer.
+//! the syscall entry), a scratch slot for the user stack pointer, the running thread as the
+//! scheduler recorded it, the FS base the CPU holds, and the flags a return to ring 3 checks.
 //!
 //! In ring 0 `GS_BASE` points here; in ring 3 it holds the user's value and `KERNEL_GS_BASE`
 //! points here, and `swapgs` on every entry and exit swaps the two.
 use core::cell::UnsafeCell;
+use core::sync::atomic::AtomicU8;
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 
@@ -33,6 +35,11 @@ pub struct PerCpu {
     /// The address of this CPU's TSS field for the ring-0 stack (`privilege_stack_table[0]`),
     /// written with `kernel_rsp` at every switch.
     tss_rsp0: u64,
+    /// The FS base this CPU's register holds (see `cpu::set_fs_base`).
+    fs_base: u64,
+    /// The scheduler's "look before returning to ring 3" flags for this CPU: set by any CPU
+    /// (atomically, through [`return_flags`]), read by this one in one load.
+    return_flags: AtomicU8,
 }
 
 /// See [`OFF_KERNEL_RSP`].
@@ -45,6 +52,10 @@ pub const OFF_CURRENT_GEN: usize = 48;
 pub const OFF_ACTING_PID: usize = 56;
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_TSS_RSP0: usize = 64;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_FS_BASE: usize = 72;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_RETURN_FLAGS: usize = 80;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
@@ -55,6 +66,8 @@ const _: () = {
     assert!(core::mem::offset_of!(PerCpu, current_gen) == OFF_CURRENT_GEN);
     assert!(core::mem::offset_of!(PerCpu, acting_pid) == OFF_ACTING_PID);
     assert!(core::mem::offset_of!(PerCpu, tss_rsp0) == OFF_TSS_RSP0);
+    assert!(core::mem::offset_of!(PerCpu, fs_base) == OFF_FS_BASE);
+    assert!(core::mem::offset_of!(PerCpu, return_flags) == OFF_RETURN_FLAGS);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -74,6 +87,8 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         current_gen: 0,
         acting_pid: u64::MAX,
         tss_rsp0: 0,
+        fs_base: 0,
+        return_flags: AtomicU8::new(0),
     }))
 }; MAX_CPUS];
 
@@ -154,12 +169,61 @@ pub fn set_current(tid: usize, generation: u32, pid: Option<u64>) {
 }
 
 /// Records the process the running thread acts for, when it is not its own (a portal call).
+#[inline]
 pub fn set_acting(pid: Option<u64>) {
-    let p = CPUS[cpu_id()].0.get();
-    // SAFETY: this CPU's block, written with interrupts off by the thread running on it.
+    // SAFETY: one field of this CPU's block through GS (see `cpu_id`), written with interrupts
+    // off by the thread running on it; only this CPU reads it.
     unsafe {
-        (&raw mut (*p).acting_pid).write_volatile(pid.unwrap_or(u64::MAX));
+        core::arch::asm!(
+            "mov gs:[{off}], {p}",
+            p = in(reg) pid.unwrap_or(u64::MAX),
+            off = const OFF_ACTING_PID,
+            options(nostack, preserves_flags)
+        );
     }
+}
+
+/// The FS base this CPU's register was last given (see `cpu::set_fs_base`).
+#[inline]
+pub fn fs_base_loaded() -> u64 {
+    let v: u64;
+    // SAFETY: reads one field of this CPU's block through GS (see `cpu_id`).
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) v, off = const OFF_FS_BASE, options(nostack, readonly, preserves_flags));
+    }
+    v
+}
+
+/// Records the FS base this CPU's register now holds.
+#[inline]
+pub fn set_fs_base_loaded(v: u64) {
+    // SAFETY: one field of this CPU's block through GS (see `cpu_id`), written by this CPU
+    // with interrupts off; only this CPU reads it.
+    unsafe {
+        core::arch::asm!("mov gs:[{off}], {v}", v = in(reg) v, off = const OFF_FS_BASE, options(nostack, preserves_flags));
+    }
+}
+
+/// CPU `cpu`'s return flags, for any CPU to set, clear or read atomically.
+pub fn return_flags(cpu: usize) -> &'static AtomicU8 {
+    let p = CPUS[cpu].0.get();
+    // SAFETY: the field is only ever accessed atomically (here, and by this CPU's single-byte
+    // load in `return_flags_here`), and the block is a static that lives forever; no other
+    // access to the block touches these bytes.
+    unsafe { &(*p).return_flags }
+}
+
+/// This CPU's return flags, in one load through GS.
+#[inline]
+pub fn return_flags_here() -> u8 {
+    let v: u8;
+    // SAFETY: reads the atomic flag byte of this CPU's block through GS (see `cpu_id`): a
+    // single byte load is atomic, an x86 load has acquire ordering, and the block is not
+    // marked read-only, so the compiler moves no memory access across it.
+    unsafe {
+        core::arch::asm!("mov {}, byte ptr gs:[{off}]", out(reg_byte) v, off = const OFF_RETURN_FLAGS, options(nostack, preserves_flags));
+    }
+    v
 }
 
 /// The process the running thread acts for (handles, faults): its own, or a portal's server.

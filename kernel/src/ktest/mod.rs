@@ -20,8 +20,10 @@ mod channel_cases;
 mod device_cases;
 mod portal_cases;
 mod process_cases;
+mod rootfs_cases;
 mod sched_cases;
 mod smp_cases;
+mod suspend_cases;
 mod system_cases;
 mod thread_cases;
 
