@@ -508,11 +508,13 @@ pub fn suspend_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool
     let names = [
         "boot::suspend_image_survives_qemu_kill",
         "boot::suspend_image_verified_by_host_tool",
+        "boot::suspend_tree_resumes_after_a_reboot",
     ];
     if names.iter().any(|n| wanted(n)) {
-        let (durable, host) = durable(a)?;
+        let (durable, host, tree) = durable(a)?;
         t.record(names[0], durable);
         t.record(names[1], host);
+        t.record(names[2], tree);
     }
     let name = "boot::suspend_tree_of_three_resumes_as_one";
     if wanted(name) {
@@ -771,32 +773,47 @@ fn host_tool(disk: &Path, id: u64) -> Outcome {
     Ok(())
 }
 
-/// Suspends a ticker and kills QEMU (SIGKILL) as soon as the shell says it is suspended; the
-/// host tool checks the image on the disk; the next boot on the same disk resumes it, the
-/// counter goes on, and the shell holds the resumed ticker's parent channel (it reports its
-/// death).
-fn durable(a: &Artifacts) -> Result<(Outcome, Outcome)> {
+/// Suspends a tree, then a ticker, and kills QEMU (SIGKILL) as soon as the shell says the
+/// ticker is suspended; the host tool checks the ticker's image on the disk; the next boot on
+/// the same disk resumes it, the counter goes on, and the shell holds the resumed ticker's
+/// parent channel (it reports its death); then the tree, whose internal channel is made
+/// afresh, with `tree-a`'s round trips going on.
+fn durable(a: &Artifacts) -> Result<(Outcome, Outcome, Outcome)> {
     let started = Instant::now();
     let disk = default_disk_copy("suspend-durable.img")?;
     let mut s = match Live::boot(a, &disk, 1, "suspend-durable-1") {
         Ok(s) => s,
-        Err(e) => return Ok((Err(e.clone()), Err(e))),
+        Err(e) => return Ok((Err(e.clone()), Err(e.clone()), Err(e))),
     };
-    let first = (|| -> Result<(u64, u64, u64), String> {
+    // (pid, image, last n) of the ticker, (image, last n) of the tree.
+    type Suspended = ((u64, u64, u64), (u64, u64));
+    let first = (|| -> Result<Suspended, String> {
+        // A tree first (its image waits on the disk too), then the ticker QEMU dies after.
+        let root = s.spawn_ticker(2)?;
+        s.wait_for("tree-a n=3", LINE_WAIT, |l| {
+            tree_a(l).is_some_and(|(_, n)| n >= 3)
+        })?;
+        let (tree_id, at, _) = s.suspend(root)?;
+        let tree_last = s.log[..at]
+            .iter()
+            .filter_map(|l| tree_a(l))
+            .map(|(_, n)| n)
+            .max()
+            .unwrap_or(0);
         let pid = s.spawn_ticker(0)?;
         s.wait_tick(pid, None, 3)?;
         let (id, at, _) = s.suspend(pid)?;
-        Ok((pid, id, last_n(&s, at, pid, None)?))
+        Ok(((pid, id, last_n(&s, at, pid, None)?), (tree_id, tree_last)))
     })();
     drop(s);
-    let (pid, id, last) = match first {
+    let ((pid, id, last), (tree_id, tree_last)) = match first {
         Ok(v) => v,
-        Err(e) => return Ok((Err(e.clone()), Err(e))),
+        Err(e) => return Ok((Err(e.clone()), Err(e.clone()), Err(e))),
     };
     let host = host_tool(&disk, id);
     let mut s = match Live::boot(a, &disk, 1, "suspend-durable-2") {
         Ok(s) => s,
-        Err(e) => return Ok((Err(e), host)),
+        Err(e) => return Ok((Err(e.clone()), host, Err(e))),
     };
     let durable = (|| {
         if !s.images()?.iter().any(|(i, _)| *i == id) {
@@ -819,12 +836,35 @@ fn durable(a: &Artifacts) -> Result<(Outcome, Outcome)> {
         })?;
         s.sound()
     })();
+    // The tree from the image alone: its internal channel is made afresh.
+    let tree = (|| {
+        s.pump();
+        let from = s.log.len();
+        let (_, _, l) = s.resume(tree_id, None)?;
+        if !l.contains("(3 processes, 3 threads, its parent channel is the shell's now)") {
+            return Err(s.failure(&format!("the tree after a reboot: {l}")));
+        }
+        let (i, l) = s.wait_from(from, "tree-a after the reboot", LINE_WAIT, |l| {
+            tree_a(l).is_some()
+        })?;
+        let n = tree_a(&l).map(|(_, n)| n).unwrap_or(0);
+        if n != tree_last + 1 {
+            return Err(s.failure(&format!(
+                "tree-a's first line after the reboot says n={n}, expected {}",
+                tree_last + 1
+            )));
+        }
+        s.wait_from(i + 1, "tree-a's next round trip", LINE_WAIT, |l| {
+            tree_a(l).is_some_and(|(_, m)| m == n + 1)
+        })?;
+        s.sound()
+    })();
     let off = s.power_off();
     println!(
         "    the two boots took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok((durable.and(off), host))
+    Ok((durable, host, tree.and(off)))
 }
 
 /// A tree (the ticker's mode 2: a parent and two children joined by a channel) suspends as one
