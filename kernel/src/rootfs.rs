@@ -20,7 +20,7 @@ mod client;
 
 pub use client::{
     FsError, list_dir, lookup, mkdir_all, read_file, read_file_limited, read_file_with, remove,
-    write_file, write_file_with,
+    wait_without_deadline, write_file, write_file_with,
 };
 
 /// The largest module the core reads from disk (a bigger file is refused before any of it is

@@ -31,6 +31,7 @@ use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use files::OpenFiles;
 use fsproto::{Error, Reply, Request};
 
 /// A disk of 512-byte sectors, as the block protocol offers one. Each call moves at most
@@ -56,8 +57,6 @@ self_cell::self_cell!(
     }
 );
 
-use files::OpenFiles;
-
 /// Cache blocks used by [`FatServer::mount`]: 256 × 4 KiB = 1 MiB.
 pub const DEFAULT_CACHE_BLOCKS: usize = 256;
 
@@ -73,9 +72,10 @@ pub struct FatServer<D: BlockDevice> {
 /// Mounts the volume, with no file open yet.
 fn mount_volume<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Volume, Error> {
     let shared: SharedCache = cache.clone();
-    let fs = lamfat::FileSystem::new(Storage::new(shared), lamfat::FsOptions::new())
+    let fs = lamfat::FileSystem::new(Storage::new(shared.clone()), lamfat::FsOptions::new())
         .map_err(ops::fs_error)?;
-    Ok(Volume::new(fs, |_| OpenFiles::new()))
+    let cluster = u64::from(fs.cluster_size());
+    Ok(Volume::new(fs, |_| OpenFiles::new(shared, cluster)))
 }
 
 /// Refuses a volume whose boot sector claims more sectors than the device has (a truncated

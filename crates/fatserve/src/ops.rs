@@ -7,7 +7,7 @@ use crate::{Storage, StorageError};
 use alloc::string::String;
 use fsproto::path;
 use fsproto::{DirPageWriter, END_CURSOR, Error, Kind, Reply, Request, Stat, Time, create};
-use lamfat::{Read, Seek, SeekFrom, Write};
+use lamfat::{Seek, SeekFrom, Write};
 
 /// The mounted volume lamfat works on.
 pub(crate) type Fs = lamfat::FileSystem<Storage>;
@@ -199,22 +199,13 @@ fn read<'a, 's>(
     len: u32,
     scratch: &'s mut [u8],
 ) -> Result<(&'s [u8], u64), Error> {
-    let (want, size) = files.with(fs, p, |of| {
+    let (want, size) = files.with(fs, p, |of, disk| {
         let size = of.size;
         if offset >= size {
             return Ok((0, size));
         }
         let want = (len as u64).min(size - offset) as usize;
-        files::seek(&mut of.file, offset)?;
-        let buf = &mut scratch[..want];
-        let mut done = 0;
-        while done < want {
-            match of.file.read(&mut buf[done..]).map_err(fs_error)? {
-                // The cluster chain ends before the size says: the volume is inconsistent.
-                0 => return Err(Error::Corrupt),
-                n => done += n,
-            }
-        }
+        of.read(disk, offset, &mut scratch[..want])?;
         Ok((want, size))
     })?;
     Ok((&scratch[..want], size))
@@ -230,7 +221,7 @@ fn write<'a>(
     offset: u64,
     data: &[u8],
 ) -> Result<u64, Error> {
-    files.with(fs, p, |of| {
+    files.with(fs, p, |of, _| {
         let size = of.size;
         if data.is_empty() {
             return Ok(size);

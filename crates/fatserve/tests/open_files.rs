@@ -224,6 +224,42 @@ fn random_reads_and_writes_match_a_model_fat12() {
 }
 
 #[test]
+fn fragmented_files_read_at_random() {
+    if !have_tools() {
+        return;
+    }
+    let dir = scratch("open-fragmented");
+    let img = image(&dir, 64 * 1024, 32);
+    let mut c = mount(&img);
+    // Two files grown one 512-byte cluster at a time in turn: every piece of each is one
+    // cluster long, more pieces than a file's map keeps.
+    let mut model = Model::new();
+    for p in ["/x.bin", "/y.bin"] {
+        c.create(p, 0).unwrap();
+        model.insert(p.into(), Vec::new());
+    }
+    for i in 0..1500u64 {
+        for (k, p) in ["/x.bin", "/y.bin"].into_iter().enumerate() {
+            let data = contents(512, i * 2 + k as u64);
+            c.write(p, i * 512, &data).unwrap();
+            model.get_mut(p).unwrap().extend_from_slice(&data);
+        }
+    }
+    let mut rng = Rng(5);
+    for _ in 0..400 {
+        let p = if rng.below(2) == 0 {
+            "/x.bin"
+        } else {
+            "/y.bin"
+        };
+        let len = 1 + rng.below(MAX_DATA as u64) as usize;
+        let at = rng.below(model[p].len() as u64) as usize;
+        check_read(&mut c, p, &model[p], at, len);
+    }
+    check_everywhere(c, &img, &dir, &model);
+}
+
+#[test]
 fn remove_while_open() {
     if !have_tools() {
         return;
@@ -488,4 +524,26 @@ fn sequential_io_costs_grow_linearly() {
         r4 < 5 * r1,
         "reads: {r1} look-ups for 1 MiB, {r4} for 4 MiB"
     );
+}
+
+#[test]
+fn random_reads_walk_the_chain_once() {
+    if !have_tools() {
+        return;
+    }
+    let dir = scratch("open-random-cost");
+    let img = image(&dir, 64 * 1024, 32);
+    let mut c = mount(&img);
+    let data = contents(4 << 20, 1);
+    c.put("/big.bin", &data).unwrap();
+    let mut rng = Rng(9);
+    let n = lookups(&mut c, |c| {
+        for _ in 0..200 {
+            let at = rng.below(1024) as usize * 4096;
+            check_read(c, "/big.bin", &data, at, 4096);
+        }
+    });
+    // One walk maps the 8,192 clusters; each read is then a block or two. Walking from the
+    // first cluster for each read would cost about 4,096 look-ups per read.
+    assert!(n < 8192 + 200 * 20, "{n} look-ups for 200 random reads");
 }
