@@ -333,8 +333,14 @@ fn serialize(tree: &[Pid]) -> Result<Vec<u8>, Error> {
     }
     let mut snaps = Vec::new();
     for (i, p) in tree.iter().enumerate() {
-        let snap = process::with_parts(*p, |parts| snapshot(tree, i, parts, &channels, &ends))
-            .ok_or(Error::NotFound)??;
+        let (mut snap, module) = process::with_parts(*p, |parts| {
+            let module = parts.module.clone();
+            snapshot(tree, i, parts, &channels, &ends).map(|s| (s, module))
+        })
+        .ok_or(Error::NotFound)??;
+        // Hashed outside the process table's lock: the first hash of a module reads its file
+        // through the root filesystem, whose driver needs that lock to serve the read.
+        snap.module.1 = module_hash(&module)?;
         snaps.push(snap);
     }
     let mut builder = if tree.len() > 1 {
@@ -577,7 +583,8 @@ fn snapshot(
             thread_limit: parts.thread_limit as u32,
             kernel_stack_pages: parts.kstack_budget as u32,
         },
-        module: (parts.module.path.clone(), module_hash(parts.module)?),
+        // The hash is filled in by `serialize`, outside the process table's lock.
+        module: (parts.module.path.clone(), [0; 32]),
         threads,
         handles,
         messages,

@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 const ROOT_UP: &str = "root filesystem: virtio-blk0 (block driver pid 1, filesystem driver pid 2)";
 
 /// A copy of the default root disk (built if missing or stale) under `name`.
-fn default_disk_copy(name: &str) -> Result<PathBuf> {
+pub(crate) fn default_disk_copy(name: &str) -> Result<PathBuf> {
     let root = disk::default_root_disk()?;
     let copy = artifacts::out_dir()?.join(name);
     std::fs::copy(&root, &copy)?;
@@ -275,7 +275,7 @@ fn default_session(a: &Artifacts) -> Result<Result<(), String>> {
 }
 
 /// Copies `path` out of the image with `mcopy`.
-fn mcopy_out(img: &Path, path: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn mcopy_out(img: &Path, path: &str) -> Result<Vec<u8>, String> {
     let out = img.with_extension(format!("out-{}", path.replace('/', "_")));
     let _ = std::fs::remove_file(&out);
     disk::run(

@@ -20,6 +20,7 @@ mod image;
 mod linux_baseline;
 mod prereq;
 mod qemu;
+mod suspendcases;
 mod test;
 
 use anyhow::Result;

@@ -544,6 +544,7 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
         );
     }
     crate::diskcases::disk_cases(a, t, wanted)?;
+    crate::suspendcases::suspend_cases(a, t, wanted)?;
     let name = "boot::grub_iso_multiboot2_same_first_line";
     if wanted(name) {
         let iso = artifacts::iso(a, "")?;
