@@ -435,7 +435,7 @@ fn prepare(path: &str, opts: SpawnOptions) -> Result<(Arc<AddressSpace>, u64), S
 /// read whole into a kernel buffer, or, when the core has no root filesystem (the fallback
 /// boot), the bundle's file of the same name without the `/`.
 fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnError> {
-    use crate::rootfs::{self, ReadError};
+    use crate::rootfs::{self, FsError};
     use alloc::borrow::Cow;
     let Some(rel) = path.strip_prefix('/') else {
         return crate::bundle::file(path)
@@ -449,9 +449,9 @@ fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnEr
     }
     match rootfs::read_file(path) {
         Ok(bytes) => Ok(Cow::Owned(bytes)),
-        Err(ReadError::NotFound) => Err(SpawnError::NotFound(path.to_string())),
-        Err(ReadError::TooBig(n)) => {
-            ::log::warn!("spawn {path}: {}", ReadError::TooBig(n));
+        Err(FsError::NotFound) => Err(SpawnError::NotFound(path.to_string())),
+        Err(e @ FsError::TooBig { .. }) => {
+            ::log::warn!("spawn {path}: {e}");
             Err(SpawnError::TooBig(path.to_string()))
         }
         Err(e) => {
