@@ -198,15 +198,24 @@ pub fn mounted() -> bool {
 /// it before returning. The in-kernel tests mount a volume of their own and end it here, so
 /// that the next case finds the device unclaimed.
 pub fn unmount() {
+    use crate::process::{self, Death};
     let Some(root) = ROOT.lock().take() else {
         return;
     };
-    // The filesystem driver first: the block driver is its only server.
-    for pid in [root.fs_pid, root.blk_pid] {
-        if crate::process::is_live(pid) {
-            crate::process::die(pid, crate::process::Death::Killed);
+    let pids = [root.fs_pid, root.blk_pid];
+    // Closing the core's channels (its client channel, and the parent channel unless init took
+    // it) leaves the filesystem driver without clients, so it ends by itself between two
+    // requests, and the block driver with it; only one that does not is killed.
+    drop(root);
+    for pid in pids {
+        let give_up = crate::arch::apic::now_ns() + 5_000_000_000;
+        while process::is_live(pid) && crate::arch::apic::now_ns() < give_up {
+            crate::sched::block_until(crate::arch::apic::now_ns() + 1_000_000);
         }
-        crate::process::wait(pid);
+        if process::is_live(pid) {
+            process::die(pid, Death::Killed);
+        }
+        process::wait(pid);
     }
 }
 

@@ -182,7 +182,7 @@ pub fn write_read_back() -> Result<(), String> {
         is_pattern(&path, &got, seed, *len)?;
         if *len >= 1 << 20 {
             crate::println!(
-                "ktest: info rootfs: {} KiB written and synced in {} ms, read in {} ms",
+                "ktest: info rootfs: {} KiB written and synced in {} ms, read in {} ms (guest clock)",
                 len >> 10,
                 (t1 - t0) / 1_000_000,
                 (t2 - t1) / 1_000_000
