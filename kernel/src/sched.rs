@@ -110,6 +110,12 @@ struct Calls {
 }
 
 impl Calls {
+    /// Room for a thread's calls (its first call; out of line, as it runs once).
+    #[inline(never)]
+    fn room() -> Box<[Call; abi::portal::MAX_DEPTH]> {
+        Box::new(core::array::from_fn(|_| Call::empty()))
+    }
+
     fn as_slice(&self) -> &[Call] {
         self.frames.as_deref().map_or(&[], |f| &f[..self.len])
     }
@@ -1125,11 +1131,10 @@ pub fn portal_enter(
         return Err(EnterError::Reentry);
     }
     let depth = t.calls.len;
-    let frames = t
-        .calls
-        .frames
-        .get_or_insert_with(|| Box::new(core::array::from_fn(|_| Call::empty())));
-    let Some(c) = frames.get_mut(depth) else {
+    if t.calls.frames.is_none() {
+        t.calls.frames = Some(Calls::room());
+    }
+    let Some(c) = t.calls.frames.as_deref_mut().and_then(|f| f.get_mut(depth)) else {
         return Err(EnterError::TooDeep);
     };
     // The process the thread acts for now (its own, or the server of its innermost call).
