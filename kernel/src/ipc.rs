@@ -350,6 +350,19 @@ impl Port {
         reply: Option<Park<'_>>,
         out: &mut Sent,
     ) -> Result<(), Error> {
+        self.send_bytes_inline(bytes, ledger, reply, out)
+    }
+
+    /// [`Port::send_bytes`], inline: `send_recv`'s fast path, whose outcome then stays in
+    /// registers.
+    #[inline(always)]
+    pub fn send_bytes_inline(
+        &self,
+        bytes: &mut Payload,
+        ledger: &Arc<Ledger>,
+        reply: Option<Park<'_>>,
+        out: &mut Sent,
+    ) -> Result<(), Error> {
         let len = bytes.len();
         let side = self.side;
         let (mine, peer) = (idx(side), idx(side.peer()));

@@ -415,7 +415,7 @@ fn send_recv(
             cap: cap.min(usize::MAX as u64) as usize,
             space,
         });
-        e.send_bytes(&mut data, ledger, park, &mut sent)?;
+        e.send_bytes_inline(&mut data, ledger, park, &mut sent)?;
         if sent.parked {
             port = Some(e.port());
         }

@@ -161,7 +161,17 @@ fn direct_delivery_agrees_with_check_send() {
                 3 => drop(c.close(Side::A)),
                 _ => {}
             }
-            for bytes in [0, 1, 9, 10, 11, 16, 17, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 1] {
+            for bytes in [
+                0,
+                1,
+                9,
+                10,
+                11,
+                16,
+                17,
+                MAX_MESSAGE_BYTES,
+                MAX_MESSAGE_BYTES + 1,
+            ] {
                 let expected = c.peek(Side::B).is_none()
                     && state == 0
                     && c.check_send(Side::A, bytes, 0).is_ok();
