@@ -47,7 +47,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Close) => close(a(0)),
         Some(Sys::Send) => send(a(0), a(1), a(2), a(3), a(4)),
         Some(Sys::Recv) => recv(a(0), a(1), a(2), a(3), a(4), a(5)),
-        Some(Sys::SendRecv) => send_recv(a(0), a(1), a(2), a(3), a(4), a(5)),
+        Some(Sys::SendRecv) => {
+            // The message-passing fast path: its arguments read from the frame and its result
+            // stored there by the call itself.
+            send_recv_frame(frame);
+            return_flags(frame);
+            return;
+        }
         Some(Sys::SendRecvReceive) => recv(a(0), a(3), a(4), 0, 0, a(5)),
         Some(Sys::ThreadSpawner) => thread::spawner(),
         Some(Sys::ThreadCreate) => {
@@ -386,7 +392,7 @@ fn endpoint_to_wait(
 /// goes straight to the peer when the peer is on it ([`sched::hand_off`]); the answer is then
 /// found written, with no second look-up. Otherwise it is exactly a `send` followed by a `recv`
 /// with no handle buffer.
-#[inline(never)]
+#[inline(always)]
 fn send_recv(
     h: u64,
     bytes: u64,
@@ -447,6 +453,15 @@ fn send_recv(
         None => return Err(Error::Failed),
     }
     recv(h.0 as u64, buf, cap, 0, 0, deadline)
+}
+
+/// [`send_recv`] with its arguments from `frame` and its result stored there.
+#[inline(never)]
+fn send_recv_frame(frame: &mut TrapFrame) {
+    let r = send_recv(
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    );
+    store(frame, r);
 }
 
 /// Puts handles taken out for a message that was not sent back in their slots. Objects that
