@@ -35,7 +35,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         4 => f.r8,
         _ => f.r9,
     };
-    let result = match Sys::from_number(frame.rax) {
+    let result = match Sys::from_number_inline(frame.rax) {
         Some(Sys::Null) => Ok(0),
         Some(Sys::Log) => log(a(0), a(1)),
         Some(Sys::Exit) => end(Death::Exit(a(0) as i64)),
