@@ -5,7 +5,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Most handles one message can move.
 pub const MAX_MESSAGE_HANDLES: usize = 8;
 /// Messages one endpoint's receive buffer holds at most.
-pub const CHANNEL_MAX_MESSAGES: usize = 64;
+pub const CHANNEL_MAX_MESSAGES: usize = 128;
 /// Bytes one endpoint's receive buffer holds at most (payloads only).
 pub const CHANNEL_MAX_BYTES: usize = 256 * 1024;
 /// Most handles one process holds.

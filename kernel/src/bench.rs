@@ -60,6 +60,9 @@ pub fn run(which: &str, bi: &BootInfo, core_entry_tsc: u64) -> ! {
     if wanted("crosscore") {
         cross_core_wake();
     }
+    if which.split(',').any(|w| w == "suspend") {
+        suspend_round_trips();
+    }
     crate::println!("bench: done");
     cpu::exit_qemu(ExitCode::Success)
 }
@@ -141,4 +144,70 @@ fn cross_core_wake() {
     crate::println!("bench: cross_core_rt_8 {} instr", (t1 - t0) / N);
     drop(b);
     process::wait(pong);
+}
+
+/// Suspend + serialize + resume of the probe's counter with 64 KiB, 1 MiB and 16 MiB more of
+/// its arena filled, on the last virtio-blk disk (a FAT volume the harness attaches) mounted
+/// as the root filesystem; each phase in TSC ticks (instructions under `-icount`) and in
+/// nanoseconds of the monotonic clock (wall time without `-icount`).
+fn suspend_round_trips() {
+    use crate::suspend::{PHASES, phase};
+    let n = crate::device::block_devices();
+    if !crate::rootfs::mounted()
+        && (n == 0 || crate::rootfs::start(&alloc::format!("virtio-blk{}", n - 1)).is_err())
+    {
+        crate::println!("bench: suspend needs a FAT volume as the last disk");
+        return;
+    }
+    for (label, bytes) in [("64k", 64u64 << 10), ("1m", 1 << 20), ("16m", 16 << 20)] {
+        let opts = SpawnOptions {
+            arena_ceiling: 64 << 20,
+            ..SpawnOptions::default()
+        };
+        let Ok((pid, ep)) = process::spawn_with("bin/probe", 49, opts, alloc::vec::Vec::new())
+        else {
+            crate::println!("bench: cannot spawn the counter");
+            return;
+        };
+        let ask = |v: u64| {
+            let m = crate::ipc::Msg::new(v.to_le_bytes().to_vec(), alloc::vec::Vec::new());
+            let _ = ep.send(m);
+        };
+        ask(1 << 62 | bytes);
+        ask(1);
+        let _ = ep.recv_blocking(abi::syscall::DEADLINE_NEVER);
+        let id = match crate::suspend::suspend(pid) {
+            Ok(id) => id,
+            Err(e) => {
+                crate::println!("bench: the {label} suspend failed: {e}");
+                return;
+            }
+        };
+        let r = match crate::suspend::resume(id, None) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::println!("bench: the {label} resume failed: {e}");
+                return;
+            }
+        };
+        ask(2);
+        let _ = ep.recv_blocking(abi::syscall::DEADLINE_NEVER);
+        let p = *PHASES.lock();
+        let span = |a: usize, b: usize| (p[b].0 - p[a].0, p[b].1 - p[a].1);
+        for (name, (a, b)) in [
+            ("suspend", (phase::SUSPEND, phase::SERIALIZED)),
+            ("write", (phase::SERIALIZED, phase::WRITTEN)),
+            ("read", (phase::RESUME, phase::READ)),
+            ("resume", (phase::READ, phase::RUNNING)),
+        ] {
+            let (instr, ns) = span(a, b);
+            crate::println!("bench: suspend_{label}_{name} {instr} instr");
+            crate::println!("bench: suspend_{label}_{name}_ns {ns} ns");
+        }
+        let (i1, n1) = span(phase::SUSPEND, phase::WRITTEN);
+        let (i2, n2) = span(phase::RESUME, phase::RUNNING);
+        crate::println!("bench: suspend_{label}_round_trip {} instr", i1 + i2);
+        crate::println!("bench: suspend_{label}_round_trip_ns {} ns", n1 + n2);
+        process::die(r.info.pid, process::Death::Killed);
+    }
 }

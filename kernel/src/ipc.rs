@@ -290,6 +290,55 @@ impl Port {
         Arc::ptr_eq(&self.chan, &other.chan)
     }
 
+    /// Names the channel for as long as this reference lives (the two ends of one channel have
+    /// the same key): how a suspend finds the channels inside a process tree.
+    pub fn channel_key(&self) -> usize {
+        Arc::as_ptr(&self.chan) as usize
+    }
+
+    /// Which side of its channel this is (0 or 1).
+    pub fn side_index(&self) -> u8 {
+        idx(self.side) as u8
+    }
+
+    /// True when the other side is closed.
+    pub fn peer_closed(&self) -> bool {
+        self.chan.lock().core.peer_closed(self.side)
+    }
+
+    /// Marks this side dormant (its process is suspended: the peer's sends are queued, its
+    /// receives say `PeerSuspended`) or active again, and wakes the peer's waiters so that
+    /// they look again.
+    pub fn set_dormant(&self, dormant: bool) {
+        let mut s = self.chan.lock();
+        let _ = if dormant {
+            s.core.suspend(self.side)
+        } else {
+            s.core.resume(self.side)
+        };
+        s.wake_all(idx(self.side.peer()));
+    }
+
+    /// The messages queued for this side, oldest first: a copy of each payload and how many
+    /// handles it carries (what a suspend writes into the image).
+    pub fn queued_copy(&self) -> Vec<(Vec<u8>, usize)> {
+        let s = self.chan.lock();
+        s.core
+            .queued(self.side)
+            .map(|m| (m.bytes.to_vec(), m.handles.len()))
+            .collect()
+    }
+
+    /// Queues `bytes` for this side as if its peer had sent them (a resume replaying the
+    /// messages of an image; nobody is charged).
+    pub fn enqueue(&self, bytes: &[u8]) -> Result<(), Error> {
+        let mut s = self.chan.lock();
+        let msg = Message::from_slice(bytes, Vec::new(), Charge::default());
+        s.core.send(self.side.peer(), msg).map_err(|e| e.error())?;
+        s.wake_all(idx(self.side));
+        Ok(())
+    }
+
     /// Checks whether a message of this size could be sent now (`Full`, `Closed`, `TooBig`).
     pub fn check_send(&self, bytes: usize, handles: usize) -> Result<(), Error> {
         self.chan

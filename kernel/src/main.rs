@@ -28,6 +28,7 @@ mod portal;
 mod process;
 mod rootfs;
 mod sched;
+mod suspend;
 mod syscall;
 mod system;
 mod thread;

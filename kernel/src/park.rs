@@ -72,6 +72,13 @@ pub fn wait(addr: u64, expected: u32, deadline: u64) -> Result<u64, Error> {
             parked.remove(i);
             return Err(Error::Timeout);
         }
+        if sched::freeze_asked() {
+            // Frozen for a suspend: the wait is made again on resume (the value is checked
+            // again then).
+            parked.remove(i);
+            sched::cut_short();
+            return Err(Error::Failed);
+        }
         if sched::current_doomed() {
             parked.remove(i);
             return Err(Error::Closed);

@@ -200,6 +200,9 @@ impl From<MapError> for SpawnError {
 
 struct Process {
     name: String,
+    /// The module as the spawn named it, and its fingerprint then (what a suspend's image
+    /// names and checks: see [`Module`]).
+    module: Module,
     /// The pid of the process that spawned it (0: the kernel).
     parent: Pid,
     /// Arena pages mapped for it so far (on first touch).
@@ -330,7 +333,7 @@ fn spawn_inner(
             gifts,
         ));
     }
-    let (space, entry) = match prepare(path, opts) {
+    let (space, entry, module) = match prepare(path, opts) {
         Ok(p) => p,
         Err(e) => return Err((e, gifts)),
     };
@@ -375,6 +378,7 @@ fn spawn_inner(
         pid,
         Process {
             name: path.rsplit('/').next().unwrap_or(path).to_string(),
+            module,
             parent: sched::current_pid().unwrap_or(0),
             arena_pages: 0,
             handles: table,
@@ -407,8 +411,32 @@ fn spawn_inner(
     Ok((pid, parent_end))
 }
 
+/// The module a process was spawned from: its path and a cheap fingerprint of the file it was
+/// loaded from (length and CRC-32; the SHA-256 an image records is computed only when it is
+/// suspended, from a file that must still match this fingerprint).
+#[derive(Clone, Debug)]
+pub struct Module {
+    /// The path as the spawn named it.
+    pub path: String,
+    /// The file's length.
+    pub len: u64,
+    /// The file's CRC-32.
+    pub crc: u32,
+}
+
+impl Module {
+    /// The fingerprint of `file` at `path`.
+    pub fn of(path: &str, file: &[u8]) -> Module {
+        Module {
+            path: path.to_string(),
+            len: file.len() as u64,
+            crc: crc32fast::hash(file),
+        }
+    }
+}
+
 /// Checks the options, loads the module and builds its address space.
-fn prepare(path: &str, opts: SpawnOptions) -> Result<(Arc<AddressSpace>, u64), SpawnError> {
+fn prepare(path: &str, opts: SpawnOptions) -> Result<(Arc<AddressSpace>, u64, Module), SpawnError> {
     if opts.arena_ceiling > ARENA_MAX {
         return Err(SpawnError::BadOption(
             "arena ceiling above the layout's maximum",
@@ -423,21 +451,22 @@ fn prepare(path: &str, opts: SpawnOptions) -> Result<(Arc<AddressSpace>, u64), S
         ));
     }
     let file = module_bytes(path)?;
+    let module = Module::of(path, &file);
     let image = loader::load(&file).map_err(SpawnError::Load)?;
     let space = Arc::new(AddressSpace::new_user(&mut KernelTables)?);
     if let Err(e) = build(&space, &image, opts) {
         teardown(&space);
         return Err(e);
     }
-    Ok((space, image.entry))
+    Ok((space, image.entry, module))
 }
 
 /// The bytes of the module at `path`. A path without a leading `/` names a file of the boot
 /// bundle (`bin/blk`); an absolute path names a file on the root filesystem (`/sbin/init`),
 /// read whole into a kernel buffer, or, when the core has no root filesystem (the fallback
 /// boot), the bundle's file of the same name without the `/`.
-fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnError> {
-    use crate::rootfs::{self, ReadError};
+pub fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnError> {
+    use crate::rootfs::{self, FsError};
     use alloc::borrow::Cow;
     let Some(rel) = path.strip_prefix('/') else {
         return crate::bundle::file(path)
@@ -451,9 +480,9 @@ fn module_bytes(path: &str) -> Result<alloc::borrow::Cow<'static, [u8]>, SpawnEr
     }
     match rootfs::read_file(path) {
         Ok(bytes) => Ok(Cow::Owned(bytes)),
-        Err(ReadError::NotFound) => Err(SpawnError::NotFound(path.to_string())),
-        Err(ReadError::TooBig(n)) => {
-            ::log::warn!("spawn {path}: {}", ReadError::TooBig(n));
+        Err(FsError::NotFound) => Err(SpawnError::NotFound(path.to_string())),
+        Err(e @ FsError::TooBig { .. }) => {
+            ::log::warn!("spawn {path}: {e}");
             Err(SpawnError::TooBig(path.to_string()))
         }
         Err(e) => {
@@ -934,7 +963,14 @@ pub fn join_thread(target: ThreadRef) -> Result<i64, ThreadError> {
         match look {
             Look::Done(r) => return r,
             // Woken by the target's exit (or by anything else: then it looks again).
-            Look::Wait => sched::block(),
+            Look::Wait => {
+                sched::block();
+                if sched::freeze_asked() {
+                    // Frozen for a suspend: the join is made again on resume.
+                    sched::cut_short();
+                    return Err(ThreadError::Failed);
+                }
+            }
         }
     }
 }
@@ -995,4 +1031,231 @@ pub fn ledger() -> Option<abi::thread::Ledger> {
         channel_bytes: p.ledger.queued.load(Ordering::Relaxed) as u64,
         arena_pages: p.arena_pages,
     })
+}
+
+// ---- Suspend and resume (`crate::suspend`) ----
+
+/// A live process as a suspend reads it (under the process table's lock).
+pub struct Parts<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its parent's pid (0: the kernel).
+    pub parent: Pid,
+    /// Its module.
+    pub module: &'a Module,
+    /// Its address space.
+    pub space: &'a Arc<AddressSpace>,
+    /// Arena ceiling in bytes.
+    pub arena_ceiling: u64,
+    /// Lowest address of its main stack.
+    pub stack_bottom: u64,
+    /// Its priority.
+    pub priority: u64,
+    /// Its thread limit and kernel-stack budget (pages).
+    pub thread_limit: u64,
+    /// Kernel-stack pages it may use.
+    pub kstack_budget: u64,
+    /// Its threads: live ones (`exit` none) and ended ones whose status a handle still holds.
+    pub threads: Vec<(ThreadRef, Option<i64>)>,
+    /// Its handle table.
+    pub handles: &'a HandleTable<Object>,
+    /// The kernel waits for it (a root-filesystem driver): it cannot be suspended.
+    pub kernel_waits: bool,
+}
+
+/// Runs `f` on live process `pid`'s parts (`None`: no such live process).
+pub fn with_parts<R>(pid: Pid, f: impl FnOnce(Parts<'_>) -> R) -> Option<R> {
+    with_proc(pid, |p| {
+        if p.death.is_some() {
+            return None;
+        }
+        Some(f(Parts {
+            name: &p.name,
+            parent: p.parent,
+            module: &p.module,
+            space: &p.space,
+            arena_ceiling: p.arena_ceiling,
+            stack_bottom: p.stack_bottom,
+            priority: p.priority,
+            thread_limit: p.thread_limit,
+            kstack_budget: p.kstack_budget,
+            threads: p.threads.iter().map(|r| (r.thread, r.exit)).collect(),
+            handles: &p.handles,
+            kernel_waits: p.kernel_waits,
+        }))
+    })
+    .flatten()
+}
+
+/// Process `pid` and every live process it spawned, theirs too: parents before children.
+pub fn tree_of(pid: Pid) -> Vec<Pid> {
+    let procs = PROCS.lock();
+    let mut out = Vec::new();
+    if procs.iter().any(|(p, pr)| *p == pid && pr.death.is_none()) {
+        out.push(pid);
+    }
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(
+            procs
+                .iter()
+                .filter(|(_, pr)| pr.parent == parent && pr.death.is_none())
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    out
+}
+
+/// Removes a suspended process for good, without a death — its image holds it now: takes its
+/// handles out (returned, for the suspend to keep its endpoints dormant), ends its frozen
+/// threads, frees its memory and forgets it. Nobody is told: its peers see its endpoints
+/// dormant, not closed.
+pub fn retire(pid: Pid) -> Vec<(abi::Handle, Object, Rights)> {
+    let taken = {
+        let mut procs = PROCS.lock();
+        let Some(i) = procs.iter().position(|(p, _)| *p == pid) else {
+            return Vec::new();
+        };
+        let (_, mut p) = procs.swap_remove(i);
+        let objects: Vec<(abi::Handle, Object, Rights)> = p.handles.drain().collect();
+        (objects, p)
+    };
+    let (objects, p) = taken;
+    crate::park::cancel_process(pid);
+    for r in p.threads.iter().filter(|r| r.exit.is_none()) {
+        sched::kill(r.thread);
+    }
+    teardown(&p.space);
+    objects
+}
+
+/// A fresh pid (for a process being rebuilt from an image: its threads need it first).
+pub fn new_pid() -> Pid {
+    let mut n = NEXT_PID.lock();
+    *n += 1;
+    *n - 1
+}
+
+/// What a resumed process is made of (see [`insert_resumed`]).
+pub struct Resumed {
+    /// Its name.
+    pub name: String,
+    /// Its module.
+    pub module: Module,
+    /// Its parent's pid now.
+    pub parent: Pid,
+    /// Its handles, rebuilt at their old indexes and generations.
+    pub handles: HandleTable<Object>,
+    /// Its address space, with its memory copied in.
+    pub space: Arc<AddressSpace>,
+    /// Arena ceiling, main stack bottom, priority, limits, arena pages mapped.
+    pub arena_ceiling: u64,
+    /// Lowest address of its main stack.
+    pub stack_bottom: u64,
+    /// Its priority.
+    pub priority: u64,
+    /// Its thread limit.
+    pub thread_limit: u64,
+    /// Kernel-stack budget in pages.
+    pub kstack_budget: u64,
+    /// Arena pages mapped.
+    pub arena_pages: u64,
+    /// Its threads (created, not started) and ended threads with their codes; `true` when a
+    /// thread handle names it.
+    pub threads: Vec<(ThreadRef, Option<i64>, bool)>,
+}
+
+/// Enters a process rebuilt from an image into the process table under `pid` (from
+/// [`new_pid`]); its threads are started after this.
+pub fn insert_resumed(pid: Pid, r: Resumed) {
+    let live = r.threads.iter().filter(|t| t.1.is_none()).count() as u64;
+    PROCS.lock().push((
+        pid,
+        Process {
+            name: r.name,
+            module: r.module,
+            parent: r.parent,
+            arena_pages: r.arena_pages,
+            handles: r.handles,
+            space: r.space,
+            arena_ceiling: r.arena_ceiling,
+            stack_bottom: r.stack_bottom,
+            priority: r.priority,
+            threads: r
+                .threads
+                .into_iter()
+                .map(|(thread, exit, handle_held)| ThreadRecord {
+                    thread,
+                    exit,
+                    handle_held,
+                    joiner: None,
+                })
+                .collect(),
+            thread_limit: r.thread_limit,
+            kstack_pages: live * abi::thread::KERNEL_STACK_PAGES,
+            kstack_budget: r.kstack_budget,
+            pending_threads: 0,
+            death: None,
+            waiters: Vec::new(),
+            ledger: Arc::new(Ledger::default()),
+            kernel_waits: false,
+        },
+    ));
+}
+
+/// Builds a fresh user address space with the module `file` loaded at its base and the export
+/// page mapped (no stack: a resume copies the stack pages in).
+pub fn resume_space(file: &[u8]) -> Result<Arc<AddressSpace>, SpawnError> {
+    let image = loader::load(file).map_err(SpawnError::Load)?;
+    let space = Arc::new(AddressSpace::new_user(&mut KernelTables)?);
+    let built = (|| {
+        for page in &image.pages {
+            map_fresh(&space, page.vaddr, page.perms, Some(&page.bytes[..]))?;
+        }
+        space.map_shared(
+            EXPORT_BASE,
+            crate::arch::export::page(),
+            Perms::ReadExec,
+            &mut KernelTables,
+        )?;
+        Ok::<(), SpawnError>(())
+    })();
+    if let Err(e) = built {
+        teardown(&space);
+        return Err(e);
+    }
+    Ok(space)
+}
+
+/// Puts `bytes` (a page) at `va` in `space`: over the page already mapped there (a module's
+/// data page), or into a fresh one with `perms`.
+pub fn put_page(
+    space: &AddressSpace,
+    va: u64,
+    perms: Perms,
+    bytes: &[u8; 4096],
+) -> Result<(), SpawnError> {
+    match space.translate(va) {
+        Some((phys, Perms::ReadWrite)) => {
+            // A writable page of the module: overwrite it in place.
+            let _ = phys;
+            let mut seen = crate::arch::paging::Translation::default();
+            if space.write_user(va, bytes, &mut seen) {
+                Ok(())
+            } else {
+                Err(SpawnError::NoMemory)
+            }
+        }
+        Some(_) => Err(SpawnError::BadOption(
+            "image page over a read-only module page",
+        )),
+        None => map_fresh(space, va, perms, Some(bytes)),
+    }
+}
+
+/// Frees a space that a failed resume built (never run).
+pub fn discard_space(space: &AddressSpace) {
+    teardown(space);
 }

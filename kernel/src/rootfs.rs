@@ -1,26 +1,33 @@
 //! The root filesystem as the core sees it: the block driver and the filesystem driver it
 //! started from the boot bundle for the `root=` device, and a small client of the filesystem
-//! protocol (`docs/fs-protocol.md`) that reads whole module files for the ELF loader.
+//! protocol (`docs/fs-protocol.md`, [`client`]) that reads module files for the ELF loader and
+//! reads, writes, lists and removes the files of suspended processes.
 //!
 //! The core keeps a client channel of its own to the filesystem driver and never sends requests
-//! on it: every read opens its own connection (`MXFSCONN` with a new channel end sent there),
-//! so concurrent spawns on several cores never share a channel, and a request is answered on
+//! on it: every call opens its own connection (`MXFSCONN` with a new channel end sent there),
+//! so concurrent calls on several cores never share a channel, and a request is answered on
 //! the channel it came on. The driver's parent channel (its death report) goes to init, which
-//! supervises the driver and restarts it through the system handle ([`restart`]). The calling thread blocks while it waits for a reply,
-//! with a deadline, so a stuck driver makes a spawn fail rather than hang.
+//! supervises the driver and restarts it through the system handle ([`restart`]). The calling
+//! thread blocks while it waits for a reply, with a deadline, so a stuck driver makes a call
+//! fail rather than hang.
 use crate::ipc::{Endpoint, Object};
 use crate::process::Pid;
 use abi::Rights;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
-use fsproto::{Kind, Reply, Request};
 use spin::Mutex;
+
+mod client;
+
+pub use client::{
+    FsError, list_dir, lookup, mkdir_all, read_file, read_file_limited, read_file_with, remove,
+    wait_without_deadline, write_file, write_file_with,
+};
 
 /// The largest module the core reads from disk (a bigger file is refused before any of it is
 /// read).
 pub const MAX_MODULE_BYTES: u64 = 16 << 20;
-/// How long one request may wait for its reply.
-const REPLY_TIMEOUT_NS: u64 = 20_000_000_000;
+/// The largest suspended-process image the core reads from disk.
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
 
 /// The filesystem driver the core started, once it has.
 struct Root {
@@ -40,33 +47,6 @@ struct Root {
 }
 
 static ROOT: Mutex<Option<Root>> = Mutex::new(None);
-
-/// Why a file could not be read from the root filesystem.
-#[derive(Debug)]
-pub enum ReadError {
-    /// There is no root filesystem (no device, or it did not start).
-    NoRoot,
-    /// No such file (or it is a directory).
-    NotFound,
-    /// The file is larger than [`MAX_MODULE_BYTES`].
-    TooBig(u64),
-    /// The driver failed, went away, did not answer in time, or answered nonsense.
-    Io(String),
-}
-
-impl core::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            ReadError::NoRoot => write!(f, "there is no root filesystem"),
-            ReadError::NotFound => write!(f, "no such file"),
-            ReadError::TooBig(n) => write!(
-                f,
-                "{n} bytes is larger than the {MAX_MODULE_BYTES}-byte module limit"
-            ),
-            ReadError::Io(why) => write!(f, "I/O error on the root filesystem: {why}"),
-        }
-    }
-}
 
 /// Parses a `root=` value: `virtio-blkN`, the Nth virtio-blk function in PCI scan order.
 pub fn parse_device(root: &str) -> Option<usize> {
@@ -134,7 +114,7 @@ fn start_drivers(device: &str, index: usize) -> Result<(Pid, Pid), String> {
     let checked = if sent {
         lookup("/")
     } else {
-        Err(ReadError::Io("the filesystem driver is gone".into()))
+        Err(FsError::Io("the filesystem driver is gone".into()))
     };
     match checked {
         Ok(_) => Ok((blk_pid, fs_pid)),
@@ -208,25 +188,33 @@ pub fn restart() -> Result<(Endpoint, Pid), abi::Error> {
     }
 }
 
-/// What `path` is on the root filesystem.
-pub fn lookup(path: &str) -> Result<Kind, ReadError> {
-    let mut c = Client::new()?;
-    c.call(Request::Lookup { id: 0, path }, |r| match r {
-        Reply::Lookup { result, .. } => Some(result.map_err(fs_error)),
-        _ => None,
-    })
-}
-
 /// Whether the core has a root filesystem.
 pub fn mounted() -> bool {
     ROOT.lock().is_some()
 }
 
+/// Ends the root filesystem's drivers and forgets them: from then on the core has no root
+/// filesystem. Nothing is lost: every call of [`client`] that changes the volume has synced
+/// it before returning. The in-kernel tests mount a volume of their own and end it here, so
+/// that the next case finds the device unclaimed.
+pub fn unmount() {
+    let Some(root) = ROOT.lock().take() else {
+        return;
+    };
+    // The filesystem driver first: the block driver is its only server.
+    for pid in [root.fs_pid, root.blk_pid] {
+        if crate::process::is_live(pid) {
+            crate::process::die(pid, crate::process::Death::Killed);
+        }
+        crate::process::wait(pid);
+    }
+}
+
 /// A new client channel to the filesystem driver (the driver gets the other end through a
 /// connect message on the core's own channel to it).
-pub fn connect() -> Result<Endpoint, ReadError> {
+pub fn connect() -> Result<Endpoint, FsError> {
     let root = ROOT.lock();
-    let root = root.as_ref().ok_or(ReadError::NoRoot)?;
+    let root = root.as_ref().ok_or(FsError::NoRoot)?;
     let (mine, theirs) = Endpoint::pair();
     let msg = channel::Message::new(
         fsproto::CONNECT.to_vec(),
@@ -234,13 +222,25 @@ pub fn connect() -> Result<Endpoint, ReadError> {
     );
     match root.conn.send(msg) {
         Ok(()) => Ok(mine),
-        Err(_) => Err(ReadError::Io(alloc::format!(
+        Err(_) => Err(FsError::Io(alloc::format!(
             "the filesystem driver for {} (pid {}) is gone{}",
             root.device,
             root.fs_pid,
             root.parent.as_ref().map(death_of).unwrap_or_default()
         ))),
     }
+}
+
+/// "the filesystem driver is gone", with how it ended when the core still holds its parent
+/// channel and the death report is there.
+fn gone() -> String {
+    let how = ROOT
+        .lock()
+        .as_ref()
+        .and_then(|r| r.parent.as_ref())
+        .map(death_of)
+        .unwrap_or_default();
+    alloc::format!("the filesystem driver is gone{how}")
 }
 
 /// ": exited with code N" when the driver's death report is queued on its parent channel.
@@ -258,135 +258,4 @@ fn describe(r: &abi::syscall::DeathReport) -> String {
         abi::syscall::DEATH_PANIC => alloc::format!(" (it panicked: {})", r.text()),
         _ => String::from(" (it faulted)"),
     }
-}
-
-/// One connection and its request ids.
-struct Client {
-    chan: Endpoint,
-    next_id: u32,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn new() -> Result<Client, ReadError> {
-        Ok(Client {
-            chan: connect()?,
-            next_id: 0,
-            buf: alloc::vec![0; fsproto::MAX_MESSAGE],
-        })
-    }
-
-    /// Sends `req` (its id replaced) and runs `f` on the reply.
-    fn call<T>(
-        &mut self,
-        mut req: Request<'_>,
-        f: impl FnOnce(Reply<'_>) -> Option<Result<T, ReadError>>,
-    ) -> Result<T, ReadError> {
-        self.next_id = self.next_id.wrapping_add(1);
-        let id = self.next_id;
-        set_id(&mut req, id);
-        let len = req
-            .encode(&mut self.buf)
-            .map_err(|e| ReadError::Io(alloc::format!("cannot encode a request: {e:?}")))?;
-        self.chan
-            .send(channel::Message::new(self.buf[..len].to_vec(), Vec::new()))
-            .map_err(|_| ReadError::Io("the filesystem driver is gone".into()))?;
-        let deadline = crate::arch::apic::now_ns().saturating_add(REPLY_TIMEOUT_NS);
-        let msg = self.chan.recv_blocking(deadline).map_err(|e| match e {
-            abi::Error::Timeout => ReadError::Io("no reply from the filesystem driver".into()),
-            _ => ReadError::Io(alloc::format!(
-                "the filesystem driver is gone{}",
-                ROOT.lock()
-                    .as_ref()
-                    .and_then(|r| r.parent.as_ref())
-                    .map(death_of)
-                    .unwrap_or_default()
-            )),
-        })?;
-        let reply = Reply::decode(&msg.bytes)
-            .map_err(|e| ReadError::Io(alloc::format!("a malformed reply: {e:?}")))?;
-        if reply.id() != id {
-            return Err(ReadError::Io("a reply to another request".into()));
-        }
-        if let Reply::Rejected { error, .. } = reply {
-            return Err(ReadError::Io(alloc::format!(
-                "request refused: {}",
-                error.as_str()
-            )));
-        }
-        f(reply).unwrap_or_else(|| Err(ReadError::Io("a reply of the wrong kind".into())))
-    }
-}
-
-fn set_id(req: &mut Request<'_>, new: u32) {
-    match req {
-        Request::Stat { id, .. } | Request::Read { id, .. } | Request::Lookup { id, .. } => {
-            *id = new
-        }
-        _ => {}
-    }
-}
-
-/// Maps a filesystem error: a missing file (or a path that cannot name one) is `NotFound`,
-/// anything else an I/O error.
-fn fs_error(e: fsproto::Error) -> ReadError {
-    use fsproto::Error as E;
-    match e {
-        E::NotFound
-        | E::NotADirectory
-        | E::IsADirectory
-        | E::BadPath
-        | E::InvalidName
-        | E::NameTooLong => ReadError::NotFound,
-        other => ReadError::Io(String::from(other.as_str())),
-    }
-}
-
-/// Reads the whole file at `path` (absolute) from the root filesystem into a kernel buffer.
-pub fn read_file(path: &str) -> Result<Vec<u8>, ReadError> {
-    if fsproto::path::check(path).is_err() {
-        return Err(ReadError::NotFound);
-    }
-    let mut c = Client::new()?;
-    let stat = c.call(Request::Stat { id: 0, path }, |r| match r {
-        Reply::Stat { result, .. } => Some(result.map_err(fs_error)),
-        _ => None,
-    })?;
-    if stat.kind != Kind::File {
-        return Err(ReadError::NotFound);
-    }
-    if stat.size > MAX_MODULE_BYTES {
-        return Err(ReadError::TooBig(stat.size));
-    }
-    let mut out = Vec::new();
-    out.try_reserve_exact(stat.size as usize)
-        .map_err(|_| ReadError::Io("no kernel memory for the file".into()))?;
-    loop {
-        let offset = out.len() as u64;
-        let (data, size) = c.call(
-            Request::Read {
-                id: 0,
-                path,
-                offset,
-                len: fsproto::MAX_DATA as u32,
-            },
-            |r| match r {
-                Reply::Read { result, .. } => {
-                    Some(result.map(|(d, size)| (d.to_vec(), size)).map_err(fs_error))
-                }
-                _ => None,
-            },
-        )?;
-        if size > MAX_MODULE_BYTES {
-            return Err(ReadError::TooBig(size));
-        }
-        if data.is_empty() || out.len() + data.len() > size as usize {
-            break;
-        }
-        out.extend_from_slice(&data);
-        if out.len() as u64 >= size {
-            break;
-        }
-    }
-    Ok(out)
 }

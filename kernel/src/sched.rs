@@ -66,6 +66,10 @@ pub enum State {
     Blocked,
     /// Finished; its resources go back at its core's next switch.
     Dead,
+    /// Stopped for a suspend at its way back to ring 3 (`crate::suspend`): the trap frame at
+    /// the top of its kernel stack holds every user register. Wake-ups pass it by; only
+    /// [`thaw`] or [`kill`] moves it.
+    Frozen,
 }
 
 struct Thread {
@@ -99,6 +103,10 @@ struct Thread {
     calls: Calls,
     /// A server on its chain of calls died: unwind at its next return to ring 3.
     unwind: bool,
+    /// Asked to freeze for a suspend: it stops at its next way back to ring 3.
+    freeze: bool,
+    /// Its system call was cut short by the freeze: the call is made again when it resumes.
+    rewind: bool,
 }
 
 /// A thread's open portal calls, innermost last. Room for [`abi::portal::MAX_DEPTH`] of them
@@ -253,6 +261,8 @@ const ATTENTION: u8 = 1 << 0;
 const DOOM_PENDING: u8 = 1 << 1;
 /// Some thread of this core must unwind portal calls into a dead server (`crate::portal`).
 const UNWIND_PENDING: u8 = 1 << 2;
+/// Some thread of this core is asked to freeze for a suspend (`crate::suspend`).
+const FREEZE_PENDING: u8 = 1 << 3;
 
 fn raise(cpu: usize, flag: u8) {
     crate::arch::percpu::return_flags(cpu).fetch_or(flag, Ordering::AcqRel);
@@ -300,6 +310,8 @@ fn thread(
         acting: None,
         calls: Calls::default(),
         unwind: false,
+        freeze: false,
+        rewind: false,
     })
 }
 
@@ -850,7 +862,7 @@ pub fn kill(r: ThreadRef) {
                     s.make_runnable(tid);
                     false
                 }
-                State::Runnable | State::Dead => false,
+                State::Runnable | State::Dead | State::Frozen => false,
             }
         }) {
             core::hint::spin_loop();
@@ -884,7 +896,7 @@ fn schedule(now_state: State) {
             let _ = match now_state {
                 State::Runnable if preempting => core.rq.preempted(cur, now).map(|_| ()),
                 State::Runnable => core.rq.yielded(cur, now).map(|_| ()),
-                State::Blocked => core.rq.blocked(cur, now).map(|_| ()),
+                State::Blocked | State::Frozen => core.rq.blocked(cur, now).map(|_| ()),
                 State::Dead | State::Running => core.rq.remove(cur, now).map(|_| ()),
             };
         }
@@ -1318,5 +1330,166 @@ pub fn portal_presence(pid: crate::process::Pid) -> (usize, usize) {
             }
         }
         (visitors, away)
+    })
+}
+
+// ---- Freezing threads for a suspend (`crate::suspend`) ----
+
+/// A frozen thread as the image records it.
+pub struct Captured {
+    /// Its ring-3 registers (a system call cut short already points back at its `syscall`).
+    pub frame: crate::arch::idt::TrapFrame,
+    /// Its FPU/SSE state.
+    pub fxsave: [u8; 512],
+    /// Its FS base.
+    pub fs_base: u64,
+    /// The core it ran on.
+    pub core: usize,
+    /// CPU time used, in nanoseconds.
+    pub cpu_ns: u64,
+}
+
+/// How a thread stands after [`request_freeze`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freeze {
+    /// Stopped: it can be captured.
+    Frozen,
+    /// On its way: it stops at its next return to ring 3.
+    Pending,
+    /// It has ended (or never existed).
+    Gone,
+}
+
+/// Asks thread `r` to stop at its next way back to ring 3 and says how it stands. A thread that
+/// never ran stops at once; a blocked one is woken so that its wait ends (the wait is made
+/// again on resume); a running one is kicked. Asking again kicks again.
+pub fn request_freeze(r: ThreadRef) -> Freeze {
+    with(|s| {
+        let tid = r.tid;
+        let Some(t) = s.live(r) else {
+            return Freeze::Gone;
+        };
+        let (c, state, never_ran) = (t.core, t.state, t.ctx.never_ran());
+        match state {
+            State::Dead => return Freeze::Gone,
+            State::Frozen => return Freeze::Frozen,
+            _ => {}
+        }
+        let now = apic::now_ns();
+        let core = &mut s.cores[c];
+        let stop_now = never_ran && core.current != tid && core.idle != tid;
+        if stop_now {
+            if state == State::Runnable {
+                let _ = core.rq.remove(tid, now);
+            }
+            core.sleepers.retain(|&(_, x, _)| x != tid);
+        }
+        let t = s.threads[tid].as_mut().expect("live");
+        t.freeze = true;
+        if stop_now {
+            t.state = State::Frozen;
+            return Freeze::Frozen;
+        }
+        raise(c, FREEZE_PENDING);
+        match state {
+            State::Blocked => {
+                s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
+                s.make_runnable(tid);
+            }
+            State::Running if c != cpu_id() => {
+                apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
+            }
+            _ => {}
+        }
+        Freeze::Pending
+    })
+}
+
+/// True when the running thread is asked to freeze: a wait it is in must end now, through
+/// [`cut_short`]. One load when no thread of this core is asked.
+pub fn freeze_asked() -> bool {
+    let cpu = cpu_id();
+    if !raised(cpu, FREEZE_PENDING) {
+        return false;
+    }
+    with(|s| {
+        let cur = s.cores[cpu].current;
+        s.threads[cur].as_ref().is_some_and(|t| t.freeze)
+    })
+}
+
+/// The running thread's system call gives up its wait for a freeze: nothing was done that
+/// would be done twice, so the call is made again when the thread resumes.
+pub fn cut_short() {
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        if let Some(t) = s.threads[cur].as_mut() {
+            t.rewind = true;
+        }
+    });
+}
+
+/// On the way back to ring 3: when the running thread is asked to freeze, says whether its
+/// system call was cut short (`Some(true)`: point the frame back at the call) and then
+/// [`freeze_current`] must follow; `None` when it is not asked.
+pub fn freeze_due() -> Option<bool> {
+    if !raised(cpu_id(), FREEZE_PENDING) {
+        return None;
+    }
+    with(|s| {
+        let cur = s.cores[cpu_id()].current;
+        let t = s.threads[cur].as_mut()?;
+        t.freeze.then(|| core::mem::take(&mut t.rewind))
+    })
+}
+
+/// Stops the running thread, frozen, until [`thaw`] (it returns) or [`kill`] (it never
+/// does). Its trap frame must be complete: called on the way back to ring 3 only.
+pub fn freeze_current() {
+    schedule(State::Frozen);
+}
+
+/// Undoes a freeze: a frozen thread runs on (a cut-short call is made again), a pending one
+/// is no longer asked.
+pub fn thaw(r: ThreadRef) {
+    with(|s| {
+        let Some(t) = s.live_mut(r) else {
+            return;
+        };
+        t.freeze = false;
+        if t.state == State::Frozen {
+            t.state = State::Blocked;
+            s.make_runnable(r.tid);
+        }
+    });
+}
+
+/// Lowers every core's freeze flag once no thread is asked any more (the suspend is over).
+pub fn freeze_over() {
+    with(|s| {
+        for c in 0..s.cores.len() {
+            let asked = s
+                .threads
+                .iter()
+                .flatten()
+                .any(|t| t.core == c && t.freeze && t.state != State::Frozen);
+            if !asked {
+                lower(c, FREEZE_PENDING);
+            }
+        }
+    });
+}
+
+/// The registers, FPU state and figures of a frozen thread (`None` unless it is frozen).
+pub fn capture(r: ThreadRef) -> Option<Captured> {
+    with(|s| {
+        let t = s.live(r).filter(|t| t.state == State::Frozen)?;
+        Some(Captured {
+            frame: t.ctx.user_frame()?,
+            fxsave: t.ctx.fxsave_bytes(),
+            fs_base: t.fs_base,
+            core: t.core,
+            cpu_ns: t.cpu_ns,
+        })
     })
 }

@@ -103,8 +103,15 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 && !sched::unwinding()
             {
                 sched::block_until(a(0));
+                if sched::freeze_asked() {
+                    break;
+                }
             }
-            Ok(0)
+            if sched::freeze_asked() {
+                Err(cut_short())
+            } else {
+                Ok(0)
+            }
         }
         Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current_ref()).unwrap_or(0)),
         Some(Sys::DeviceInfo) => device::device_info(a(0), a(1), a(2)),
@@ -122,15 +129,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::ConsoleWrite) => crate::system::console_write(a(0), a(1), a(2)),
         Some(Sys::HandleDuplicate) => crate::system::duplicate(a(0), a(1)),
         Some(Sys::SystemRootRestart) => crate::system::root_restart(a(0)),
-        // Suspend and resume (`crate::suspend`): not implemented yet.
-        Some(
-            Sys::SystemSuspend
-            | Sys::ProcessSuspend
-            | Sys::SystemResume
-            | Sys::SystemImages
-            | Sys::SystemDiscard
-            | Sys::SystemMigrate,
-        ) => Err(Error::BadSyscall),
+        Some(Sys::SystemSuspend) => crate::suspend::sys_suspend(a(0), a(1)),
+        Some(Sys::ProcessSuspend) => crate::suspend::sys_process_suspend(a(0)),
+        Some(Sys::SystemResume) => crate::suspend::sys_resume(a(0), a(1), a(2), a(3)),
+        Some(Sys::SystemImages) => crate::suspend::sys_images(a(0), a(1), a(2)),
+        Some(Sys::SystemDiscard) => crate::suspend::sys_discard(a(0), a(1)),
+        Some(Sys::SystemMigrate) => crate::suspend::sys_migrate(a(0), a(1), a(2), a(3)),
         None => Err(Error::BadSyscall),
     };
     // The common return: no flag raised on this core (one load).
@@ -140,9 +144,35 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
     // Killed from another core meanwhile, or a tighter deadline woke: act before ring 3.
     sched::on_return_to_user();
-    store(frame, result);
+    // Asked to freeze for a suspend: stop here, with the result stored, or with the frame
+    // pointing back at a call that was cut short (made again on resume).
+    let freeze = sched::freeze_due();
+    match freeze {
+        Some(true) => make_again(frame),
+        _ => store(frame, result),
+    }
+    if freeze.is_some() {
+        sched::freeze_current();
+    }
     // A server on the thread's chain of portal calls died: back to that call's caller.
     crate::portal::on_user_return(frame);
+}
+
+/// Points a frame whose system call was cut short by a freeze back at its `syscall`
+/// instruction (2 bytes), with the call number still in `rax`. A `send_recv` was cut short in
+/// its receive (the send is done): it becomes `send_recv_receive`, so it does not send twice.
+fn make_again(frame: &mut TrapFrame) {
+    frame.rip -= 2;
+    if frame.rax == Sys::SendRecv as u64 {
+        frame.rax = Sys::SendRecvReceive as u64;
+    }
+}
+
+/// Ends a wait for a freeze (see [`sched::cut_short`]): the result is never seen, the call is
+/// made again.
+fn cut_short() -> Error {
+    sched::cut_short();
+    Error::Failed
 }
 
 /// The return flags' work for a call that set its whole frame itself (one load when no flag
@@ -448,6 +478,9 @@ fn send_recv(f: &TrapFrame) -> Result<u64, Error> {
             {
                 return Ok(n as u64);
             }
+            if sched::freeze_asked() {
+                return Err(cut_short());
+            }
         }
         // An inert parent channel: the send goes into the void, the receive says `Closed`.
         Some(Err(Error::Closed)) if h == Handle::PARENT => {}
@@ -502,6 +535,9 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 // Written straight into the buffer meanwhile: received, no second look-up.
                 if parked && let Some(n) = source.collect() {
                     return Ok(n as u64);
+                }
+                if sched::freeze_asked() {
+                    return Err(cut_short());
                 }
             }
         }
@@ -607,6 +643,9 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
         } else {
             sched::block_until(deadline);
         }
+        if sched::freeze_asked() {
+            return Err(cut_short());
+        }
     }
 }
 
@@ -659,7 +698,7 @@ fn spawn(req_ptr: u64) -> Result<u64, Error> {
         Ok((pid, parent_end)) => {
             let items = vec![
                 (Object::Endpoint(parent_end), Rights::CHANNEL_ALL),
-                (Object::Process(pid), Rights::KILL),
+                (Object::Process(pid), Rights::KILL.union(Rights::SUSPEND)),
             ];
             let hs = table(|t| t.insert_many(items).map_err(|r| r.error))?.map_err(Error::from)?;
             Ok(hs[0].0 as u64 | (hs[1].0 as u64) << 32)

@@ -48,6 +48,11 @@ enum Kind {
     Console,
 }
 
+/// Checks that the caller's `h` names the system with `needed` (`WrongType`, `NoRights`).
+pub fn check_system(h: u64, needed: Rights) -> Result<(), Error> {
+    check(h, Kind::System, needed)
+}
+
 /// Checks that the caller's `h` names an object of `kind` (else `WrongType`) with `needed`
 /// (else `NoRights`).
 fn check(h: u64, kind: Kind, needed: Rights) -> Result<(), Error> {

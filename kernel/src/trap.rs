@@ -50,6 +50,10 @@ pub fn vector_name(v: u64) -> &'static str {
 pub fn handle(frame: &mut TrapFrame) {
     handle_trap(frame);
     if frame.from_user() {
+        // Asked to freeze for a suspend: the frame holds every user register as they were.
+        if crate::sched::freeze_due().is_some() {
+            crate::sched::freeze_current();
+        }
         // A server on the thread's chain of portal calls died (perhaps by this very fault).
         crate::portal::on_user_return(frame);
     }

@@ -160,7 +160,7 @@ fn malformed_modules(good: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 /// The user programs packed into the boot bundle as `bin/NAME`.
-pub const USER_PROGRAMS: &[&str] = &["init", "probe", "fs", "blk", "ramblk", "shell"];
+pub const USER_PROGRAMS: &[&str] = &["init", "probe", "fs", "blk", "ramblk", "shell", "ticker"];
 
 /// The boot bundle: a cpio "newc" archive of the modules the core spawns before any disk
 /// exists (the block and filesystem drivers will join them), plus a manifest.

@@ -140,54 +140,69 @@ fn disk_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// Suspend/resume round trips on a fresh FAT volume: instruction counts from a boot under
+/// `-icount`, wall times (the `_ns` rows) from a boot without it.
+fn suspend_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    for icount in [true, false] {
+        let disk = artifacts::out_dir()?.join("suspend-bench.img");
+        crate::disk::make_image(&disk, &[], &crate::root().join("rootfs/etc"))?;
+        let mut args = qemu::machine_args(1, icount);
+        args.extend(qemu::boot_args(
+            a,
+            &a.moxie_elf,
+            None,
+            "log=warn bench=suspend",
+        ));
+        args.extend(qemu::disk_args(&disk));
+        let o = qemu::captured(&args, Duration::from_secs(600), None)?;
+        if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
+            bail!(
+                "the suspend benchmark boot failed ({}):\n{}",
+                qemu::describe(o.status),
+                o.tail(30)
+            );
+        }
+        for l in o
+            .log
+            .lines()
+            .filter(|l| l.contains("bench: ") && l.contains("failed"))
+        {
+            eprintln!("xtask: {l}");
+        }
+        out.extend(
+            parse(&o.log)
+                .into_iter()
+                .filter(|f| (f.unit == "ns") != icount),
+        );
+    }
+    Ok(out)
+}
+
 /// Boots the benchmark kernel and prints the table; with `--baseline linux`, also the Linux
-/// column measured under exactly the same QEMU flags.
-pub fn run(baseline: Option<&str>) -> Result<()> {
+/// column measured under exactly the same QEMU flags. `--only disk` runs the root-disk boots
+/// alone (the file figures, without the minutes of the other boots), `--only suspend` the
+/// suspend round trips.
+pub fn run(baseline: Option<&str>, only: Option<&str>) -> Result<()> {
     if let Some(b) = baseline.filter(|b| *b != "linux") {
         bail!("--baseline {b}: unknown peer (the only one is `linux`)");
     }
+    if let Some(o) = only.filter(|o| !["disk", "suspend"].contains(o)) {
+        bail!("--only {o}: unknown group (`disk` or `suspend`)");
+    }
     let a = artifacts::build()?;
-    let machine = qemu::machine_args(1, true);
-    let mut args = machine.clone();
-    args.extend(qemu::boot_args(
-        &a,
-        &a.moxie_elf,
-        None,
-        "log=warn bench=all",
-    ));
-    let o = qemu::captured(&args, Duration::from_secs(600), None)?;
-    if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
-        bail!(
-            "the benchmark boot failed ({}):\n{}",
-            qemu::describe(o.status),
-            o.tail(30)
-        );
-    }
-    let mut figures = parse(&o.log);
-    // Cross-core figures need a second CPU (still under -icount: exact and repeatable).
-    let mut args = qemu::machine_args(2, true);
-    args.extend(qemu::boot_args(
-        &a,
-        &a.moxie_elf,
-        None,
-        "log=warn bench=crosscore",
-    ));
-    let o = qemu::captured(&args, Duration::from_secs(600), None)?;
-    if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
-        bail!(
-            "the cross-core benchmark boot failed ({}):\n{}",
-            qemu::describe(o.status),
-            o.tail(30)
-        );
-    }
-    figures.extend(parse(&o.log));
-    figures.extend(disk_figures(&a)?);
+    let figures = match only {
+        Some("disk") => disk_figures(&a)?,
+        Some(_) => suspend_figures(&a)?,
+        None => all_figures(&a)?,
+    };
     println!("| benchmark | moxie | unit |");
     println!("|---|---:|---|");
     for f in &figures {
         println!("| {} | {} | {} |", f.key, f.value, f.unit);
     }
     if baseline.is_some() {
+        let machine = qemu::machine_args(1, true);
         let linux = crate::linux_baseline::run(&crate::root(), &machine)?;
         println!();
         println!("| operation | moxie | Linux | moxie / Linux |");
@@ -213,4 +228,39 @@ pub fn run(baseline: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every figure: the benchmark boot, the cross-core boot and the root-disk boots.
+fn all_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
+    let mut args = qemu::machine_args(1, true);
+    args.extend(qemu::boot_args(a, &a.moxie_elf, None, "log=warn bench=all"));
+    let o = qemu::captured(&args, Duration::from_secs(600), None)?;
+    if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
+        bail!(
+            "the benchmark boot failed ({}):\n{}",
+            qemu::describe(o.status),
+            o.tail(30)
+        );
+    }
+    let mut figures = parse(&o.log);
+    // Cross-core figures need a second CPU (still under -icount: exact and repeatable).
+    let mut args = qemu::machine_args(2, true);
+    args.extend(qemu::boot_args(
+        a,
+        &a.moxie_elf,
+        None,
+        "log=warn bench=crosscore",
+    ));
+    let o = qemu::captured(&args, Duration::from_secs(600), None)?;
+    if o.status != Some(abi::qemu::ExitCode::Success.qemu_status()) {
+        bail!(
+            "the cross-core benchmark boot failed ({}):\n{}",
+            qemu::describe(o.status),
+            o.tail(30)
+        );
+    }
+    figures.extend(parse(&o.log));
+    figures.extend(suspend_figures(a)?);
+    figures.extend(disk_figures(a)?);
+    Ok(figures)
 }

@@ -3,7 +3,7 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `image inspect FILE [--json]` | the header, every section (kind, process, offset, length, CRC ok/bad), and per process its module reference, record, threads, handles and queued messages |
+//! | `image inspect FILE [--json]` | the header, every section (kind, process, offset, length, CRC ok/bad), and per process its module reference, record (spawn limits included), memory pages (arena, stacks, module data), threads, handles (thread spawners and live or ended threads among them) and queued messages |
 //! | `image verify FILE` | `FILE: ok (N sections, M bytes)` and exit 0, or the defect and exit 1 |
 //! | `image pull DISK [DIR]` | copies every `/sys/suspended/*.img` out of a FAT disk image (`mcopy`) into DIR (default `.`) and verifies each |
 //! | `image make-sample FILE [--single]` | writes a valid sample image (a tree of three processes, or one process) |
@@ -131,8 +131,10 @@ fn state(s: ThreadState) -> &'static str {
     }
 }
 
-fn link_text(l: Link) -> String {
+fn link_text(kind: ObjectKind, l: Link) -> String {
     match l {
+        // A thread object without a link is a live thread of the holder.
+        Link::None if kind == ObjectKind::Thread => "live".into(),
         Link::None => "outside the image".into(),
         Link::PeerClosed => "peer closed".into(),
         Link::Handle { process, index } => format!("peer: handle {index} of process {process}"),
@@ -142,11 +144,13 @@ fn link_text(l: Link) -> String {
             slot,
         } => format!("peer: carried handle {slot} of message {message} of process {process}"),
         Link::Process { index } => format!("process {index} of the image"),
+        Link::Ended { code } => format!("ended, exit code {code}"),
     }
 }
 
-fn link_json(l: Link) -> Value {
+fn link_json(kind: ObjectKind, l: Link) -> Value {
     match l {
+        Link::None if kind == ObjectKind::Thread => json!({ "kind": "live" }),
         Link::None => json!({ "kind": "outside" }),
         Link::PeerClosed => json!({ "kind": "peer_closed" }),
         Link::Handle { process, index } => {
@@ -158,6 +162,7 @@ fn link_json(l: Link) -> Value {
             slot,
         } => json!({ "kind": "carried", "process": process, "message": message, "slot": slot }),
         Link::Process { index } => json!({ "kind": "process", "process": index }),
+        Link::Ended { code } => json!({ "kind": "ended", "code": code }),
     }
 }
 
@@ -166,9 +171,16 @@ fn object_text(o: &procimage::ObjectRef) -> String {
         ObjectKind::Endpoint => format!("endpoint channel {} side {}", o.id, o.side),
         ObjectKind::Process => format!("process pid {}", o.id),
         ObjectKind::Device => format!("device {:#x}", o.id),
-        ObjectKind::System | ObjectKind::Console => o.kind.name().to_string(),
+        ObjectKind::Thread => format!("thread tid {}", o.id),
+        ObjectKind::System | ObjectKind::Console | ObjectKind::ThreadSpawner => {
+            o.kind.name().to_string()
+        }
     };
-    format!("{what}, rights {:#x}, {}", o.rights, link_text(o.link))
+    format!(
+        "{what}, rights {:#x}, {}",
+        o.rights,
+        link_text(o.kind, o.link)
+    )
 }
 
 fn object_json(o: &procimage::ObjectRef) -> Value {
@@ -177,7 +189,7 @@ fn object_json(o: &procimage::ObjectRef) -> Value {
         "rights": o.rights,
         "id": o.id,
         "side": o.side,
-        "link": link_json(o.link),
+        "link": link_json(o.kind, o.link),
     })
 }
 
@@ -194,6 +206,16 @@ fn receiver_text(r: Receiver) -> String {
         Receiver::Carried { message, slot } => {
             format!("carried handle {slot} of message {message}")
         }
+    }
+}
+
+/// The addresses of some pages, as ` at 0x…, 0x…` (empty for none).
+fn pages_text(pages: procimage::Pages<'_>) -> String {
+    let vas: Vec<String> = pages.map(|p| format!("{:#x}", p.va)).collect();
+    if vas.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", vas.join(", "))
     }
 }
 
@@ -281,8 +303,19 @@ pub fn inspect_text(name: &str, bytes: &[u8]) -> (String, bool) {
         );
         let _ = writeln!(
             o,
+            "  module data: {} pages{}",
+            p.data().len(),
+            pages_text(p.data())
+        );
+        let _ = writeln!(
+            o,
             "  scheduling: priority {}, core {}, {} ns of CPU",
             r.priority, r.core, r.cpu_ns
+        );
+        let _ = writeln!(
+            o,
+            "  spawn limits: {} threads, {} kernel-stack pages",
+            r.thread_limit, r.kernel_stack_pages
         );
         let _ = writeln!(o, "  threads: {}", p.threads().len());
         for t in p.threads() {
@@ -433,6 +466,12 @@ pub fn inspect_json(name: &str, bytes: &[u8]) -> Value {
                 "module": { "path": m.path, "sha256": hex(&m.hash), "load_base": m.load_base },
                 "arena": { "base": r.arena_base, "ceiling": r.arena_ceiling, "pages": p.arena().len() },
                 "stacks": { "low": r.stack_low, "high": r.stack_high, "pages": p.stacks().len() },
+                "data": {
+                    "pages": p.data().len(),
+                    "addresses": p.data().map(|pg| pg.va).collect::<Vec<_>>(),
+                },
+                "thread_limit": r.thread_limit,
+                "kernel_stack_pages": r.kernel_stack_pages,
                 "priority": r.priority,
                 "core": r.core,
                 "cpu_ns": r.cpu_ns,
@@ -555,6 +594,12 @@ mod tests {
             "       3 gen 9     process pid 8, rights 0x18, process 1 of the image",
             "       4 gen 12    endpoint channel 300 side 0, rights 0x7, peer: carried handle 0 of message 1 of process 1, 0 queued",
             "       2 gen 6     endpoint channel 500 side 0, rights 0x7, peer closed, 0 queued",
+            "       5 gen 15    thread spawner, rights 0x0, outside the image",
+            "       6 gen 18    thread tid 11, rights 0x0, live",
+            "       7 gen 21    thread tid 12, rights 0x0, ended, exit code -2",
+            "  module data: 2 pages at 0x403000, 0x405000",
+            "  module data: 0 pages\n",
+            "  spawn limits: 16 threads, 64 kernel-stack pages",
             "  messages: 3",
             "       1 for handle 0 (channel 200 side 1): 17 bytes, 1 handles",
         ] {
@@ -593,6 +638,20 @@ mod tests {
             json!(300)
         );
         assert_eq!(v["processes"][2]["threads"].as_array().unwrap().len(), 3);
+        assert_eq!(p0["data"]["pages"], json!(2));
+        assert_eq!(p0["data"]["addresses"], json!([0x40_3000, 0x40_5000]));
+        assert_eq!(v["processes"][1]["data"]["pages"], json!(0));
+        assert_eq!(p0["thread_limit"], json!(16));
+        assert_eq!(p0["kernel_stack_pages"], json!(64));
+        assert_eq!(p0["handles"][5]["kind"], json!("thread spawner"));
+        assert_eq!(p0["handles"][5]["link"]["kind"], json!("outside"));
+        assert_eq!(p0["handles"][6]["kind"], json!("thread"));
+        assert_eq!(p0["handles"][6]["id"], json!(11));
+        assert_eq!(p0["handles"][6]["link"], json!({ "kind": "live" }));
+        assert_eq!(
+            p0["handles"][7]["link"],
+            json!({ "kind": "ended", "code": -2 })
+        );
         // The JSON text is what the command prints, and it parses back.
         let text = serde_json::to_string_pretty(&v).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
@@ -736,7 +795,7 @@ mod tests {
                 .1
                 .as_ref()
                 .unwrap()
-                .starts_with("ok (18 sections, ")
+                .starts_with("ok (19 sections, ")
         );
         assert_eq!(pulled[1].0, out.join("13.img"));
         assert_eq!(

@@ -20,6 +20,7 @@ mod image;
 mod linux_baseline;
 mod prereq;
 mod qemu;
+mod suspendcases;
 mod test;
 
 use anyhow::Result;
@@ -82,6 +83,9 @@ enum Command {
         /// Also measure a peer kernel in the same emulator (`linux`).
         #[arg(long)]
         baseline: Option<String>,
+        /// Measure only one group: `disk` (the root-disk boots: file I/O and boot to shell).
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -146,9 +150,9 @@ fn main() -> Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Bench { baseline } => {
+        Command::Bench { baseline, only } => {
             prereq::ensure_all()?;
-            bench::run(baseline.as_deref())?;
+            bench::run(baseline.as_deref(), only.as_deref())?;
         }
     }
     Ok(())

@@ -69,11 +69,17 @@ pub fn boot_args(a: &Artifacts, kernel: &Path, iso: Option<&Path>, cmdline: &str
 /// Flags that attach the raw image `disk` as a virtio-blk device on the modern PCI transport
 /// only (`disable-legacy=on`: vendor 0x1af4, device 0x1042, memory BARs and MSI-X).
 pub fn disk_args(disk: &Path) -> Vec<String> {
+    nth_disk_args(disk, 0)
+}
+
+/// Like [`disk_args`], for the disk numbered `n` of a boot with several (each drive needs an
+/// id of its own; the PCI scan finds the disks in the order of their flags).
+pub fn nth_disk_args(disk: &Path, n: usize) -> Vec<String> {
     vec![
         "-drive".into(),
-        format!("if=none,id=disk0,format=raw,file={}", disk.display()),
+        format!("if=none,id=disk{n},format=raw,file={}", disk.display()),
         "-device".into(),
-        "virtio-blk-pci,drive=disk0,disable-legacy=on".into(),
+        format!("virtio-blk-pci,drive=disk{n},disable-legacy=on"),
     ]
 }
 

@@ -144,7 +144,7 @@ pub fn run(only: Option<&str>, no_host: bool) -> Result<bool> {
             "smp2::",
             2,
             false,
-            "smp_*,process_*,channel_*,device_*,blk_*,thread*,park_*,fault_in_a_thread*,portal_*",
+            "smp_*,process_*,channel_*,device_*,blk_*,thread*,park_*,fault_in_a_thread*,portal_*,rootfs_*,suspend_*",
         )?;
         // Not the 100,000-message ping-pong: on four vCPUs under multi-threaded TCG it stalls in
         // about half the runs on a busy two-core host (an open bug, docs/testing.md "Known
@@ -316,11 +316,21 @@ fn ktest_suite(
         ));
         // A fresh scratch disk for every boot that runs the device and driver cases (they
         // write to it).
+        let mut disks = 0;
         if ["all", "device_", "blk_"]
             .iter()
             .any(|w| filter.contains(w))
         {
             args.extend(qemu::disk_args(&artifacts::scratch_disk("scratch.img")?));
+            disks += 1;
+        }
+        // A fresh FAT volume for the cases of the core's filesystem client, attached last:
+        // they mount the last virtio-blk disk as the root filesystem.
+        if ["all", "rootfs_", "suspend_"]
+            .iter()
+            .any(|w| filter.contains(w))
+        {
+            args.extend(qemu::nth_disk_args(&fat_disk("rootfs-cases.img")?, disks));
         }
         let o = qemu::captured(&args, BOOT_TIMEOUT, None)?;
         let mut current: Option<String> = None;
@@ -379,6 +389,13 @@ fn ktest_suite(
             }
         }
     }
+}
+
+/// A fresh FAT volume with the root disk's folders and no programs (`target/moxie/NAME`).
+fn fat_disk(name: &str) -> Result<std::path::PathBuf> {
+    let path = artifacts::out_dir()?.join(name);
+    crate::disk::make_image(&path, &[], &crate::root().join("rootfs/etc"))?;
+    Ok(path)
 }
 
 pub fn expect(o: &Outcome, status: Option<i32>, needles: &[&str]) -> Result<(), String> {
@@ -527,6 +544,7 @@ fn boot_cases(a: &Artifacts, t: &mut Tally, wanted: &dyn Fn(&str) -> bool) -> Re
         );
     }
     crate::diskcases::disk_cases(a, t, wanted)?;
+    crate::suspendcases::suspend_cases(a, t, wanted)?;
     let name = "boot::grub_iso_multiboot2_same_first_line";
     if wanted(name) {
         let iso = artifacts::iso(a, "")?;

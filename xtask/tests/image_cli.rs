@@ -34,7 +34,7 @@ fn verify_and_inspect_exit_status() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stdout),
-        format!("{s}: ok (18 sections, {len} bytes)\n")
+        format!("{s}: ok (19 sections, {len} bytes)\n")
     );
 
     let out = xtask(&["image", "inspect", s]);
@@ -45,6 +45,10 @@ fn verify_and_inspect_exit_status() {
     let json = text(&out.stdout);
     assert!(json.contains("\"ok\": true"), "{json}");
     assert!(json.contains("\"name\": \"supervisor\""), "{json}");
+    assert!(json.contains("\"kind\": \"ended\""), "{json}");
+    assert!(
+        text(&xtask(&["image", "inspect", s]).stdout).contains("thread tid 11, rights 0x0, live")
+    );
 
     let bytes = std::fs::read(&sample).unwrap();
     let broken = |name: &str, f: &dyn Fn(&mut Vec<u8>)| {
@@ -64,7 +68,7 @@ fn verify_and_inspect_exit_status() {
     let err = text(&out.stderr);
     assert!(
         err.starts_with(&format!(
-            "{flipped}: section 17 (ARENA of process 2): CRC mismatch: stored 0x"
+            "{flipped}: section 18 (ARENA of process 2): CRC mismatch: stored 0x"
         )),
         "{err}"
     );

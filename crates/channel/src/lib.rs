@@ -366,6 +366,12 @@ impl<H, M> Channel<H, M> {
         self.end(side).queue.front()
     }
 
+    /// The messages queued for `side`, oldest first, without taking them (what a suspended
+    /// process's image records).
+    pub fn queued(&self, side: Side) -> impl Iterator<Item = &Message<H, M>> + '_ {
+        self.end(side).queue.iter()
+    }
+
     /// Takes the oldest message queued for `side`. With nothing queued:
     /// [`RecvError::Closed`] when the peer (or `side` itself) is closed,
     /// [`RecvError::PeerSuspended`] when the peer is suspended, [`RecvError::Empty`] otherwise.

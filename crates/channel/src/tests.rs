@@ -241,12 +241,19 @@ fn suspended_peers_accept_sends_and_report_on_empty_receive() {
     assert!(c.peer_suspended(Side::A) && !c.peer_closed(Side::A));
     assert!(c.writable(Side::A));
     c.send(Side::A, msg(5, &[7])).unwrap();
-    assert_eq!(c.queued_messages(Side::B), 1);
+    c.send(Side::A, msg(6, &[])).unwrap();
+    assert_eq!(c.queued_messages(Side::B), 2);
+    // The image of the suspended side lists its queue, oldest first, without taking it.
+    let listed: Vec<usize> = c.queued(Side::B).map(|m| m.bytes.len()).collect();
+    assert_eq!(listed, [5, 6]);
+    assert_eq!(c.queued(Side::A).count(), 0);
+    assert_eq!(c.queued_messages(Side::B), 2);
     assert_eq!(c.recv(Side::A), Err(RecvError::PeerSuspended));
     c.resume(Side::B).unwrap();
     assert!(!c.peer_suspended(Side::A));
     assert_eq!(c.recv(Side::A), Err(RecvError::Empty));
     assert_eq!(c.recv(Side::B), Ok(msg(5, &[7])));
+    assert_eq!(c.recv(Side::B), Ok(msg(6, &[])));
     // A suspended endpoint can be closed (its process dies while suspended).
     c.suspend(Side::A).unwrap();
     assert_eq!(c.close(Side::A), Vec::new());

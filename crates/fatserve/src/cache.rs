@@ -1,7 +1,12 @@
 //! The block cache between the FAT code and the block device: fixed-size blocks of sectors,
 //! least-recently-used replacement, write-back. Dirty blocks reach the device when they are
 //! evicted or on [`BlockCache::flush`], which then flushes the device, so after a flush every
-//! write is durable. A sequential run of misses reads ahead in one device request.
+//! write is durable. A sequential run of misses reads ahead in one device request, and a dirty
+//! block goes to the device together with the dirty blocks cached right after it, up to a
+//! request's 32 KiB: each request costs a round trip to the block driver. A block written in
+//! whole sectors is not read from the device first (a file's new clusters are written so);
+//! each block knows which of its sectors hold data. Blocks are found through a hash index
+//! (lamfat reads the FAT four bytes at a time, each read a look-up).
 //!
 //! [`Storage`] is the byte-addressed view lamfat reads and writes (its `Read + Write + Seek`);
 //! several can share one cache, which is what lets the server unmount and remount the volume on
@@ -21,6 +26,8 @@ pub const BLOCK_BYTES: usize = BLOCK_SECTORS as usize * SECTOR_SIZE;
 const MAX_RUN: u64 = (blkproto::MAX_DATA / BLOCK_BYTES) as u64;
 /// Marks an empty slot.
 const EMPTY: u64 = u64::MAX;
+/// Ends a hash chain.
+const NONE: u32 = u32::MAX;
 
 /// Why storage access failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +56,15 @@ impl lamfat::IoError for StorageError {
 
 struct Slot {
     block: u64,
+    /// The next slot in the same hash chain.
+    next: u32,
+    /// The neighbours in the recency list.
+    newer: u32,
+    older: u32,
+    /// Sectors (bit k: sector k) holding the device's bytes or newer ones. The others are
+    /// undefined: a block written in whole sectors is not read first.
+    valid: u8,
     dirty: bool,
-    used: u64,
     data: Vec<u8>,
 }
 
@@ -70,38 +84,63 @@ pub struct CacheStats {
 }
 
 /// A write-back LRU cache of blocks over a [`BlockDevice`].
-pub struct BlockCache<D: BlockDevice> {
-    dev: D,
+pub struct BlockCache<D: BlockDevice + ?Sized> {
     slots: Vec<Slot>,
+    /// The first slot of each hash chain.
+    index: Vec<u32>,
+    /// Shift that takes a block's hash to its chain (64 − log2 of the chains).
+    shift: u32,
+    /// A device request's bytes when it moves more than one block.
+    run: Vec<u8>,
     sectors: u64,
-    clock: u64,
+    /// Ends of the recency list, which runs through every slot (empty ones at the old end).
+    newest: u32,
+    oldest: u32,
     last_miss: u64,
     stats: CacheStats,
+    // Last, so that a cache can be seen as `BlockCache<dyn BlockDevice>`.
+    dev: D,
 }
 
 impl<D: BlockDevice> BlockCache<D> {
     /// A cache of `blocks` blocks (at least 2·[`MAX_RUN`]) over `dev`, whose size it asks once.
     pub fn new(mut dev: D, blocks: usize) -> Result<Self, StorageError> {
         let sectors = dev.sectors().map_err(StorageError::Device)?;
-        let blocks = blocks.max(2 * MAX_RUN as usize);
+        let blocks = blocks.clamp(2 * MAX_RUN as usize, NONE as usize);
+        // Listed from slot 0 (newest) to the last (oldest).
         let slots = (0..blocks)
-            .map(|_| Slot {
+            .map(|i| Slot {
                 block: EMPTY,
+                next: NONE,
+                newer: if i == 0 { NONE } else { i as u32 - 1 },
+                older: if i + 1 == blocks { NONE } else { i as u32 + 1 },
+                valid: 0,
                 dirty: false,
-                used: 0,
                 data: vec![0; BLOCK_BYTES],
             })
             .collect();
+        let chains = (2 * blocks).next_power_of_two();
         Ok(BlockCache {
-            dev,
             slots,
+            index: vec![NONE; chains],
+            shift: 64 - chains.trailing_zeros(),
+            run: vec![0; MAX_RUN as usize * BLOCK_BYTES],
             sectors,
-            clock: 0,
+            newest: 0,
+            oldest: blocks as u32 - 1,
             last_miss: EMPTY,
             stats: CacheStats::default(),
+            dev,
         })
     }
 
+    /// The device, giving up the cache (dirty blocks are not written).
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+}
+
+impl<D: BlockDevice + ?Sized> BlockCache<D> {
     /// The device's size in bytes.
     pub fn len(&self) -> u64 {
         self.sectors * SECTOR_SIZE as u64
@@ -127,18 +166,130 @@ impl<D: BlockDevice> BlockCache<D> {
         (self.sectors - block * BLOCK_SECTORS).min(BLOCK_SECTORS)
     }
 
+    /// The hash chain of `block` (Fibonacci hashing: consecutive blocks spread out).
+    fn chain(&self, block: u64) -> usize {
+        (block.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
     fn find(&self, block: u64) -> Option<usize> {
-        self.slots.iter().position(|s| s.block == block)
+        let mut i = self.index[self.chain(block)];
+        while i != NONE {
+            let s = &self.slots[i as usize];
+            if s.block == block {
+                return Some(i as usize);
+            }
+            i = s.next;
+        }
+        None
     }
 
-    fn tick(&mut self) -> u64 {
-        self.clock += 1;
-        self.clock
+    /// Makes slot `i` (empty) hold `block`.
+    fn link(&mut self, i: usize, block: u64) {
+        let c = self.chain(block);
+        let s = &mut self.slots[i];
+        (s.block, s.next) = (block, self.index[c]);
+        self.index[c] = i as u32;
     }
 
+    /// Empties slot `i`.
+    fn unlink(&mut self, i: usize) {
+        let block = self.slots[i].block;
+        if block == EMPTY {
+            return;
+        }
+        let c = self.chain(block);
+        let next = self.slots[i].next;
+        if self.index[c] == i as u32 {
+            self.index[c] = next;
+        } else {
+            let mut j = self.index[c] as usize;
+            while self.slots[j].next != i as u32 {
+                j = self.slots[j].next as usize;
+            }
+            self.slots[j].next = next;
+        }
+        let s = &mut self.slots[i];
+        (s.block, s.next, s.dirty) = (EMPTY, NONE, false);
+        self.make_oldest(i);
+    }
+
+    /// Takes slot `i` out of the recency list.
+    fn detach(&mut self, i: usize) {
+        let (newer, older) = (self.slots[i].newer, self.slots[i].older);
+        match newer {
+            NONE => self.newest = older,
+            n => self.slots[n as usize].older = older,
+        }
+        match older {
+            NONE => self.oldest = newer,
+            o => self.slots[o as usize].newer = newer,
+        }
+    }
+
+    /// Makes slot `i` the most recently used.
+    fn touch(&mut self, i: usize) {
+        if self.newest == i as u32 {
+            return;
+        }
+        self.detach(i);
+        let s = &mut self.slots[i];
+        (s.newer, s.older) = (NONE, self.newest);
+        self.slots[self.newest as usize].newer = i as u32;
+        self.newest = i as u32;
+    }
+
+    /// Makes slot `i` the first to be reused.
+    fn make_oldest(&mut self, i: usize) {
+        if self.oldest == i as u32 {
+            return;
+        }
+        self.detach(i);
+        let s = &mut self.slots[i];
+        (s.newer, s.older) = (self.oldest, NONE);
+        self.slots[self.oldest as usize].older = i as u32;
+        self.oldest = i as u32;
+    }
+
+    /// Sectors of `block` that exist (the device's last block may be short), as a mask.
+    fn full(&self, block: u64) -> u8 {
+        ((1u16 << self.sectors_in(block)) - 1) as u8
+    }
+
+    /// Reads the sectors of slot `i` that are not valid from the device.
+    fn fill(&mut self, i: usize) -> Result<(), StorageError> {
+        let block = self.slots[i].block;
+        let (n, full) = (
+            self.sectors_in(block) as usize * SECTOR_SIZE,
+            self.full(block),
+        );
+        self.stats.device_reads += 1;
+        self.dev
+            .read(block * BLOCK_SECTORS, &mut self.run[..n])
+            .map_err(StorageError::Device)?;
+        let s = &mut self.slots[i];
+        for (k, (have, dev)) in s
+            .data
+            .chunks_mut(SECTOR_SIZE)
+            .zip(self.run[..n].chunks(SECTOR_SIZE))
+            .enumerate()
+        {
+            if s.valid & (1 << k) == 0 {
+                have.copy_from_slice(dev);
+            }
+        }
+        s.valid = full;
+        Ok(())
+    }
+
+    /// Writes dirty slot `i` to the device, with the dirty blocks cached right after it in
+    /// the same request.
     fn write_back(&mut self, i: usize) -> Result<(), StorageError> {
         let s = &self.slots[i];
-        if s.dirty && s.block != 0 {
+        if !s.dirty {
+            return Ok(());
+        }
+        let block = s.block;
+        if block != 0 {
             // Block 0 holds the boot sector with FAT's dirty flag, which lamfat sets in the cache
             // with its first change: the device gets it before any other change, so a crash
             // between two fsyncs leaves a volume marked dirty.
@@ -146,34 +297,81 @@ impl<D: BlockDevice> BlockCache<D> {
                 self.write_back(b0)?;
             }
         }
-        let s = &self.slots[i];
-        if s.dirty {
-            let n = self.sectors_in(s.block) as usize * SECTOR_SIZE;
-            self.stats.device_writes += 1;
-            self.dev
-                .write(s.block * BLOCK_SECTORS, &s.data[..n])
-                .map_err(StorageError::Device)?;
-            self.slots[i].dirty = false;
+        let valid = self.slots[i].valid;
+        if valid != self.full(block) {
+            // Every written sector is valid and no other is: one stretch of them goes alone,
+            // else the rest is read in first.
+            let (first, count) = (valid.trailing_zeros(), valid.count_ones());
+            if valid >> first == ((1u16 << count) - 1) as u8 {
+                let bytes = &self.slots[i].data[first as usize * SECTOR_SIZE..];
+                self.stats.device_writes += 1;
+                self.dev
+                    .write(
+                        block * BLOCK_SECTORS + u64::from(first),
+                        &bytes[..count as usize * SECTOR_SIZE],
+                    )
+                    .map_err(StorageError::Device)?;
+                self.slots[i].dirty = false;
+                return Ok(());
+            }
+            self.fill(i)?;
+        }
+        let mut run = [i; MAX_RUN as usize];
+        // Block 0 goes alone: within one request the device may write sectors in any order.
+        let most = if block == 0 { 1 } else { run.len() };
+        let mut n = 1;
+        while n < most {
+            let next = block + n as u64;
+            match self.find(next) {
+                Some(j) if self.slots[j].dirty && self.slots[j].valid == self.full(next) => {
+                    run[n] = j
+                }
+                _ => break,
+            }
+            n += 1;
+        }
+        let bytes = |c: &Self, k: usize| c.sectors_in(block + k as u64) as usize * SECTOR_SIZE;
+        let data = if n == 1 {
+            &self.slots[i].data[..bytes(self, 0)]
+        } else {
+            let mut len = 0;
+            for (k, &j) in run[..n].iter().enumerate() {
+                let b = bytes(self, k);
+                self.run[len..len + b].copy_from_slice(&self.slots[j].data[..b]);
+                len += b;
+            }
+            &self.run[..len]
+        };
+        self.stats.device_writes += 1;
+        self.dev
+            .write(block * BLOCK_SECTORS, data)
+            .map_err(StorageError::Device)?;
+        for &j in &run[..n] {
+            self.slots[j].dirty = false;
         }
         Ok(())
     }
 
     /// A slot to reuse: the least recently used, written back first if dirty.
     fn victim(&mut self) -> Result<usize, StorageError> {
-        let i = (0..self.slots.len())
-            .min_by_key(|&i| (self.slots[i].block != EMPTY, self.slots[i].used))
-            .unwrap_or(0);
+        let i = self.oldest as usize;
         self.write_back(i)?;
-        self.slots[i].block = EMPTY;
+        self.unlink(i);
         Ok(i)
     }
 
-    /// The slot holding `block`, loading it (and, on a sequential miss, the blocks after it)
-    /// unless `overwrite` says the caller replaces all of it.
-    fn slot(&mut self, block: u64, overwrite: bool) -> Result<usize, StorageError> {
+    /// The slot holding `block`, with the sectors in `touched` (a mask) valid except those in
+    /// `overwrite`, which the caller replaces whole: a block that is only written that way is
+    /// not read from the device. Other misses load the block (and, on a sequential miss, the
+    /// blocks after it).
+    fn slot(&mut self, block: u64, touched: u8, overwrite: u8) -> Result<usize, StorageError> {
+        let keep = touched & !overwrite;
         if let Some(i) = self.find(block) {
             self.stats.hits += 1;
-            self.slots[i].used = self.tick();
+            self.touch(i);
+            if keep & !self.slots[i].valid != 0 {
+                self.fill(i)?;
+            }
             return Ok(i);
         }
         self.stats.misses += 1;
@@ -181,11 +379,11 @@ impl<D: BlockDevice> BlockCache<D> {
         if block >= blocks {
             return Err(StorageError::UnexpectedEof);
         }
-        if overwrite {
+        if keep == 0 {
             let i = self.victim()?;
-            let used = self.tick();
-            let s = &mut self.slots[i];
-            (s.block, s.used) = (block, used);
+            self.link(i, block);
+            self.touch(i);
+            self.slots[i].valid = 0;
             return Ok(i);
         }
         // A miss right after the previous one is a sequential scan: read the following
@@ -197,27 +395,38 @@ impl<D: BlockDevice> BlockCache<D> {
             }
         }
         self.last_miss = block + run - 1;
-        let sectors = (self.sectors - block * BLOCK_SECTORS).min(run * BLOCK_SECTORS);
-        let mut buf = vec![0u8; sectors as usize * SECTOR_SIZE];
+        // The slots first (their write-backs use the run buffer), each taken and marked used
+        // so that the next choice passes over it.
+        let mut taken = [0usize; MAX_RUN as usize];
+        for (k, t) in taken[..run as usize].iter_mut().enumerate() {
+            *t = match self.victim() {
+                Ok(i) => i,
+                Err(e) => {
+                    taken[..k].iter().for_each(|&i| self.unlink(i));
+                    return Err(e);
+                }
+            };
+            self.link(*t, block + k as u64);
+            self.touch(*t);
+        }
+        let taken = &taken[..run as usize];
+        let bytes =
+            (self.sectors - block * BLOCK_SECTORS).min(run * BLOCK_SECTORS) as usize * SECTOR_SIZE;
         self.stats.device_reads += 1;
-        self.dev
-            .read(block * BLOCK_SECTORS, &mut buf)
-            .map_err(StorageError::Device)?;
-        let mut first = 0;
-        for (k, chunk) in buf.chunks(BLOCK_BYTES).enumerate() {
-            let i = self.victim()?;
-            let used = self.tick();
+        if let Err(e) = self.dev.read(block * BLOCK_SECTORS, &mut self.run[..bytes]) {
+            taken.iter().for_each(|&i| self.unlink(i));
+            return Err(StorageError::Device(e));
+        }
+        for (chunk, &i) in self.run[..bytes].chunks(BLOCK_BYTES).zip(taken) {
             let s = &mut self.slots[i];
             s.data[..chunk.len()].copy_from_slice(chunk);
             s.data[chunk.len()..].fill(0);
-            (s.block, s.used) = (block + k as u64, used);
-            if k == 0 {
-                first = i;
-            }
+            // Every sector the block has (the device's last block may be short).
+            s.valid = ((1u16 << (chunk.len() / SECTOR_SIZE)) - 1) as u8;
         }
         // The requested block is the most recently used of the run.
-        self.slots[first].used = self.tick();
-        Ok(first)
+        self.touch(taken[0]);
+        Ok(taken[0])
     }
 
     /// Copies bytes from `pos` into `buf`; fewer at the end of the device.
@@ -229,7 +438,7 @@ impl<D: BlockDevice> BlockCache<D> {
             let p = pos + done as u64;
             let (block, off) = (p / BLOCK_BYTES as u64, (p % BLOCK_BYTES as u64) as usize);
             let take = (n - done).min(BLOCK_BYTES - off);
-            let i = self.slot(block, false)?;
+            let i = self.slot(block, sectors(off, take).0, 0)?;
             buf[done..done + take].copy_from_slice(&self.slots[i].data[off..off + take]);
             done += take;
         }
@@ -246,61 +455,74 @@ impl<D: BlockDevice> BlockCache<D> {
             let p = pos + done as u64;
             let (block, off) = (p / BLOCK_BYTES as u64, (p % BLOCK_BYTES as u64) as usize);
             let take = (n - done).min(BLOCK_BYTES - off);
-            let whole = off == 0 && take == self.sectors_in(block) as usize * SECTOR_SIZE;
-            let i = self.slot(block, whole)?;
+            let (touched, whole) = sectors(off, take);
+            let i = self.slot(block, touched, whole)?;
             let s = &mut self.slots[i];
             s.data[off..off + take].copy_from_slice(&buf[done..done + take]);
+            s.valid |= whole;
             s.dirty = true;
             done += take;
         }
         Ok(n)
     }
 
-    /// Writes every dirty block (in block order) and flushes the device.
+    /// Writes every dirty block (in block order, runs of neighbours together) and flushes the
+    /// device.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         let mut dirty: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].dirty)
             .collect();
         dirty.sort_by_key(|&i| self.slots[i].block);
         for i in dirty {
+            // A no-op for blocks already written with the run before them.
             self.write_back(i)?;
         }
         self.stats.device_flushes += 1;
         self.dev.flush().map_err(StorageError::Device)
     }
 
-    /// The device, giving up the cache (dirty blocks are not written).
-    pub fn into_device(self) -> D {
-        self.dev
-    }
-
     /// Forgets every cached block without writing dirty ones back (what a crash loses).
     pub fn discard(&mut self) {
         for s in &mut self.slots {
-            s.block = EMPTY;
-            s.dirty = false;
+            (s.block, s.next, s.dirty) = (EMPTY, NONE, false);
         }
+        self.index.fill(NONE);
     }
 }
 
+/// The sectors of a block that `len` bytes from byte `off` touch, and those they cover whole.
+fn sectors(off: usize, len: usize) -> (u8, u8) {
+    // Bits `from..to` (none when a short write covers no sector whole).
+    let mask = |from: usize, to: usize| ((1u16 << to).saturating_sub(1u16 << from)) as u8;
+    let end = off + len;
+    (
+        mask(off / SECTOR_SIZE, end.div_ceil(SECTOR_SIZE)),
+        mask(off.div_ceil(SECTOR_SIZE), end / SECTOR_SIZE),
+    )
+}
+
+/// A block cache shared between the server and the volume, its device's type erased so that
+/// the mounted volume, and the open files that borrow it, have one concrete type.
+pub type SharedCache = Rc<RefCell<BlockCache<dyn BlockDevice>>>;
+
 /// The byte-addressed view of a shared [`BlockCache`] that lamfat reads and writes.
-pub struct Storage<D: BlockDevice> {
-    cache: Rc<RefCell<BlockCache<D>>>,
+pub struct Storage {
+    cache: SharedCache,
     pos: u64,
 }
 
-impl<D: BlockDevice> Storage<D> {
+impl Storage {
     /// A view at position 0.
-    pub fn new(cache: Rc<RefCell<BlockCache<D>>>) -> Self {
+    pub fn new(cache: SharedCache) -> Self {
         Storage { cache, pos: 0 }
     }
 }
 
-impl<D: BlockDevice> lamfat::IoBase for Storage<D> {
+impl lamfat::IoBase for Storage {
     type Error = StorageError;
 }
 
-impl<D: BlockDevice> lamfat::Read for Storage<D> {
+impl lamfat::Read for Storage {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StorageError> {
         let n = self.cache.borrow_mut().read_at(self.pos, buf)?;
         self.pos += n as u64;
@@ -308,7 +530,7 @@ impl<D: BlockDevice> lamfat::Read for Storage<D> {
     }
 }
 
-impl<D: BlockDevice> lamfat::Write for Storage<D> {
+impl lamfat::Write for Storage {
     fn write(&mut self, buf: &[u8]) -> Result<usize, StorageError> {
         let n = self.cache.borrow_mut().write_at(self.pos, buf)?;
         self.pos += n as u64;
@@ -321,7 +543,7 @@ impl<D: BlockDevice> lamfat::Write for Storage<D> {
     }
 }
 
-impl<D: BlockDevice> lamfat::Seek for Storage<D> {
+impl lamfat::Seek for Storage {
     fn seek(&mut self, pos: lamfat::SeekFrom) -> Result<u64, StorageError> {
         let len = self.cache.borrow().len();
         let new = match pos {

@@ -10,25 +10,34 @@
 //! before any operation runs). After a successful fsync every write is on the device and the
 //! volume is marked clean; between fsyncs the volume carries FAT's dirty flag, so a crash is
 //! visible to `fsck`.
+//!
+//! Between requests the server keeps up to [`MAX_OPEN`] files open (the open-file cache,
+//! `files.rs`), so sequential reads and writes of a file continue where the previous request
+//! ended instead of walking its cluster chain from the start; which requests close them, and
+//! why durability is unchanged, is described there and in `docs/fs-protocol.md`.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 mod cache;
+mod files;
 mod ops;
 
-pub use cache::{BLOCK_BYTES, BlockCache, CacheStats, Storage, StorageError};
+pub use cache::{BLOCK_BYTES, BlockCache, CacheStats, SharedCache, Storage, StorageError};
+pub use files::MAX_OPEN;
 
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use files::OpenFiles;
 use fsproto::{Error, Reply, Request};
 
 /// A disk of 512-byte sectors, as the block protocol offers one. Each call moves at most
-/// `blkproto::MAX_DATA` bytes, a whole number of sectors.
-pub trait BlockDevice {
+/// `blkproto::MAX_DATA` bytes, a whole number of sectors. A device is owned (`'static`): the
+/// volume reaches it through a [`SharedCache`], which erases its type.
+pub trait BlockDevice: 'static {
     /// The device's size in sectors.
     fn sectors(&mut self) -> Result<u64, blkproto::Error>;
     /// Reads `buf.len() / 512` sectors from `sector`.
@@ -39,8 +48,14 @@ pub trait BlockDevice {
     fn flush(&mut self) -> Result<(), blkproto::Error>;
 }
 
-/// The mounted volume lamfat works on.
-type Fs<D> = lamfat::FileSystem<Storage<D>>;
+self_cell::self_cell!(
+    /// The mounted volume and the files open on it, which borrow it.
+    struct Volume {
+        owner: ops::Fs,
+        #[covariant]
+        dependent: OpenFiles,
+    }
+);
 
 /// Cache blocks used by [`FatServer::mount`]: 256 × 4 KiB = 1 MiB.
 pub const DEFAULT_CACHE_BLOCKS: usize = 256;
@@ -49,19 +64,23 @@ pub const DEFAULT_CACHE_BLOCKS: usize = 256;
 pub struct FatServer<D: BlockDevice> {
     cache: Rc<RefCell<BlockCache<D>>>,
     /// `None` only if remounting after an fsync failed; every request then answers `Io`.
-    fs: Option<Fs<D>>,
+    vol: Option<Volume>,
     /// Where read data and directory pages are built before encoding.
     scratch: Vec<u8>,
 }
 
-fn mount_fs<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Fs<D>, Error> {
-    lamfat::FileSystem::new(Storage::new(cache.clone()), lamfat::FsOptions::new())
-        .map_err(ops::fs_error)
+/// Mounts the volume, with no file open yet.
+fn mount_volume<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Volume, Error> {
+    let shared: SharedCache = cache.clone();
+    let fs = lamfat::FileSystem::new(Storage::new(shared.clone()), lamfat::FsOptions::new())
+        .map_err(ops::fs_error)?;
+    let cluster = u64::from(fs.cluster_size());
+    Ok(Volume::new(fs, |_| OpenFiles::new(shared, cluster)))
 }
 
 /// Refuses a volume whose boot sector claims more sectors than the device has (a truncated
 /// image): lamfat would mount it and fail later, half-way through some operation.
-fn check_volume_fits<D: BlockDevice>(cache: &mut BlockCache<D>) -> Result<(), Error> {
+fn check_volume_fits<D: BlockDevice + ?Sized>(cache: &mut BlockCache<D>) -> Result<(), Error> {
     let mut boot = [0u8; 40];
     cache.read_at(0, &mut boot).map_err(ops::storage_error)?;
     let bytes_per_sector = u16::from_le_bytes([boot[11], boot[12]]) as u64;
@@ -90,7 +109,8 @@ pub fn format<D: BlockDevice>(dev: D, label: &[u8; 11]) -> Result<D, Error> {
     if sectors >= FAT32_MIN_SECTORS {
         opts = opts.fat_type(lamfat::FatType::Fat32).bytes_per_cluster(512);
     }
-    let mut storage = Storage::new(cache.clone());
+    let shared: SharedCache = cache.clone();
+    let mut storage = Storage::new(shared);
     lamfat::format_volume(&mut storage, opts).map_err(ops::fs_error)?;
     drop(storage);
     let mut cache = Rc::into_inner(cache).ok_or(Error::Io)?.into_inner();
@@ -109,10 +129,10 @@ impl<D: BlockDevice> FatServer<D> {
         let mut cache = BlockCache::new(dev, blocks).map_err(ops::storage_error)?;
         check_volume_fits(&mut cache)?;
         let cache = Rc::new(RefCell::new(cache));
-        let fs = mount_fs(&cache)?;
+        let vol = mount_volume(&cache)?;
         Ok(FatServer {
             cache,
-            fs: Some(fs),
+            vol: Some(vol),
             scratch: vec![0; fsproto::MAX_DATA],
         })
     }
@@ -155,23 +175,25 @@ impl<D: BlockDevice> FatServer<D> {
                 result: self.fsync(),
             };
         }
-        let Some(fs) = self.fs.as_ref() else {
+        let Some(vol) = self.vol.as_mut() else {
             return Reply::error_for(req.op(), id, Error::Io);
         };
-        ops::handle(fs, req, &mut self.scratch)
+        let scratch = &mut self.scratch;
+        vol.with_dependent_mut(|fs, files| ops::handle(fs, files, req, scratch))
     }
 
-    /// Unmounts (writing FAT's free-space information and clearing the dirty flag), writes
-    /// every cached block, flushes the device and mounts again.
+    /// Closes the open files, unmounts (writing FAT's free-space information and clearing the
+    /// dirty flag), writes every cached block, flushes the device and mounts again.
     pub fn fsync(&mut self) -> Result<(), Error> {
-        if let Some(fs) = self.fs.take() {
-            fs.unmount().map_err(ops::fs_error)?;
+        if let Some(vol) = self.vol.take() {
+            // The open files go first: they borrow the volume.
+            vol.into_owner().unmount().map_err(ops::fs_error)?;
         }
         self.cache
             .borrow_mut()
             .flush()
             .map_err(ops::storage_error)?;
-        self.fs = Some(mount_fs(&self.cache)?);
+        self.vol = Some(mount_volume(&self.cache)?);
         Ok(())
     }
 
@@ -188,10 +210,10 @@ impl<D: BlockDevice> FatServer<D> {
     /// Drops the volume and every cached block without writing anything more: what a crash
     /// of the driver leaves on the device. `None` only if the cache were still shared.
     pub fn crash(self) -> Option<D> {
-        let FatServer { cache, fs, .. } = self;
+        let FatServer { cache, vol, .. } = self;
         cache.borrow_mut().discard();
         // lamfat writes its state when dropped; that lands in the cache, discarded again.
-        drop(fs);
+        drop(vol);
         cache.borrow_mut().discard();
         Rc::try_unwrap(cache)
             .ok()

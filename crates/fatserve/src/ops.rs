@@ -2,20 +2,18 @@
 //! lamfat's errors translated into the protocol's. Kinds and existence are checked here before
 //! lamfat is asked, so every error a client can cause has its own protocol error and lamfat's
 //! panicking conversions (`to_file` on a directory) are never reached.
-use crate::{BlockDevice, Fs, StorageError};
+use crate::files::{self, OpenFiles};
+use crate::{Storage, StorageError};
 use alloc::string::String;
 use fsproto::path;
 use fsproto::{DirPageWriter, END_CURSOR, Error, Kind, Reply, Request, Stat, Time, create};
-use lamfat::{Read, Seek, SeekFrom, Write};
+use lamfat::{Seek, SeekFrom, Write};
 
-type Dir<'a, D> =
-    lamfat::Dir<'a, crate::Storage<D>, lamfat::DefaultTimeProvider, lamfat::LossyOemCpConverter>;
-type Entry<'a, D> = lamfat::DirEntry<
-    'a,
-    crate::Storage<D>,
-    lamfat::DefaultTimeProvider,
-    lamfat::LossyOemCpConverter,
->;
+/// The mounted volume lamfat works on.
+pub(crate) type Fs = lamfat::FileSystem<Storage>;
+type Dir<'a> = lamfat::Dir<'a, Storage, lamfat::DefaultTimeProvider, lamfat::LossyOemCpConverter>;
+pub(crate) type Entry<'a> =
+    lamfat::DirEntry<'a, Storage, lamfat::DefaultTimeProvider, lamfat::LossyOemCpConverter>;
 type FatError = lamfat::Error<StorageError>;
 
 /// Largest FAT file: sizes are 32-bit.
@@ -70,17 +68,17 @@ fn check_new_name(name: &str) -> Result<(), Error> {
 
 /// Whether an entry answers to `name` (FAT names are case-insensitive; lamfat compares
 /// ASCII letters without case).
-fn matches<D: BlockDevice>(e: &Entry<'_, D>, name: &str) -> bool {
+fn matches(e: &Entry<'_>, name: &str) -> bool {
     e.file_name().eq_ignore_ascii_case(name) || e.short_file_name().eq_ignore_ascii_case(name)
 }
 
 /// What a path resolves to.
-enum Node<'a, D: BlockDevice> {
+enum Node<'a> {
     Root,
-    Entry(Entry<'a, D>),
+    Entry(Entry<'a>),
 }
 
-impl<'a, D: BlockDevice> Node<'a, D> {
+impl Node<'_> {
     fn kind(&self) -> Kind {
         match self {
             Node::Root => Kind::Dir,
@@ -92,7 +90,7 @@ impl<'a, D: BlockDevice> Node<'a, D> {
 
 /// The entry named `name` in `dir`. A name longer than FAT can store is `NameTooLong`
 /// (no entry can have it), so a path with such a component says why it names nothing.
-fn find<'a, D: BlockDevice>(dir: &Dir<'a, D>, name: &str) -> Result<Option<Entry<'a, D>>, Error> {
+fn find<'a>(dir: &Dir<'a>, name: &str) -> Result<Option<Entry<'a>>, Error> {
     if name.encode_utf16().count() > MAX_FAT_NAME {
         return Err(Error::NameTooLong);
     }
@@ -105,8 +103,8 @@ fn find<'a, D: BlockDevice>(dir: &Dir<'a, D>, name: &str) -> Result<Option<Entry
     Ok(None)
 }
 
-/// Walks a checked path from the root.
-fn resolve<'a, D: BlockDevice>(fs: &'a Fs<D>, p: &str) -> Result<Node<'a, D>, Error> {
+/// Walks a checked path from the root; with `key`, appends each component's stored name to it.
+fn resolve_with<'a>(fs: &'a Fs, p: &str, mut key: Option<&mut String>) -> Result<Node<'a>, Error> {
     let mut node = Node::Root;
     for name in path::components(p) {
         let dir = match &node {
@@ -114,13 +112,36 @@ fn resolve<'a, D: BlockDevice>(fs: &'a Fs<D>, p: &str) -> Result<Node<'a, D>, Er
             Node::Entry(e) if e.is_dir() => e.to_dir(),
             Node::Entry(_) => return Err(Error::NotADirectory),
         };
-        node = Node::Entry(find(&dir, name)?.ok_or(Error::NotFound)?);
+        let e = find(&dir, name)?.ok_or(Error::NotFound)?;
+        if let Some(k) = key.as_deref_mut() {
+            k.push('/');
+            k.push_str(&e.file_name());
+        }
+        node = Node::Entry(e);
     }
     Ok(node)
 }
 
+/// Walks a checked path from the root.
+fn resolve<'a>(fs: &'a Fs, p: &str) -> Result<Node<'a>, Error> {
+    resolve_with(fs, p, None)
+}
+
+/// The file at a checked path, and its canonical path (each component's stored name, ASCII
+/// lower-cased): the same for every spelling of the path, short names included.
+pub(crate) fn resolve_keyed<'a>(fs: &'a Fs, p: &str) -> Result<(Entry<'a>, String), Error> {
+    let mut key = String::with_capacity(p.len());
+    match resolve_with(fs, p, Some(&mut key))? {
+        Node::Entry(e) => {
+            key.make_ascii_lowercase();
+            Ok((e, key))
+        }
+        Node::Root => Err(Error::IsADirectory),
+    }
+}
+
 /// The directory at a checked path.
-fn resolve_dir<'a, D: BlockDevice>(fs: &'a Fs<D>, p: &str) -> Result<Dir<'a, D>, Error> {
+fn resolve_dir<'a>(fs: &'a Fs, p: &str) -> Result<Dir<'a>, Error> {
     match resolve(fs, p)? {
         Node::Root => Ok(fs.root_dir()),
         Node::Entry(e) if e.is_dir() => Ok(e.to_dir()),
@@ -129,7 +150,7 @@ fn resolve_dir<'a, D: BlockDevice>(fs: &'a Fs<D>, p: &str) -> Result<Dir<'a, D>,
 }
 
 /// The file entry at a checked path.
-fn resolve_file<'a, D: BlockDevice>(fs: &'a Fs<D>, p: &str) -> Result<Entry<'a, D>, Error> {
+fn resolve_file<'a>(fs: &'a Fs, p: &str) -> Result<Entry<'a>, Error> {
     match resolve(fs, p)? {
         Node::Entry(e) if !e.is_dir() => Ok(e),
         _ => Err(Error::IsADirectory),
@@ -137,10 +158,7 @@ fn resolve_file<'a, D: BlockDevice>(fs: &'a Fs<D>, p: &str) -> Result<Entry<'a, 
 }
 
 /// The parent directory and last name of a path that must not be the root.
-fn parent_of<'a, 'p, D: BlockDevice>(
-    fs: &'a Fs<D>,
-    p: &'p str,
-) -> Result<(Dir<'a, D>, &'p str), Error> {
+fn parent_of<'a, 'p>(fs: &'a Fs, p: &'p str) -> Result<(Dir<'a>, &'p str), Error> {
     let (parent, name) = path::split_last(p).ok_or(Error::BadPath)?;
     Ok((resolve_dir(fs, parent)?, name))
 }
@@ -156,7 +174,7 @@ fn time_of(t: lamfat::DateTime) -> Time {
     }
 }
 
-fn stat(fs: &Fs<impl BlockDevice>, p: &str) -> Result<Stat, Error> {
+fn stat(fs: &Fs, p: &str) -> Result<Stat, Error> {
     Ok(match resolve(fs, p)? {
         Node::Root => Stat {
             kind: Kind::Dir,
@@ -173,65 +191,72 @@ fn stat(fs: &Fs<impl BlockDevice>, p: &str) -> Result<Stat, Error> {
     })
 }
 
-fn read<'s, D: BlockDevice>(
-    fs: &Fs<D>,
+fn read<'a, 's>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
     p: &str,
     offset: u64,
     len: u32,
     scratch: &'s mut [u8],
 ) -> Result<(&'s [u8], u64), Error> {
-    let e = resolve_file(fs, p)?;
-    let size = e.len();
-    if offset >= size {
-        return Ok((&[], size));
-    }
-    let want = (len as u64).min(size - offset) as usize;
-    let mut f = e.to_file();
-    f.seek(SeekFrom::Start(offset)).map_err(fs_error)?;
-    let buf = &mut scratch[..want];
-    let mut done = 0;
-    while done < want {
-        match f.read(&mut buf[done..]).map_err(fs_error)? {
-            // The cluster chain ends before the size says: the volume is inconsistent.
-            0 => return Err(Error::Corrupt),
-            n => done += n,
+    let (want, size) = files.with(fs, p, |of, disk| {
+        let size = of.size;
+        if offset >= size {
+            return Ok((0, size));
         }
-    }
+        let want = (len as u64).min(size - offset) as usize;
+        of.read(disk, offset, &mut scratch[..want])?;
+        Ok((want, size))
+    })?;
     Ok((&scratch[..want], size))
 }
 
 /// Zeros for filling gaps.
 const ZEROS: [u8; 4096] = [0; 4096];
 
-fn write(fs: &Fs<impl BlockDevice>, p: &str, offset: u64, data: &[u8]) -> Result<u64, Error> {
-    let e = resolve_file(fs, p)?;
-    let size = e.len();
-    if data.is_empty() {
-        return Ok(size);
-    }
-    let end = offset.checked_add(data.len() as u64).ok_or(Error::TooBig)?;
-    if end > MAX_FILE_SIZE {
-        return Err(Error::TooBig);
-    }
-    let mut f = e.to_file();
-    if offset > size {
-        // lamfat seeks no further than the end: fill the gap with zeros.
-        f.seek(SeekFrom::End(0)).map_err(fs_error)?;
-        let mut gap = offset - size;
-        while gap > 0 {
-            let n = gap.min(ZEROS.len() as u64) as usize;
-            f.write_all(&ZEROS[..n]).map_err(fs_error)?;
-            gap -= n as u64;
+fn write<'a>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
+    p: &str,
+    offset: u64,
+    data: &[u8],
+) -> Result<u64, Error> {
+    files.with(fs, p, |of, _| {
+        let size = of.size;
+        if data.is_empty() {
+            return Ok(size);
         }
-    } else {
-        f.seek(SeekFrom::Start(offset)).map_err(fs_error)?;
-    }
-    f.write_all(data).map_err(fs_error)?;
-    f.flush().map_err(fs_error)?;
-    Ok(size.max(end))
+        let end = offset.checked_add(data.len() as u64).ok_or(Error::TooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Error::TooBig);
+        }
+        let f = &mut of.file;
+        if offset > size {
+            // lamfat seeks no further than the end: fill the gap with zeros.
+            files::seek(f, size)?;
+            fill_zeros(f, offset - size)?;
+        } else {
+            files::seek(f, offset)?;
+        }
+        f.write_all(data).map_err(fs_error)?;
+        // The directory entry (size, time) is written now, so other requests see it.
+        f.flush().map_err(fs_error)?;
+        of.size = size.max(end);
+        Ok(of.size)
+    })
 }
 
-fn truncate(fs: &Fs<impl BlockDevice>, p: &str, new_size: u64) -> Result<(), Error> {
+/// Writes `n` zeros at the file's position.
+fn fill_zeros(f: &mut files::File<'_>, mut n: u64) -> Result<(), Error> {
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        f.write_all(&ZEROS[..k]).map_err(fs_error)?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+fn truncate(fs: &Fs, p: &str, new_size: u64) -> Result<(), Error> {
     let e = resolve_file(fs, p)?;
     let size = e.len();
     if new_size > MAX_FILE_SIZE {
@@ -240,12 +265,7 @@ fn truncate(fs: &Fs<impl BlockDevice>, p: &str, new_size: u64) -> Result<(), Err
     let mut f = e.to_file();
     if new_size > size {
         f.seek(SeekFrom::End(0)).map_err(fs_error)?;
-        let mut gap = new_size - size;
-        while gap > 0 {
-            let n = gap.min(ZEROS.len() as u64) as usize;
-            f.write_all(&ZEROS[..n]).map_err(fs_error)?;
-            gap -= n as u64;
-        }
+        fill_zeros(&mut f, new_size - size)?;
     } else if new_size < size {
         f.seek(SeekFrom::Start(new_size)).map_err(fs_error)?;
         f.truncate().map_err(fs_error)?;
@@ -253,7 +273,7 @@ fn truncate(fs: &Fs<impl BlockDevice>, p: &str, new_size: u64) -> Result<(), Err
     f.flush().map_err(fs_error)
 }
 
-fn create_file(fs: &Fs<impl BlockDevice>, p: &str, flags: u32) -> Result<(), Error> {
+fn create_file(fs: &Fs, p: &str, flags: u32) -> Result<(), Error> {
     let (dir, name) = parent_of(fs, p)?;
     match find(&dir, name)? {
         Some(e) if e.is_dir() => Err(if flags & create::TRUNCATE != 0 {
@@ -275,7 +295,7 @@ fn create_file(fs: &Fs<impl BlockDevice>, p: &str, flags: u32) -> Result<(), Err
     }
 }
 
-fn mkdir(fs: &Fs<impl BlockDevice>, p: &str) -> Result<(), Error> {
+fn mkdir(fs: &Fs, p: &str) -> Result<(), Error> {
     let (dir, name) = parent_of(fs, p)?;
     if find(&dir, name)?.is_some() {
         return Err(Error::Exists);
@@ -284,8 +304,8 @@ fn mkdir(fs: &Fs<impl BlockDevice>, p: &str) -> Result<(), Error> {
     dir.create_dir(name).map(|_| ()).map_err(fs_error)
 }
 
-fn readdir<'s, D: BlockDevice>(
-    fs: &Fs<D>,
+fn readdir<'s>(
+    fs: &Fs,
     p: &str,
     cursor: u64,
     scratch: &'s mut [u8],
@@ -320,7 +340,7 @@ fn into_page(w: DirPageWriter<'_>, next: u64) -> fsproto::DirPage<'_> {
     w.into_page(next)
 }
 
-fn remove(fs: &Fs<impl BlockDevice>, p: &str) -> Result<(), Error> {
+fn remove(fs: &Fs, p: &str) -> Result<(), Error> {
     let (dir, name) = parent_of(fs, p)?;
     // Look first so that the answer for a missing entry is NotFound whatever lamfat says.
     if find(&dir, name)?.is_none() {
@@ -335,7 +355,7 @@ fn within(inner: &str, outer: &str) -> bool {
     path::components(outer).all(|o| i.next().is_some_and(|c| c.eq_ignore_ascii_case(o)))
 }
 
-fn rename(fs: &Fs<impl BlockDevice>, from: &str, to: &str) -> Result<(), Error> {
+fn rename(fs: &Fs, from: &str, to: &str) -> Result<(), Error> {
     let (src_dir, src_name) = parent_of(fs, from)?;
     let (dst_dir, dst_name) = parent_of(fs, to)?;
     let src = find(&src_dir, src_name)?.ok_or(Error::NotFound)?;
@@ -365,7 +385,7 @@ fn rename(fs: &Fs<impl BlockDevice>, from: &str, to: &str) -> Result<(), Error> 
 
 /// Moves a directory to another parent: a new directory, each entry moved into it (files by
 /// rename, subdirectories by the same procedure), then the empty old one removed.
-fn move_dir(fs: &Fs<impl BlockDevice>, from: &str, to: &str) -> Result<(), Error> {
+fn move_dir(fs: &Fs, from: &str, to: &str) -> Result<(), Error> {
     mkdir(fs, to)?;
     loop {
         // Re-read the source after each move: renaming changes the directory being listed.
@@ -387,13 +407,25 @@ fn move_dir(fs: &Fs<impl BlockDevice>, from: &str, to: &str) -> Result<(), Error
     remove(fs, from)
 }
 
-/// Carries out one request other than fsync.
-pub(crate) fn handle<'s, D: BlockDevice>(
-    fs: &Fs<D>,
+/// Carries out one request other than fsync. Requests that change the tree or a size other
+/// than by writing close every open file first, so none is left with a stale entry or chain.
+pub(crate) fn handle<'a, 's>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
     req: &Request<'_>,
     scratch: &'s mut [u8],
 ) -> Reply<'s> {
     let id = req.id();
+    if matches!(
+        req,
+        Request::Create { .. }
+            | Request::Mkdir { .. }
+            | Request::Remove { .. }
+            | Request::Rename { .. }
+            | Request::Truncate { .. }
+    ) {
+        files.clear();
+    }
     match *req {
         Request::Lookup { path, .. } => Reply::Lookup {
             id,
@@ -407,13 +439,13 @@ pub(crate) fn handle<'s, D: BlockDevice>(
             path, offset, len, ..
         } => Reply::Read {
             id,
-            result: read(fs, path, offset, len, scratch),
+            result: read(fs, files, path, offset, len, scratch),
         },
         Request::Write {
             path, offset, data, ..
         } => Reply::Write {
             id,
-            result: write(fs, path, offset, data),
+            result: write(fs, files, path, offset, data),
         },
         Request::Create { path, flags, .. } => Reply::Create {
             id,

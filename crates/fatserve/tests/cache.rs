@@ -1,6 +1,7 @@
 //! The block cache on an in-memory device: writes stay in the cache until flush or eviction,
-//! the least recently used block is the one evicted, sequential misses read ahead, the boot
-//! block reaches the device before any other change, a short last block works.
+//! the least recently used block is the one evicted, sequential misses read ahead, neighbouring
+//! dirty blocks go to the device in one request, the boot block reaches the device before any
+//! other change, a short last block works, and many blocks stay findable (the hash index).
 use fatserve::{BLOCK_BYTES, BlockCache, BlockDevice};
 
 /// A RAM disk that logs every request as (kind, first sector, sectors).
@@ -61,8 +62,9 @@ fn writes_wait_for_flush() {
     c.read_at(100, &mut back).unwrap();
     assert_eq!(&back, b"hello");
     c.flush().unwrap();
-    // In block order, then the device flush.
-    assert_eq!(writes(&mut c), [0, 72, 80]);
+    // In block order (blocks 9 and 10 in one request), then the device flush.
+    assert_eq!(writes(&mut c), [0, 72]);
+    assert!(c.device().log.contains(&('w', 72, 16)));
     assert_eq!(c.device().log.last(), Some(&('f', 0, 0)));
     assert_eq!(&c.device().data[100..105], b"hello");
     // A whole-block write needs no read first.
@@ -138,4 +140,181 @@ fn short_last_block() {
     c.flush().unwrap();
     assert_eq!(&c.device().data[13 * 512 - 2..], b"ab");
     assert!(c.device().log.contains(&('w', 8, 5)));
+}
+
+/// The device's write requests as (first sector, sectors).
+fn write_requests(c: &mut BlockCache<Mem>) -> Vec<(u64, usize)> {
+    c.device()
+        .log
+        .iter()
+        .filter(|e| e.0 == 'w')
+        .map(|e| (e.1, e.2))
+        .collect()
+}
+
+#[test]
+fn neighbouring_dirty_blocks_are_written_together() {
+    let mut c = BlockCache::new(Mem::new(8192), 64).unwrap();
+    // Blocks 5..=7, 9, and 20..=31 (more than one request holds), written out of order.
+    for blk in [
+        9u64, 6, 5, 7, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+    ] {
+        c.write_at(blk * BLOCK_BYTES as u64 + 10, &[blk as u8; 3])
+            .unwrap();
+    }
+    c.flush().unwrap();
+    assert_eq!(
+        write_requests(&mut c),
+        [(40, 24), (72, 8), (160, 64), (224, 32)]
+    );
+    for blk in [5u64, 6, 7, 9, 20, 25, 31] {
+        let at = (blk * BLOCK_BYTES as u64 + 10) as usize;
+        assert_eq!(c.device().data[at..at + 3], [blk as u8; 3], "block {blk}");
+    }
+    // Nothing is left dirty.
+    c.flush().unwrap();
+    assert_eq!(write_requests(&mut c).len(), 4);
+}
+
+#[test]
+fn eviction_writes_the_run_after_the_victim() {
+    let mut c = BlockCache::new(Mem::new(8192), 16).unwrap();
+    // A sequential write of 64 blocks through a 16-block cache.
+    let data: Vec<u8> = (0..64 * BLOCK_BYTES).map(|i| (i / 4093) as u8).collect();
+    c.write_at(0, &data).unwrap();
+    c.flush().unwrap();
+    let w = write_requests(&mut c);
+    // Block 0 on its own (it goes first), then 32 KiB requests.
+    assert_eq!(w[0], (0, 8));
+    assert!(w.len() <= 1 + 63usize.div_ceil(8) + 1, "{w:?}");
+    assert_eq!(c.device().data[..data.len()], data[..]);
+}
+
+#[test]
+fn many_blocks_stay_findable() {
+    let mut c = BlockCache::new(Mem::new(1 << 16), 256).unwrap();
+    let mut b = [0u8; 1];
+    // Strided blocks, so that the hash chains see many neighbours and collisions.
+    let blocks: Vec<u64> = (0..256u64).map(|i| (i * 37) % 8192).collect();
+    for &blk in &blocks {
+        c.write_at(blk * BLOCK_BYTES as u64, &[blk as u8]).unwrap();
+    }
+    let misses = c.stats().misses;
+    for &blk in blocks.iter().rev() {
+        c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
+        assert_eq!(b[0], blk as u8);
+    }
+    assert_eq!(c.stats().misses, misses, "every block still cached");
+    // Replacing them all keeps every chain sound.
+    for blk in 4096..4096 + 300u64 {
+        c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
+    }
+    for &blk in &blocks {
+        c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
+        assert_eq!(b[0], blk as u8, "block {blk} after eviction");
+    }
+}
+
+#[test]
+fn whole_sector_writes_are_not_read_first() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let base = 10 * BLOCK_BYTES as u64;
+    // Sectors 2 and 3 of block 10, whole: nothing is read.
+    c.write_at(base + 1024, &[0xaa; 1024]).unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    let mut back = [0u8; 1024];
+    c.read_at(base + 1024, &mut back).unwrap();
+    assert_eq!(back, [0xaa; 1024]);
+    assert_eq!(
+        c.stats().device_reads,
+        0,
+        "written sectors read back from the cache"
+    );
+    // Written back alone: the device's other sectors of the block stay as they were.
+    c.flush().unwrap();
+    assert_eq!(write_requests(&mut c), [(82, 2)]);
+    let dev = &c.device().data;
+    assert_eq!(
+        dev[base as usize + 1024..base as usize + 2048],
+        [0xaa; 1024]
+    );
+    assert!(
+        dev[base as usize..base as usize + 1024]
+            .iter()
+            .all(|&b| b == 80 || b == 81)
+    );
+    assert!(
+        dev[base as usize + 2048..base as usize + 4096]
+            .iter()
+            .all(|&b| b >= 84)
+    );
+    // Reading a sector that was never loaded fetches the block, keeping what was written.
+    let mut s0 = [0u8; 512];
+    c.read_at(base, &mut s0).unwrap();
+    assert_eq!(s0, [80; 512]);
+    assert_eq!(c.stats().device_reads, 1);
+    c.read_at(base + 1024, &mut back).unwrap();
+    assert_eq!(back, [0xaa; 1024]);
+}
+
+#[test]
+fn partial_sector_write_on_an_unloaded_sector_loads_it() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let base = 3 * BLOCK_BYTES as u64;
+    c.write_at(base, &[1; 512]).unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    // Ten bytes inside sector 1, never loaded: the rest of it must come from the device.
+    c.write_at(base + 700, &[2; 10]).unwrap();
+    assert_eq!(c.stats().device_reads, 1);
+    let mut all = vec![0u8; BLOCK_BYTES];
+    c.read_at(base, &mut all).unwrap();
+    assert_eq!(all[..512], [1; 512]);
+    assert!(all[512..700].iter().all(|&b| b == 25));
+    assert_eq!(all[700..710], [2; 10]);
+    assert!(all[710..1024].iter().all(|&b| b == 25));
+    assert!(
+        all[1024..]
+            .chunks(512)
+            .enumerate()
+            .all(|(k, s)| s.iter().all(|&b| b == 26 + k as u8))
+    );
+    c.flush().unwrap();
+    assert_eq!(c.device().data[base as usize..][..BLOCK_BYTES], all[..]);
+}
+
+#[test]
+fn scattered_whole_sectors_are_completed_before_write_back() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let base = 5 * BLOCK_BYTES as u64;
+    c.write_at(base + 512, &[7; 512]).unwrap();
+    c.write_at(base + 5 * 512, &[8; 512]).unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    c.flush().unwrap();
+    // Sectors 1 and 5 are not one stretch: the block is read, then written whole.
+    assert_eq!(c.stats().device_reads, 1);
+    assert_eq!(write_requests(&mut c), [(40, 8)]);
+    let dev = &c.device().data[base as usize..][..BLOCK_BYTES];
+    for (k, s) in dev.chunks(512).enumerate() {
+        let want = match k {
+            1 => 7,
+            5 => 8,
+            k => 40 + k as u8,
+        };
+        assert!(s.iter().all(|&b| b == want), "sector {k}");
+    }
+}
+
+#[test]
+fn a_sequential_write_in_sectors_reads_nothing() {
+    let mut c = BlockCache::new(Mem::new(8192), 16).unwrap();
+    // 512 bytes at a time, as lamfat writes the clusters of a file on 512-byte clusters.
+    let data: Vec<u8> = (0..64 * BLOCK_BYTES).map(|i| (i / 511) as u8).collect();
+    for (k, s) in data.chunks(512).enumerate() {
+        c.write_at(BLOCK_BYTES as u64 + (k * 512) as u64, s)
+            .unwrap();
+    }
+    c.flush().unwrap();
+    assert_eq!(c.stats().device_reads, 0);
+    assert!(write_requests(&mut c).len() <= 64 / 8 + 2);
+    assert_eq!(c.device().data[BLOCK_BYTES..][..data.len()], data[..]);
 }

@@ -390,6 +390,47 @@ impl<T> HandleTable<T> {
         }
     }
 
+    /// Puts `obj` into the slot `h` names, with `h`'s generation: how a process rebuilt from a
+    /// suspended image gets back exactly the handles it had. The slot must be free and below
+    /// the capacity ([`InsertError::NotRestorable`], [`InsertError::Full`]); slots before it are
+    /// materialized free.
+    pub fn place(&mut self, h: Handle, obj: T, rights: Rights) -> Result<(), Refused<T>> {
+        let index = usize::from(h.index());
+        if index >= self.capacity {
+            return Err(Refused {
+                error: InsertError::Full,
+                value: obj,
+            });
+        }
+        if index >= self.slots.len() {
+            let missing = index + 1 - self.slots.len();
+            if self.slots.try_reserve_exact(missing).is_err() {
+                return Err(Refused {
+                    error: InsertError::NoMemory,
+                    value: obj,
+                });
+            }
+            for _ in 0..missing {
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: None,
+                });
+            }
+        }
+        match self.slots.get_mut(index) {
+            Some(slot) if slot.entry.is_none() => {
+                slot.generation = h.generation();
+                slot.entry = Some((obj, rights));
+                self.len += 1;
+                Ok(())
+            }
+            _ => Err(Refused {
+                error: InsertError::NotRestorable,
+                value: obj,
+            }),
+        }
+    }
+
     /// Every live object with its handle and rights, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &T, Rights)> + '_ {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {

@@ -591,3 +591,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn place_puts_objects_at_their_old_handles() {
+    let mut t = HandleTable::new(8);
+    let far = Handle::new(5, 7);
+    t.place(far, 50, Rights::SEND).unwrap();
+    t.place(Handle::new(0, 0), 1, Rights::RECV).unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.get(far), Ok((&50, Rights::SEND)));
+    // A stale generation of the same slot does not resolve.
+    assert!(t.get(Handle::new(5, 6)).is_err());
+    // Occupied and out-of-capacity slots are refused, the object handed back.
+    let e = t.place(far, 51, Rights::SEND).unwrap_err();
+    assert_eq!((e.error, e.value), (InsertError::NotRestorable, 51));
+    let e = t.place(Handle::new(8, 0), 52, Rights::SEND).unwrap_err();
+    assert_eq!((e.error, e.value), (InsertError::Full, 52));
+    // The free slots before it are ordinary free slots.
+    assert_eq!(t.insert(2, Rights::SEND).unwrap(), Handle::new(1, 0));
+    assert_eq!(t.remove(far), Ok((50, Rights::SEND)));
+    assert_eq!(t.insert(3, Rights::SEND).unwrap().index(), 2);
+}

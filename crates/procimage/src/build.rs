@@ -51,6 +51,9 @@ pub struct ProcessParts<'a> {
     pub arena: &'a [Page<'a>],
     /// Mapped stack pages (no STACKS section when empty).
     pub stacks: &'a [Page<'a>],
+    /// The module's writable pages: `.data`, `.bss`, relocated tables (no DATA section when
+    /// empty).
+    pub data: &'a [Page<'a>],
 }
 
 /// Why an image could not be written.
@@ -207,12 +210,14 @@ impl<'a> Body<'a> {
                     put(out, 8, &r.parent_pid.to_le_bytes()),
                     put(out, 16, &parent_code(r.parent).to_le_bytes()),
                     put(out, 18, &name_len.to_le_bytes()),
+                    put(out, 20, &r.thread_limit.to_le_bytes()),
                     put(out, 24, &r.arena_base.to_le_bytes()),
                     put(out, 32, &r.arena_ceiling.to_le_bytes()),
                     put(out, 40, &r.stack_low.to_le_bytes()),
                     put(out, 48, &r.stack_high.to_le_bytes()),
                     put(out, 56, &r.priority.to_le_bytes()),
                     put(out, 64, &r.core.to_le_bytes()),
+                    put(out, 68, &r.kernel_stack_pages.to_le_bytes()),
                     put(out, 72, &r.cpu_ns.to_le_bytes()),
                     put(out, PROCESS_LEN, r.name.as_bytes()),
                 ]
@@ -381,6 +386,9 @@ impl<'a> ImageBuilder<'a> {
             }
             if !p.stacks.is_empty() {
                 out.push((SectionKind::Stacks as u16, process, Body::Pages(p.stacks)));
+            }
+            if !p.data.is_empty() {
+                out.push((SectionKind::Data as u16, process, Body::Pages(p.data)));
             }
             for e in self.extras.iter().filter(|e| e.process == process) {
                 out.push((e.kind, process, Body::Raw(e.bytes)));

@@ -2,7 +2,7 @@
 //! section, process, record and values involved, and its `Display` says it in one line (the
 //! kernel logs it, `cargo xtask image verify` prints it). Every type here is `Copy` and holds no
 //! reference into the image.
-use crate::{KindName, SectionKind, VERSION};
+use crate::{KindName, ObjectKind, SectionKind, VERSION};
 use core::fmt;
 
 /// A place in an image where an object lives: a handle slot, or a handle a queued message
@@ -68,6 +68,11 @@ pub enum ObjectDefect {
     LinkProcess(u16),
     /// A carried-handle slot of 8 or more.
     CarriedSlot(u16),
+    /// A live thread object naming a tid that has no record in the THREADS section of the
+    /// process holding the handle.
+    NoThread(u64),
+    /// An object that never travels (a thread or a thread spawner) carried by a message.
+    Travels(ObjectKind),
 }
 
 impl fmt::Display for ObjectDefect {
@@ -86,6 +91,12 @@ impl fmt::Display for ObjectDefect {
             ObjectDefect::LinkFields => write!(f, "link fields not zero for its link kind"),
             ObjectDefect::LinkProcess(p) => write!(f, "link to process {p}, which the image lacks"),
             ObjectDefect::CarriedSlot(s) => write!(f, "carried-handle slot {s} (0 to 7 allowed)"),
+            ObjectDefect::NoThread(tid) => {
+                write!(f, "live thread {tid}, which the process has no record of")
+            }
+            ObjectDefect::Travels(k) => {
+                write!(f, "a {} object cannot travel in a message", k.name())
+            }
         }
     }
 }
@@ -173,6 +184,17 @@ pub enum ContentError {
     RootParent {
         /// The parent index stored.
         parent: u16,
+    },
+    /// A thread limit outside 1 to `abi::thread::THREAD_LIMIT`.
+    ThreadLimit {
+        /// The limit stored.
+        limit: u32,
+    },
+    /// A kernel-stack budget outside `abi::thread::KERNEL_STACK_PAGES` to
+    /// `abi::thread::KERNEL_STACK_BUDGET` pages.
+    KernelStackPages {
+        /// The budget stored, in pages.
+        pages: u32,
     },
     /// A THREADS section with no thread.
     NoThreads,
@@ -300,6 +322,17 @@ impl fmt::Display for ContentError {
             ContentError::RootParent { parent } => {
                 write!(f, "the root process names parent index {parent}")
             }
+            ContentError::ThreadLimit { limit } => write!(
+                f,
+                "thread limit {limit} (1 to {} allowed)",
+                abi::thread::THREAD_LIMIT
+            ),
+            ContentError::KernelStackPages { pages } => write!(
+                f,
+                "kernel-stack budget of {pages} pages ({} to {} allowed)",
+                abi::thread::KERNEL_STACK_PAGES,
+                abi::thread::KERNEL_STACK_BUDGET
+            ),
             ContentError::NoThreads => write!(f, "no thread"),
             ContentError::ThreadOrder { tid } => {
                 write!(

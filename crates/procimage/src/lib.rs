@@ -6,13 +6,15 @@
 //! An image is a 64-byte header, a table of 32-byte section entries and the sections, all
 //! little-endian. Each section belongs to one process of the image (index 0 is the root of a
 //! tree) and has a kind: the process record, its module reference, its threads, its handle
-//! table, the messages queued for its endpoints, its arena pages and its stack pages.
+//! table, the messages queued for its endpoints, its arena pages, its stack pages and the
+//! writable pages of its module (statics: `.data`, `.bss`).
 //!
 //! What the types guarantee:
 //! - [`Image::parse`] accepts an image only when every check of the specification passed: magic,
 //!   version, both header CRCs, the total length against the buffer, the placement of every
 //!   section, every section's CRC, the contents of every section and the links between them
-//!   (channel peers, message receivers, process references, the tree's parent indexes). An
+//!   (channel peers, message receivers, process references, live threads' handles, the tree's
+//!   parent indexes). An
 //!   accepted image can be restored without another check of its structure; a refused one is
 //!   named by a precise [`ImageError`].
 //! - The parser works on a borrowed `&[u8]`, never allocates, never panics, never indexes out of
@@ -91,7 +93,7 @@ pub const MESSAGE_LEN: usize = 32;
 pub const PROCESS_LEN: usize = 80;
 /// Size of the fixed part of a MODULE section (the path follows).
 pub const MODULE_LEN: usize = 48;
-/// Size of the count header of THREADS, HANDLES, MESSAGES, ARENA and STACKS.
+/// Size of the count header of THREADS, HANDLES, MESSAGES, ARENA, STACKS and DATA.
 pub const COUNT_LEN: usize = 16;
 
 /// What a section holds. The numbers are the `kind` field of the section table.
@@ -112,11 +114,13 @@ pub enum SectionKind {
     Arena = 6,
     /// User stack pages (sparse).
     Stacks = 7,
+    /// The module's writable pages (sparse): `.data`, `.bss`, relocated tables, the statics.
+    Data = 8,
 }
 
 impl SectionKind {
     /// Every kind, in table order.
-    pub const ALL: [SectionKind; 7] = [
+    pub const ALL: [SectionKind; 8] = [
         SectionKind::Process,
         SectionKind::Module,
         SectionKind::Threads,
@@ -124,6 +128,7 @@ impl SectionKind {
         SectionKind::Messages,
         SectionKind::Arena,
         SectionKind::Stacks,
+        SectionKind::Data,
     ];
 
     /// The kind with this number, if this version knows it.
@@ -136,6 +141,7 @@ impl SectionKind {
             5 => SectionKind::Messages,
             6 => SectionKind::Arena,
             7 => SectionKind::Stacks,
+            8 => SectionKind::Data,
             _ => return None,
         })
     }
@@ -150,6 +156,7 @@ impl SectionKind {
             SectionKind::Messages => "MESSAGES",
             SectionKind::Arena => "ARENA",
             SectionKind::Stacks => "STACKS",
+            SectionKind::Data => "DATA",
         }
     }
 

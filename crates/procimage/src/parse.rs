@@ -5,7 +5,7 @@
 //! [`Pages`]) decode records from the borrowed bytes on demand and never allocate; on an
 //! accepted image each yields exactly the records its section holds.
 use crate::bytes::{align_up, array, idx, slice, u8_at, u16_at, u32_at, u64_at, zero};
-use crate::error::{ContentError, Defect, ImageError, LinkDefect, Place};
+use crate::error::{ContentError, Defect, ImageError, LinkDefect, ObjectDefect, Place};
 use crate::records::{
     HandleRecord, Link, MAX_CARRIED, ModuleRef, ObjectKind, ObjectRef, Page, ProcessRecord,
     Receiver, ThreadDefect, ThreadRecord, decode_object, decode_thread,
@@ -15,7 +15,7 @@ use crate::{
     MESSAGE_LEN, MODULE_LEN, NO_PROCESS, OBJECT_LEN, OPTIONAL_KIND, PAGE, PROCESS_LEN,
     SECTION_ALIGN, SectionKind, THREAD_LEN, VERSION,
 };
-use abi::layout::USER_END;
+use abi::layout::{MODULE_MAX_SIZE, USER_END};
 
 const PAGE_U64: u64 = PAGE as u64;
 
@@ -523,8 +523,6 @@ fn region(
 /// Decodes and checks a PROCESS section of process `index`.
 fn process_record<'a>(s: &Section<'a>) -> Result<ProcessRecord<'a>, ImageError> {
     let name_len = fixed_plus_tail(s, PROCESS_LEN, 18)?;
-    reserved(s, 20, 4)?;
-    reserved(s, 68, 4)?;
     let b = s.bytes;
     let q = |at_| u64_at(b, at_).unwrap_or(0);
     let parent_raw = u16_at(b, 16).unwrap_or(NO_PROCESS);
@@ -544,12 +542,14 @@ fn process_record<'a>(s: &Section<'a>) -> Result<ProcessRecord<'a>, ImageError> 
         parent_pid: q(8),
         parent,
         name: text(s, PROCESS_LEN, name_len, "name")?,
+        thread_limit: u32_at(b, 20).unwrap_or(0),
         arena_base: q(24),
         arena_ceiling: q(32),
         stack_low: q(40),
         stack_high: q(48),
         priority: q(56),
         core: u32_at(b, 64).unwrap_or(0),
+        kernel_stack_pages: u32_at(b, 68).unwrap_or(0),
         cpu_ns: q(72),
     };
     if !rec.arena_ceiling.is_multiple_of(PAGE_U64) {
@@ -565,6 +565,18 @@ fn process_record<'a>(s: &Section<'a>) -> Result<ProcessRecord<'a>, ImageError> 
         rec.arena_base.checked_add(rec.arena_ceiling),
     )?;
     region(s, "stack slots", rec.stack_low, Some(rec.stack_high))?;
+    // The spawn limits: a resume restores them, so they must be ones a spawn could set.
+    if !(1..=abi::thread::THREAD_LIMIT).contains(&u64::from(rec.thread_limit)) {
+        return Err(s.content(ContentError::ThreadLimit {
+            limit: rec.thread_limit,
+        }));
+    }
+    let stack_pages = abi::thread::KERNEL_STACK_PAGES..=abi::thread::KERNEL_STACK_BUDGET;
+    if !stack_pages.contains(&u64::from(rec.kernel_stack_pages)) {
+        return Err(s.content(ContentError::KernelStackPages {
+            pages: rec.kernel_stack_pages,
+        }));
+    }
     Ok(rec)
 }
 
@@ -620,8 +632,27 @@ fn check_threads(s: &Section<'_>) -> Result<usize, ImageError> {
     Ok(n)
 }
 
-/// Checks a HANDLES section of an image with `processes` processes; returns its count.
-fn check_handles(s: &Section<'_>, processes: u16) -> Result<usize, ImageError> {
+/// Whether a checked THREADS section holds a record with `tid` (binary search: tids ascend).
+fn thread_in(threads: &[u8], tid: u64) -> bool {
+    let n = count_of(threads, false);
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo.wrapping_add(hi.wrapping_sub(lo) / 2);
+        let Some(this) = at(COUNT_LEN, mid, THREAD_LEN).and_then(|a| u64_at(threads, a)) else {
+            return false;
+        };
+        match this.cmp(&tid) {
+            core::cmp::Ordering::Less => lo = mid.wrapping_add(1),
+            core::cmp::Ordering::Greater => hi = mid,
+            core::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+/// Checks a HANDLES section of an image with `processes` processes, whose process's checked
+/// THREADS section is `threads`; returns its count.
+fn check_handles(s: &Section<'_>, processes: u16, threads: &[u8]) -> Result<usize, ImageError> {
     let count = count_header(s, false)?;
     let n = exact_records(s, count, HANDLE_LEN as u64)?;
     let mut prev: Option<u16> = None;
@@ -637,7 +668,7 @@ fn check_handles(s: &Section<'_>, processes: u16) -> Result<usize, ImageError> {
         prev = Some(index);
         reserved(s, base.saturating_add(4), 4)?;
         let obj = slice(s.bytes, base.saturating_add(8), OBJECT_LEN).unwrap_or(&[]);
-        decode_object(obj, processes).map_err(|defect| {
+        let object_error = |defect| {
             s.content(ContentError::Object {
                 at: Place::Handle {
                     process: s.process,
@@ -645,7 +676,12 @@ fn check_handles(s: &Section<'_>, processes: u16) -> Result<usize, ImageError> {
                 },
                 defect,
             })
-        })?;
+        };
+        let o = decode_object(obj, processes).map_err(object_error)?;
+        // A live thread is one the resume recreates from its record.
+        if o.kind == ObjectKind::Thread && o.link == Link::None && !thread_in(threads, o.id) {
+            return Err(object_error(ObjectDefect::NoThread(o.id)));
+        }
     }
     Ok(n)
 }
@@ -818,7 +854,7 @@ fn check_messages(s: &Section<'_>, handles: &[u8], processes: u16) -> Result<usi
         for slot in 0..m.carried {
             let base = at(data, usize::from(slot), OBJECT_LEN).unwrap_or(usize::MAX);
             let obj = slice(s.bytes, base, OBJECT_LEN).unwrap_or(&[]);
-            decode_object(obj, processes).map_err(|defect| {
+            let object_error = |defect| {
                 s.content(ContentError::Object {
                     at: Place::Carried {
                         process: s.process,
@@ -827,7 +863,12 @@ fn check_messages(s: &Section<'_>, handles: &[u8], processes: u16) -> Result<usi
                     },
                     defect,
                 })
-            })?;
+            };
+            let o = decode_object(obj, processes).map_err(object_error)?;
+            // Threads and spawners belong to the process that holds them: they never travel.
+            if matches!(o.kind, ObjectKind::Thread | ObjectKind::ThreadSpawner) {
+                return Err(object_error(ObjectDefect::Travels(o.kind)));
+            }
         }
         let bytes_end = m
             .data
@@ -891,7 +932,8 @@ fn check_messages(s: &Section<'_>, handles: &[u8], processes: u16) -> Result<usi
     Ok(n)
 }
 
-/// Checks an ARENA or STACKS section whose pages must lie in `start..end`; returns its count.
+/// Checks an ARENA, STACKS or DATA section whose pages must lie in `start..end`; returns its
+/// count.
 fn check_pages(s: &Section<'_>, start: u64, end: u64) -> Result<usize, ImageError> {
     let count = count_header(s, true)?;
     let n = exact_records(s, count, (PAGE as u64).saturating_add(8))?;
@@ -948,7 +990,11 @@ impl<'a> Image<'a> {
                     check_threads(&s)?;
                 }
                 Some(SectionKind::Handles) => {
-                    check_handles(&s, processes)?;
+                    // THREADS sorts before HANDLES, so it was checked already.
+                    let threads = layout
+                        .find(s.process, SectionKind::Threads)
+                        .map_or(&[][..], |t| t.bytes);
+                    check_handles(&s, processes, threads)?;
                 }
                 Some(SectionKind::Messages) => {
                     let handles = layout
@@ -973,6 +1019,21 @@ impl<'a> Image<'a> {
                         (rec.stack_low, rec.stack_high)
                     };
                     check_pages(&s, start, end)?;
+                }
+                Some(SectionKind::Data) => {
+                    let module = layout
+                        .find(s.process, SectionKind::Module)
+                        .and_then(|m| module_ref(&m).ok())
+                        .ok_or(ImageError::MissingSection {
+                            process: s.process,
+                            kind: SectionKind::Module,
+                        })?;
+                    // The module's loaded span, which ends inside user space.
+                    let end = module
+                        .load_base
+                        .saturating_add(MODULE_MAX_SIZE)
+                        .min(USER_END);
+                    check_pages(&s, module.load_base, end)?;
                 }
                 // Optional kinds: bounds and CRC were checked; the contents are not ours.
                 None => {}
@@ -1099,6 +1160,7 @@ impl<'a> Image<'a> {
             messages: part(SectionKind::Messages),
             arena: part(SectionKind::Arena),
             stacks: part(SectionKind::Stacks),
+            data: part(SectionKind::Data),
         })
     }
 
@@ -1137,6 +1199,7 @@ pub struct Process<'a> {
     messages: &'a [u8],
     arena: &'a [u8],
     stacks: &'a [u8],
+    data: &'a [u8],
 }
 
 /// The count at the start of a section's bytes (0 for an absent section).
@@ -1216,6 +1279,12 @@ impl<'a> Process<'a> {
     /// Its stack pages, in ascending address order.
     pub fn stacks(&self) -> Pages<'a> {
         Pages::new(self.stacks)
+    }
+
+    /// Its module's writable pages (`.data`, `.bss`, relocated tables), in ascending address
+    /// order: on resume they replace the freshly loaded module's.
+    pub fn data(&self) -> Pages<'a> {
+        Pages::new(self.data)
     }
 }
 
@@ -1369,7 +1438,7 @@ impl Iterator for CarriedHandles<'_> {
     }
 }
 
-/// The pages of an ARENA or STACKS section.
+/// The pages of an ARENA, STACKS or DATA section.
 #[derive(Clone, Debug)]
 pub struct Pages<'a> {
     b: &'a [u8],

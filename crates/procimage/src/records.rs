@@ -14,6 +14,9 @@ pub(crate) const KNOWN_RIGHTS: u32 = abi::Rights::CHANNEL_ALL.0
     | abi::Rights::DEVICE_ALL.0
     | abi::Rights::SYSTEM_ALL.0;
 
+/// The link kind of an ended thread, the one link that uses the object reference's last 8 bytes.
+const ENDED: u8 = 5;
+
 /// Most handles one message carries.
 pub(crate) const MAX_CARRIED: usize = abi::limits::MAX_MESSAGE_HANDLES;
 
@@ -29,6 +32,9 @@ pub struct ProcessRecord<'a> {
     pub parent: Option<u16>,
     /// Its name (UTF-8, at most [`crate::MAX_NAME`] bytes).
     pub name: &'a str,
+    /// The most thread records it may hold (1 to `abi::thread::THREAD_LIMIT`), as its spawn
+    /// set it: a resume restores it.
+    pub thread_limit: u32,
     /// Lowest address of the arena (page-aligned).
     pub arena_base: u64,
     /// The arena's ceiling in bytes (a multiple of the page size): arena pages lie in
@@ -43,6 +49,9 @@ pub struct ProcessRecord<'a> {
     pub priority: u64,
     /// The core it ran on.
     pub core: u32,
+    /// Its kernel-stack budget in pages (`abi::thread::KERNEL_STACK_PAGES` to
+    /// `abi::thread::KERNEL_STACK_BUDGET`), as its spawn set it: a resume restores it.
+    pub kernel_stack_pages: u32,
     /// Nanoseconds of CPU time its threads used.
     pub cpu_ns: u64,
 }
@@ -180,6 +189,10 @@ pub enum ObjectKind {
     System = 4,
     /// The serial console.
     Console = 5,
+    /// The process's thread spawner (creates threads in the process that holds it only).
+    ThreadSpawner = 6,
+    /// A thread of the process that holds the handle: live, or ended with an exit code.
+    Thread = 7,
 }
 
 impl ObjectKind {
@@ -191,6 +204,8 @@ impl ObjectKind {
             3 => ObjectKind::Device,
             4 => ObjectKind::System,
             5 => ObjectKind::Console,
+            6 => ObjectKind::ThreadSpawner,
+            7 => ObjectKind::Thread,
             _ => return None,
         })
     }
@@ -203,6 +218,8 @@ impl ObjectKind {
             ObjectKind::Device => "device",
             ObjectKind::System => "system",
             ObjectKind::Console => "console",
+            ObjectKind::ThreadSpawner => "thread spawner",
+            ObjectKind::Thread => "thread",
         }
     }
 }
@@ -212,7 +229,8 @@ impl ObjectKind {
 pub enum Link {
     /// Outside the image: for an endpoint, the peer is outside (the suspending kernel keeps it,
     /// dormant, under the channel reference id); for a process, the process is not in the
-    /// image; for other objects, nothing to link.
+    /// image; for a thread, the thread is live (its record is in the holder's THREADS); for
+    /// other objects, nothing to link.
     None,
     /// An endpoint whose peer was already closed.
     PeerClosed,
@@ -238,6 +256,12 @@ pub enum Link {
         /// Process index.
         index: u16,
     },
+    /// A thread object whose thread ended with exit code `code` (it has no record in THREADS;
+    /// the handle keeps the code for join and exit-code queries).
+    Ended {
+        /// The thread's exit code.
+        code: i64,
+    },
 }
 
 impl Link {
@@ -248,6 +272,7 @@ impl Link {
             Link::Handle { .. } => 2,
             Link::Carried { .. } => 3,
             Link::Process { .. } => 4,
+            Link::Ended { .. } => 5,
         }
     }
 }
@@ -262,7 +287,8 @@ pub struct ObjectRef {
     /// Endpoint: the channel reference id, which names the channel within the image (both
     /// sides of an internal channel carry the same one) and, for an endpoint whose peer is
     /// outside, the key under which the suspending kernel keeps that peer. Process: the pid it
-    /// had. Device: its PCI address (bus << 8 | device << 3 | function). System, console: 0.
+    /// had. Device: its PCI address (bus << 8 | device << 3 | function). Thread: its tid in the
+    /// image. System, console, thread spawner: 0.
     pub id: u64,
     /// Endpoint: which side of the channel (0 or 1); 0 for other objects.
     pub side: u8,
@@ -322,7 +348,7 @@ pub struct Page<'a> {
 pub(crate) fn encode_object(o: &ObjectRef) -> [u8; OBJECT_LEN] {
     let mut b = [0u8; OBJECT_LEN];
     let (process, slot, message) = match o.link {
-        Link::None | Link::PeerClosed => (0, 0, 0),
+        Link::None | Link::PeerClosed | Link::Ended { .. } => (0, 0, 0),
         Link::Handle { process, index } => (process, index, 0),
         Link::Carried {
             process,
@@ -331,7 +357,12 @@ pub(crate) fn encode_object(o: &ObjectRef) -> [u8; OBJECT_LEN] {
         } => (process, u16::from(slot), message),
         Link::Process { index } => (index, 0, 0),
     };
-    let fields: [(usize, &[u8]); 8] = [
+    // Only an ended thread uses the last 8 bytes; they are reserved (zero) otherwise.
+    let code = match o.link {
+        Link::Ended { code } => code,
+        _ => 0,
+    };
+    let fields: [(usize, &[u8]); 9] = [
         (0, &(o.kind as u16).to_le_bytes()),
         (2, &[o.side]),
         (3, &[o.link.code()]),
@@ -340,6 +371,7 @@ pub(crate) fn encode_object(o: &ObjectRef) -> [u8; OBJECT_LEN] {
         (16, &process.to_le_bytes()),
         (18, &slot.to_le_bytes()),
         (20, &message.to_le_bytes()),
+        (24, &code.to_le_bytes()),
     ];
     for (at, v) in fields {
         crate::bytes::put(&mut b, at, v);
@@ -359,8 +391,9 @@ pub(crate) fn decode_object(b: &[u8], processes: u16) -> Result<ObjectRef, Objec
     let process = u16_at(b, 16).ok_or(short)?;
     let slot = u16_at(b, 18).ok_or(short)?;
     let message = u32_at(b, 20).ok_or(short)?;
+    let code = u64_at(b, 24).ok_or(short)?;
     let kind = ObjectKind::from_u16(kind_raw).ok_or(ObjectDefect::Kind(kind_raw))?;
-    if !zero(b, 24, 8) {
+    if link_raw != ENDED && code != 0 {
         return Err(ObjectDefect::Reserved);
     }
     if rights & !KNOWN_RIGHTS != 0 {
@@ -370,7 +403,11 @@ pub(crate) fn decode_object(b: &[u8], processes: u16) -> Result<ObjectRef, Objec
     if side > u8::from(endpoint) {
         return Err(ObjectDefect::Side(side));
     }
-    if matches!(kind, ObjectKind::System | ObjectKind::Console) && id != 0 {
+    if matches!(
+        kind,
+        ObjectKind::System | ObjectKind::Console | ObjectKind::ThreadSpawner
+    ) && id != 0
+    {
         return Err(ObjectDefect::Id(id));
     }
     let in_range = |p: u16| {
@@ -422,7 +459,15 @@ pub(crate) fn decode_object(b: &[u8], processes: u16) -> Result<ObjectRef, Objec
                 index: in_range(process)?,
             }
         }
-        2..=4 => return Err(ObjectDefect::LinkForKind(link_raw)),
+        ENDED if kind == ObjectKind::Thread => {
+            if process != 0 || slot != 0 || message != 0 {
+                return Err(fields);
+            }
+            Link::Ended {
+                code: i64::from_le_bytes(code.to_le_bytes()),
+            }
+        }
+        2..=ENDED => return Err(ObjectDefect::LinkForKind(link_raw)),
         _ => return Err(ObjectDefect::LinkKind(link_raw)),
     };
     Ok(ObjectRef {

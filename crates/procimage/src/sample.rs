@@ -1,7 +1,8 @@
 //! Sample images for tools and tests that have no kernel at hand (`cargo xtask image
 //! make-sample`, the tool's tests, this crate's tests): a tree of three processes with several
-//! threads, every kind of handle link, queued messages (one carrying an endpoint) and sparse
-//! arena and stack pages, and a single process. The contents are fixed, so the bytes are too.
+//! threads, every kind of handle link (a thread spawner, a live and an ended thread among
+//! them), queued messages (one carrying an endpoint), sparse arena and stack pages and the
+//! module's writable pages, and a single process. The contents are fixed, so the bytes are too.
 // Fixed data with constant indexes and offsets: nothing here depends on input.
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 use crate::records::{
@@ -10,7 +11,7 @@ use crate::records::{
 };
 use crate::{ImageBuilder, Message, PAGE, ProcessParts, module_hash};
 use abi::Rights;
-use abi::layout::{ARENA_BASE, STACK_SLOT, STACKS_BASE};
+use abi::layout::{ARENA_BASE, MODULE_BASE, STACK_SLOT, STACKS_BASE};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -70,6 +71,17 @@ fn endpoint(channel: u64, side: u8, link: Link) -> ObjectRef {
     }
 }
 
+/// A thread spawner or thread object (they carry no rights).
+fn thread_object(kind: ObjectKind, id: u64, link: Link) -> ObjectRef {
+    ObjectRef {
+        kind,
+        rights: 0,
+        id,
+        side: 0,
+        link,
+    }
+}
+
 fn slot(index: u16, object: ObjectRef) -> HandleRecord {
     HandleRecord {
         index,
@@ -90,12 +102,14 @@ fn record(
         parent_pid,
         parent,
         name,
+        thread_limit: abi::thread::THREAD_LIMIT as u32,
         arena_base: ARENA_BASE,
         arena_ceiling: 16 << 20,
         stack_low: STACKS_BASE,
         stack_high: STACKS_BASE + 4 * STACK_SLOT,
         priority: pid % 3,
         core: (pid % 2) as u32,
+        kernel_stack_pages: abi::thread::KERNEL_STACK_BUDGET as u32,
         cpu_ns,
     }
 }
@@ -103,15 +117,17 @@ fn record(
 /// A tree of three processes: a supervisor (index 0) and two workers. Among its handles are
 /// the parent channels inside the tree, a channel between the workers, an endpoint whose
 /// peer is outside, one whose peer is closed, a process handle naming a worker, a console
-/// handle, and an endpoint whose peer travels in a message queued for worker 1.
+/// handle, an endpoint whose peer travels in a message queued for worker 1, and the
+/// supervisor's thread spawner with a handle to its live thread 11 and one to a thread that
+/// ended with exit code -2. The supervisor has two pages of module data.
 pub fn tree() -> Vec<u8> {
     let hash = module_hash(MODULE_BYTES);
     let module = ModuleRef {
         path: "/bin/probe",
         hash,
-        load_base: abi::layout::MODULE_BASE,
+        load_base: MODULE_BASE,
     };
-    let pages: Vec<[u8; PAGE]> = (0..6).map(page).collect();
+    let pages: Vec<[u8; PAGE]> = (0..8).map(page).collect();
     let arena0 = [
         Page {
             va: ARENA_BASE,
@@ -140,6 +156,17 @@ pub fn tree() -> Vec<u8> {
         va: ARENA_BASE + 0x2000,
         bytes: &pages[5],
     }];
+    // The module's .data page and a .bss page after a gap.
+    let data0 = [
+        Page {
+            va: MODULE_BASE + 0x3000,
+            bytes: &pages[6],
+        },
+        Page {
+            va: MODULE_BASE + 0x5000,
+            bytes: &pages[7],
+        },
+    ];
     let threads0 = [
         thread(10, ThreadState::Runnable, 0),
         thread(11, ThreadState::Blocked, 1),
@@ -195,6 +222,12 @@ pub fn tree() -> Vec<u8> {
                     slot: 0,
                 },
             ),
+        ),
+        slot(5, thread_object(ObjectKind::ThreadSpawner, 0, Link::None)),
+        slot(6, thread_object(ObjectKind::Thread, 11, Link::None)),
+        slot(
+            7,
+            thread_object(ObjectKind::Thread, 12, Link::Ended { code: -2 }),
         ),
     ];
     let handles1 = [
@@ -323,6 +356,7 @@ pub fn tree() -> Vec<u8> {
             messages: &messages0,
             arena: &arena0,
             stacks: &stacks0,
+            data: &data0,
         },
         ProcessParts {
             record: record(8, 7, Some(0), "worker-a", 55_000),
@@ -332,6 +366,7 @@ pub fn tree() -> Vec<u8> {
             messages: &messages1,
             arena: &[],
             stacks: &[],
+            data: &[],
         },
         ProcessParts {
             record: record(9, 7, Some(0), "worker-b", 987_654_321),
@@ -341,6 +376,7 @@ pub fn tree() -> Vec<u8> {
             messages: &messages2,
             arena: &arena2,
             stacks: &[],
+            data: &[],
         },
     ];
     for p in parts {
@@ -350,12 +386,18 @@ pub fn tree() -> Vec<u8> {
     b.build().unwrap_or_default()
 }
 
-/// One process with one thread, its parent channel (peer outside) and one arena page.
+/// One process with one thread, its parent channel (peer outside), one arena page and one
+/// page of module data.
 pub fn single() -> Vec<u8> {
     let p = page(9);
     let arena = [Page {
         va: ARENA_BASE,
         bytes: &p,
+    }];
+    let d = page(10);
+    let data = [Page {
+        va: MODULE_BASE + 0x2000,
+        bytes: &d,
     }];
     let threads = [thread(1, ThreadState::Runnable, 0)];
     let handles = [slot(0, endpoint(42, 1, Link::None))];
@@ -365,13 +407,14 @@ pub fn single() -> Vec<u8> {
         module: ModuleRef {
             path: "/bin/probe",
             hash: module_hash(MODULE_BYTES),
-            load_base: abi::layout::MODULE_BASE,
+            load_base: MODULE_BASE,
         },
         threads: &threads,
         handles: &handles,
         messages: &[],
         arena: &arena,
         stacks: &[],
+        data: &data,
     });
     b.build().unwrap_or_default()
 }

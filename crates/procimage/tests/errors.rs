@@ -250,11 +250,12 @@ fn table_errors() {
         wr64(b, 16, total - 16);
         wr64(b, last.at + 16, last.length as u64 - 16);
     });
-    let stacks = section(&b, 2, SectionKind::Stacks);
+    let data = section(&b, 2, SectionKind::Data);
+    assert_eq!(data.index, last.index);
     assert_eq!(
         shrunk,
         content(
-            stacks,
+            data,
             ContentError::Length {
                 length: 8208,
                 expected: 8224
@@ -344,10 +345,50 @@ fn process_and_module_contents() {
             }
         )
     );
+    // The spawn limits: thread limit at 20, kernel-stack budget at 68.
+    assert_eq!(rd32(&b, o + 20), 5);
+    assert_eq!(rd32(&b, o + 68), 16);
+    for limit in [0, 17, u32::MAX] {
+        assert_eq!(
+            edited(b.clone(), |b| wr32(b, o + 20, limit)),
+            content(p0, ContentError::ThreadLimit { limit })
+        );
+    }
     assert_eq!(
-        edited(b.clone(), |b| b[o + 21] = 1),
-        content(p0, ContentError::Reserved { at: 20 })
+        edited(b.clone(), |b| wr32(b, o + 20, 0)).to_string(),
+        "section 0 (PROCESS of process 0): thread limit 0 (1 to 16 allowed)"
     );
+    for ok in [1, 16] {
+        let mut m = b.clone();
+        wr32(&mut m, o + 20, ok);
+        repair(&mut m);
+        assert_eq!(
+            Image::parse(&m)
+                .unwrap()
+                .process(0)
+                .unwrap()
+                .record()
+                .thread_limit,
+            ok
+        );
+    }
+    for pages in [0, 3, 65, u32::MAX] {
+        assert_eq!(
+            edited(b.clone(), |b| wr32(b, o + 68, pages)),
+            content(p0, ContentError::KernelStackPages { pages })
+        );
+    }
+    assert_eq!(
+        edited(b.clone(), |b| wr32(b, o + 68, 3)).to_string(),
+        "section 0 (PROCESS of process 0): kernel-stack budget of 3 pages (4 to 64 allowed)"
+    );
+    for ok in [4, 64] {
+        let mut m = b.clone();
+        wr32(&mut m, o + 68, ok);
+        repair(&mut m);
+        let img = Image::parse(&m).unwrap();
+        assert_eq!(img.process(0).unwrap().record().kernel_stack_pages, ok);
+    }
     assert_eq!(
         edited(b.clone(), |b| wr64(b, o + 24, abi::layout::ARENA_BASE + 1)),
         content(
@@ -494,6 +535,7 @@ fn thread_contents() {
         messages: &[],
         arena: &[],
         stacks: &[],
+        data: &[],
     })
     .unwrap();
     let mut raw = vec![0; bld.len().unwrap() as usize];
@@ -922,4 +964,256 @@ fn every_error_has_a_message() {
             assert!(!e.to_string().is_empty());
         }
     }
+}
+
+#[test]
+fn data_pages() {
+    use abi::layout::{MODULE_BASE, MODULE_MAX_SIZE, USER_END};
+    let b = rich_image();
+    let d0 = section(&b, 0, SectionKind::Data);
+    let d2 = section(&b, 2, SectionKind::Data);
+    let m0 = section(&b, 0, SectionKind::Module);
+    let va = |d: Entry, i: usize| d.offset + 16 + 8 * i;
+    let end = MODULE_BASE + MODULE_MAX_SIZE;
+    let outside = |d: Entry, va: u64, start: u64, end: u64| {
+        content(d, ContentError::PageOutside { va, start, end })
+    };
+    // Below the load base, and at the end of the module's span (the last page fits).
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, va(d0, 0), MODULE_BASE - 0x1000)),
+        outside(d0, MODULE_BASE - 0x1000, MODULE_BASE, end)
+    );
+    assert_eq!(rd64(&b, va(d2, 1)), end - 0x1000);
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, va(d2, 1), end)),
+        outside(d2, end, MODULE_BASE, end)
+    );
+    let e = edited(b.clone(), |b| wr64(b, va(d2, 1), end));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "section {} (DATA of process 2): page {end:#x} is outside {MODULE_BASE:#x}..{end:#x}",
+            d2.index
+        )
+    );
+    // The range follows the MODULE section's load base.
+    let moved = MODULE_BASE + 0x3000;
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, m0.offset, moved)),
+        outside(d0, MODULE_BASE + 0x2000, moved, moved + MODULE_MAX_SIZE)
+    );
+    // A module loaded near the top of user space: its data pages stop at USER_END.
+    let high = USER_END - 0x10000;
+    assert_eq!(
+        edited(b.clone(), |b| {
+            wr64(b, m0.offset, high);
+            wr64(b, va(d0, 0), USER_END - 0x1000);
+            wr64(b, va(d0, 1), USER_END);
+        }),
+        outside(d0, USER_END, high, USER_END)
+    );
+    // Alignment, order, count.
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, va(d0, 1), MODULE_BASE + 0x4008)),
+        content(
+            d0,
+            ContentError::PageUnaligned {
+                va: MODULE_BASE + 0x4008
+            }
+        )
+    );
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, va(d0, 1), MODULE_BASE + 0x2000)),
+        content(
+            d0,
+            ContentError::PageOrder {
+                va: MODULE_BASE + 0x2000
+            }
+        )
+    );
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, d0.offset, 3)),
+        content(
+            d0,
+            ContentError::Length {
+                length: d0.length as u64,
+                expected: 16 + 3 * 4104
+            }
+        )
+    );
+    assert_eq!(
+        edited(b.clone(), |b| b[d0.offset + 12] = 1),
+        content(d0, ContentError::Reserved { at: 8 })
+    );
+    // DATA sorts after STACKS: given kind STACKS (7) process 0's DATA entry repeats it.
+    assert_eq!(
+        edited(b.clone(), |b| wr16(b, d0.at, SectionKind::Stacks as u16)),
+        section_err(
+            Entry {
+                kind: SectionKind::Stacks as u16,
+                ..d0
+            },
+            Defect::Duplicate
+        )
+    );
+}
+
+/// The 32 bytes of an object reference: kind, link kind, id (side, rights and link fields 0).
+fn object_bytes(kind: u16, link: u8, id: u64) -> [u8; 32] {
+    let mut o = [0u8; 32];
+    o[..2].copy_from_slice(&kind.to_le_bytes());
+    o[3] = link;
+    o[8..16].copy_from_slice(&id.to_le_bytes());
+    o
+}
+
+#[test]
+fn thread_objects() {
+    let b = rich_image();
+    let hs = section(&b, 2, SectionKind::Handles);
+    // Process 2's handles: 0, 3, 4, then 5 the spawner, 6 live thread 6, 7 an ended thread
+    // (code i64::MIN), 8 ended thread 9 (code 3).
+    let obj = |i: usize| hs.offset + 16 + 40 * i + 8;
+    let (spawner, live, ended) = (obj(3), obj(4), obj(5));
+    assert_eq!(rd16(&b, spawner), ObjectKind::ThreadSpawner as u16);
+    assert_eq!(rd16(&b, live), ObjectKind::Thread as u16);
+    assert_eq!(b[ended + 3], 5);
+    assert_eq!(rd64(&b, ended + 24), i64::MIN as u64);
+    let bad = |index: u16, defect| {
+        content(
+            hs,
+            ContentError::Object {
+                at: Place::Handle { process: 2, index },
+                defect,
+            },
+        )
+    };
+    // The spawner: id 0, side 0, no link.
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, spawner + 8, 1)),
+        bad(5, ObjectDefect::Id(1))
+    );
+    assert_eq!(
+        edited(b.clone(), |b| b[spawner + 2] = 1),
+        bad(5, ObjectDefect::Side(1))
+    );
+    for link in [1, 4, 5] {
+        assert_eq!(
+            edited(b.clone(), |b| b[spawner + 3] = link),
+            bad(5, ObjectDefect::LinkForKind(link))
+        );
+    }
+    // A thread: side 0; no endpoint or process link.
+    assert_eq!(
+        edited(b.clone(), |b| b[live + 2] = 1),
+        bad(6, ObjectDefect::Side(1))
+    );
+    for link in [1, 2, 3, 4] {
+        assert_eq!(
+            edited(b.clone(), |b| b[live + 3] = link),
+            bad(6, ObjectDefect::LinkForKind(link))
+        );
+    }
+    assert_eq!(
+        edited(b.clone(), |b| b[live + 3] = 6),
+        bad(6, ObjectDefect::LinkKind(6))
+    );
+    // A live thread's tid must have a record in the holder's THREADS (2 has tids 5 and 6;
+    // tid 4 is process 1's).
+    for tid in [4, 7, u64::MAX] {
+        assert_eq!(
+            edited(b.clone(), |b| wr64(b, live + 8, tid)),
+            bad(6, ObjectDefect::NoThread(tid))
+        );
+    }
+    let mut ok = b.clone();
+    wr64(&mut ok, live + 8, 5);
+    repair(&mut ok);
+    Image::parse(&ok).unwrap();
+    assert_eq!(
+        edited(b.clone(), |b| wr64(b, live + 8, 7)).to_string(),
+        format!(
+            "section {} (HANDLES of process 2): handle 6 of process 2: live thread 7, which the process has no record of",
+            hs.index
+        )
+    );
+    // An ended thread: no such check; its code only with link kind 5, and no link fields.
+    assert_eq!(
+        edited(b.clone(), |b| b[ended + 3] = 0),
+        bad(7, ObjectDefect::Reserved)
+    );
+    assert_eq!(
+        edited(b.clone(), |b| b[live + 31] = 1),
+        bad(6, ObjectDefect::Reserved)
+    );
+    for field in [16, 18, 20] {
+        assert_eq!(
+            edited(b.clone(), |b| b[ended + field] = 1),
+            bad(7, ObjectDefect::LinkFields)
+        );
+    }
+    // Link kind 5 on any other object.
+    let hs0 = section(&b, 0, SectionKind::Handles);
+    let o0 = |i: usize| hs0.offset + 16 + 40 * i + 8;
+    for (i, index) in [(0, 0), (3, 3), (5, 6)] {
+        assert_eq!(
+            edited(b.clone(), |b| b[o0(i) + 3] = 5),
+            content(
+                hs0,
+                ContentError::Object {
+                    at: Place::Handle { process: 0, index },
+                    defect: ObjectDefect::LinkForKind(5)
+                }
+            )
+        );
+    }
+}
+
+#[test]
+fn threads_never_travel() {
+    let b = rich_image();
+    let ms1 = section(&b, 1, SectionKind::Messages);
+    // Process 1's message 1 carries three endpoints; replace the first.
+    let data = rd64(&b, ms1.offset + 16 + 32 + 24) as usize;
+    let slot0 = ms1.offset + data;
+    let at = Place::Carried {
+        process: 1,
+        message: 1,
+        slot: 0,
+    };
+    let travels = |kind| {
+        content(
+            ms1,
+            ContentError::Object {
+                at,
+                defect: ObjectDefect::Travels(kind),
+            },
+        )
+    };
+    let thread = object_bytes(ObjectKind::Thread as u16, 0, 4);
+    assert_eq!(
+        edited(b.clone(), |b| b[slot0..slot0 + 32].copy_from_slice(&thread)),
+        travels(ObjectKind::Thread)
+    );
+    let ended = {
+        let mut o = object_bytes(ObjectKind::Thread as u16, 5, 4);
+        o[24..].copy_from_slice(&7i64.to_le_bytes());
+        o
+    };
+    assert_eq!(
+        edited(b.clone(), |b| b[slot0..slot0 + 32].copy_from_slice(&ended)),
+        travels(ObjectKind::Thread)
+    );
+    let spawner = object_bytes(ObjectKind::ThreadSpawner as u16, 0, 0);
+    let e = edited(b.clone(), |b| {
+        b[slot0..slot0 + 32].copy_from_slice(&spawner)
+    });
+    assert_eq!(e, travels(ObjectKind::ThreadSpawner));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "section {} (MESSAGES of process 1): carried handle 0 of message 1 of process 1: a thread spawner object cannot travel in a message",
+            ms1.index
+        )
+    );
 }

@@ -1,6 +1,8 @@
 //! Randomized robustness: a million mutated images go through the parser — bit flips, byte
 //! and field overwrites with boundary values, truncations, extensions, section-table edits,
-//! record copies and insertions or deletions inside a section — about half of them with every
+//! object-reference edits (kinds, sides, link kinds, ids and exit codes of handles, threads and
+//! spawners among them), record copies and insertions or deletions inside a section — about
+//! half of them with every
 //! CRC repaired afterwards, so the mutation reaches the placement, content and link checks
 //! behind the CRCs. None may panic; every accepted image is walked through every view, and
 //! every refusal is formatted. Each case is generated from its number by a fixed PRNG, so a
@@ -82,6 +84,7 @@ fn seeds() -> Seeds {
     for p in &mut compact {
         p.arena.truncate(1);
         p.stacks.truncate(1);
+        p.data.truncate(1);
         for m in &mut p.messages {
             m.bytes.truncate(40);
         }
@@ -136,6 +139,30 @@ fn sane_entries(buf: &[u8]) -> Vec<Entry> {
         .collect()
 }
 
+/// The offset of a random object reference in `buf`: in a handle record, or carried by a
+/// message.
+fn object_at(rng: &mut Rng, buf: &[u8]) -> Option<usize> {
+    let es: Vec<Entry> = sane_entries(buf)
+        .into_iter()
+        .filter(|e| {
+            (e.kind == SectionKind::Handles as u16 || e.kind == SectionKind::Messages as u16)
+                && e.length >= 16 + 40
+        })
+        .collect();
+    let s = *es.get(rng.below(es.len()))?;
+    if s.kind == SectionKind::Handles as u16 {
+        return Some(s.offset + 16 + 40 * rng.below((s.length - 16) / 40) + 8);
+    }
+    let count = (rd32(buf, s.offset) as usize).min((s.length - 16) / 32);
+    let rec = s.offset + 16 + 32 * rng.below(count);
+    let carried = buf[rec + 9] as usize;
+    let data = rd64(buf, rec + 24) as usize;
+    let o = data
+        .checked_add(32 * rng.below(carried.max(1)))?
+        .checked_add(s.offset)?;
+    (carried > 0 && o.checked_add(32)? <= s.offset + s.length).then_some(o)
+}
+
 /// Applies one mutation; returns whether the CRCs should be repaired afterwards.
 fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) -> bool {
     let len = buf.len();
@@ -143,7 +170,7 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) -> bool {
         buf.extend((0..rng.below(80)).map(|_| rng.next() as u8));
         return false;
     }
-    match rng.below(16) {
+    match rng.below(18) {
         // Flip a bit.
         0 | 1 => {
             let at = rng.below(len);
@@ -193,7 +220,7 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) -> bool {
             let (off, width) =
                 [(0, 2), (2, 2), (4, 4), (8, 8), (16, 8), (24, 4), (28, 4)][rng.below(7)];
             let v = match off {
-                0 if rng.chance(2) => [1, 2, 3, 4, 5, 6, 7, 8, 0x8000, 0x8001][rng.below(10)],
+                0 if rng.chance(2) => [1, 2, 3, 4, 5, 6, 7, 8, 9, 0x8000, 0x8001][rng.below(11)],
                 2 if rng.chance(2) => rng.below(4) as u64,
                 8 | 16 if rng.chance(2) => {
                     // A nearby offset or length: a few aligned steps away.
@@ -225,6 +252,33 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) -> bool {
             let at = s.offset + (within & !(width - 1));
             let v = value(rng, len);
             write_field(buf, at, width.min(s.offset + s.length - at), v);
+            rng.below(8) != 0
+        }
+        // A field of an object reference, a handle's or one a message carries: the kinds,
+        // sides, link kinds, ids (tids) and exit codes the object checks tell apart.
+        16 | 17 => {
+            let Some(o) = object_at(rng, buf) else {
+                return false;
+            };
+            if rng.chance(4) {
+                // A whole thread or spawner object, live or ended, over whatever was there.
+                let mut obj = [0u8; 32];
+                obj[0] = 6 + rng.below(2) as u8;
+                obj[3] = [0, 5][rng.below(2)];
+                obj[8] = rng.below(12) as u8;
+                obj[24] = rng.next() as u8;
+                buf[o..o + 32].copy_from_slice(&obj);
+                return rng.below(8) != 0;
+            }
+            let (at, width, v) = match rng.below(6) {
+                0 => (0, 2, 1 + rng.below(8) as u64),
+                1 => (2, 1, rng.below(3) as u64),
+                2 => (3, 1, rng.below(7) as u64),
+                3 => (8, 8, rng.below(12) as u64),
+                4 => (24, 8, value(rng, len)),
+                _ => (16 + 2 * rng.below(3), 2, rng.below(3) as u64),
+            };
+            write_field(buf, o + at, width, v);
             rng.below(8) != 0
         }
         // Copy a record-sized chunk inside a section over another.
@@ -312,8 +366,28 @@ fn walk(img: &Image<'_>, len: usize) {
         }
         assert_eq!(p.messages().count(), p.messages().len());
         assert_eq!(p.stacks().count(), p.stacks().len());
+        let load = p.module().load_base;
+        let data = p.data();
+        let expected = data.len();
+        let inside = |pg: &Page<'_>| pg.va >= load && pg.va - load < abi::layout::MODULE_MAX_SIZE;
+        assert_eq!(data.filter(inside).count(), expected);
+        for h in p.handles() {
+            let o = h.object;
+            match (o.kind, o.link) {
+                (ObjectKind::Thread, Link::None) => {
+                    assert!(p.threads().any(|t| t.tid == o.id));
+                }
+                (ObjectKind::Thread, Link::Ended { .. }) => {}
+                (ObjectKind::ThreadSpawner, l) => assert_eq!((l, o.id), (Link::None, 0)),
+                (_, l) => assert!(!matches!(l, Link::Ended { .. })),
+            }
+        }
         for (i, m) in p.messages().enumerate() {
             assert_eq!(m.handles().count(), m.handle_count());
+            assert!(
+                m.handles()
+                    .all(|o| !matches!(o.kind, ObjectKind::Thread | ObjectKind::ThreadSpawner))
+            );
             assert!(p.message(i as u32).is_some());
         }
         let arena = p.arena();

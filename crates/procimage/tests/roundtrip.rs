@@ -1,6 +1,7 @@
 //! Round trips: what the builder writes, the parser gives back field for field — a tree of
-//! three processes with several threads, every kind of handle and link, queued messages (one
-//! carrying endpoints, one queued for an endpoint in transit), sparse pages — plus the samples,
+//! three processes with several threads, every kind of handle and link (thread spawners, live
+//! and ended threads among them), queued messages (one carrying endpoints, one queued for an
+//! endpoint in transit), sparse arena, stack and module data pages — plus the samples,
 //! optional sections, the builder's own refusals, and random valid trees (proptest).
 mod common;
 
@@ -47,6 +48,8 @@ fn assert_matches(img: &Image<'_>, procs: &[Proc]) {
         };
         assert_eq!(pages(p.arena()), want_pages(&want.arena));
         assert_eq!(pages(p.stacks()), want_pages(&want.stacks));
+        assert_eq!(p.data().len(), want.data.len());
+        assert_eq!(pages(p.data()), want_pages(&want.data));
     }
     assert!(img.process(procs.len() as u16).is_none());
 }
@@ -64,8 +67,34 @@ fn rich_tree_round_trips() {
     // Every section is where the table says, aligned, with a good CRC; the table is sorted.
     let sections: Vec<_> = img.sections().collect();
     assert_eq!(sections.len() as u32, img.header().sections);
-    // 3 × (PROCESS MODULE THREADS HANDLES MESSAGES) + ARENA and STACKS of 0 and 2.
-    assert_eq!(sections.len(), 19);
+    // 3 × (PROCESS MODULE THREADS HANDLES MESSAGES) + ARENA, STACKS and DATA of 0 and 2.
+    assert_eq!(sections.len(), 21);
+    let data: Vec<_> = sections
+        .iter()
+        .filter(|s| s.known_kind() == Some(SectionKind::Data))
+        .map(|s| (s.process, s.length))
+        .collect();
+    assert_eq!(data, [(0, 16 + 2 * 4104), (2, 16 + 2 * 4104)]);
+    // DATA comes last among a process's sections.
+    assert_eq!(sections[20].known_kind(), Some(SectionKind::Data));
+    // The spawn limits and the thread objects come back as written.
+    let p2 = img.process(2).unwrap();
+    // pid 102: limits 4 + 102 % 3 and 16 + 102 % 5.
+    assert_eq!(p2.record().thread_limit, 4);
+    assert_eq!(p2.record().kernel_stack_pages, 18);
+    assert_eq!(
+        p2.handle(5).unwrap().object,
+        th(ObjectKind::ThreadSpawner, 0, Link::None)
+    );
+    assert_eq!(p2.handle(6).unwrap().object.link, Link::None);
+    assert_eq!(
+        p2.handle(7).unwrap().object.link,
+        Link::Ended { code: i64::MIN }
+    );
+    assert_eq!(
+        p2.handle(8).unwrap().object,
+        th(ObjectKind::Thread, 9, Link::Ended { code: 3 })
+    );
     for w in sections.windows(2) {
         assert!((w[0].process, w[0].kind) < (w[1].process, w[1].kind));
         assert!(w[0].offset + w[0].length <= w[1].offset);
@@ -124,6 +153,7 @@ fn write_into_a_buffer_matches_build() {
         messages: &[],
         arena: &[],
         stacks: &[],
+        data: &[],
     })
     .unwrap();
     assert_eq!(b.len().unwrap(), bytes.len() as u64);
@@ -164,10 +194,32 @@ fn samples_parse() {
     assert_eq!(root.threads().len(), 2);
     assert_eq!(root.arena().len(), 3);
     assert_eq!(img.process(1).unwrap().messages().len(), 2);
+    // Module data, a spawner, a live thread and an ended one.
+    let load = abi::layout::MODULE_BASE;
+    let data: Vec<u64> = root.data().map(|p| p.va).collect();
+    assert_eq!(data, [load + 0x3000, load + 0x5000]);
+    let kinds: Vec<(ObjectKind, u64, Link)> = root
+        .handles()
+        .map(|h| h.object)
+        .filter(|o| matches!(o.kind, ObjectKind::ThreadSpawner | ObjectKind::Thread))
+        .map(|o| (o.kind, o.id, o.link))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ObjectKind::ThreadSpawner, 0, Link::None),
+            (ObjectKind::Thread, 11, Link::None),
+            (ObjectKind::Thread, 12, Link::Ended { code: -2 }),
+        ]
+    );
+    assert!(root.threads().any(|t| t.tid == 11));
+    assert_eq!(root.record().thread_limit, 16);
+    assert_eq!(root.record().kernel_stack_pages, 64);
     let single = sample::single();
     let img = Image::parse(&single).expect("sample single parses");
     assert_eq!(img.process_count(), 1);
     assert!(!img.is_tree());
+    assert_eq!(img.process(0).unwrap().data().len(), 1);
 }
 
 #[test]
@@ -316,9 +368,19 @@ fn random_tree(seed: u64, n: usize) -> Vec<Proc> {
             Some(p) => to(p, 100 + i as u16),
         };
         let mut handles = vec![h(0, ep(10_000 + i as u64, 1, link))];
+        // The spawner, a handle to the first (live) thread and an ended one now and then.
+        if next() % 2 == 0 {
+            handles.push(h(1, th(ObjectKind::ThreadSpawner, 0, Link::None)));
+            handles.push(h(2, th(ObjectKind::Thread, 1, Link::None)));
+            let code = next() as i64;
+            handles.push(h(3, th(ObjectKind::Thread, 99, Link::Ended { code })));
+        }
         // Handles to children are added below, once the children are known.
         let arena = (0..next() % 3)
             .map(|k| (abi::layout::ARENA_BASE + k * 0x2000, page(next())))
+            .collect();
+        let data = (0..next() % 3)
+            .map(|k| (abi::layout::MODULE_BASE + (k + 1) * 0x3000, page(next())))
             .collect();
         let messages = (0..next() % 4)
             .map(|_| Msg {
@@ -338,6 +400,7 @@ fn random_tree(seed: u64, n: usize) -> Vec<Proc> {
             messages,
             arena,
             stacks: vec![],
+            data,
         });
     }
     for i in 1..n {

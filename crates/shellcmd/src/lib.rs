@@ -1,7 +1,7 @@
-//! The shell's command language (`user/shell`, `docs/shell.md`): a line becomes a
-//! [`Command`] or a [`ParseError`] that says what is wrong and how the command is used; and
-//! the line editor that turns console bytes into lines. No standard library, so the shell and
-//! the host tests share the code.
+//! The shell's command language (`user/shell`, `docs/system.md`): a line becomes a
+//! [`Command`] or a [`ParseError`] that says what is wrong and how the command is used; the
+//! line editor that turns console bytes into lines; and what the suspend commands print
+//! ([`suspend`]). No standard library, so the shell and the host tests share the code.
 //!
 //! Guarantees: [`parse`] never panics; every command's usage line is in [`HELP`]; a
 //! [`LineEditor`] never holds more than [`MAX_LINE`] bytes and hands out only UTF-8 lines.
@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+pub mod suspend;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -82,6 +84,37 @@ pub enum Command<'a> {
         /// Absolute path of the scratch file.
         path: String,
     },
+    /// `suspend PID`: suspend a process and its live descendants into one image.
+    Suspend {
+        /// The root of the tree.
+        pid: u64,
+    },
+    /// `resume ID [CPU]`: resume an image, on CPU (`None`: each thread on its own core).
+    Resume {
+        /// The image's id (`/sys/suspended/ID.img`).
+        id: u64,
+        /// The core to run on.
+        cpu: Option<u32>,
+    },
+    /// `images`: the suspended images.
+    Images,
+    /// `inspect ID`: a summary of an image, read through the filesystem.
+    Inspect {
+        /// The image's id.
+        id: u64,
+    },
+    /// `discard ID`: remove an image.
+    Discard {
+        /// The image's id.
+        id: u64,
+    },
+    /// `migrate PID CPU`: move a process tree to another core through the disk.
+    Migrate {
+        /// The root of the tree.
+        pid: u64,
+        /// The core it goes to.
+        cpu: u32,
+    },
     /// `mem`: frames, heap, ledgers.
     Mem,
     /// `uptime`.
@@ -137,6 +170,27 @@ pub const HELP: &[(&str, &str)] = &[
         "diskbench FILE",
         "time writing (+fsync) and reading 16 MiB, and 4 KiB random reads",
     ),
+    (
+        "suspend PID",
+        "suspend a process and its children to /sys/suspended/ID.img",
+    ),
+    (
+        "resume ID [CPU]",
+        "resume an image (on CPU, else each thread on its own core)",
+    ),
+    ("images", "the suspended images: id and size"),
+    (
+        "inspect ID",
+        "an image's processes, modules, threads, handles and sections",
+    ),
+    (
+        "discard ID",
+        "delete an image (its channels' peers see closed)",
+    ),
+    (
+        "migrate PID CPU",
+        "move a process and its children to another core",
+    ),
     ("mem", "free frames, kernel heap, queued channel bytes"),
     ("uptime", "time since boot"),
     ("poweroff", "stop the machine"),
@@ -168,6 +222,11 @@ fn number(w: &str) -> Result<u64, ParseError<'_>> {
         None => w.parse(),
     };
     v.map_err(|_| ParseError::BadNumber(w))
+}
+
+/// A core number (a `u32`).
+fn cpu(w: &str) -> Result<u32, ParseError<'_>> {
+    u32::try_from(number(w)?).map_err(|_| ParseError::BadNumber(w))
 }
 
 /// Parses one line.
@@ -229,6 +288,42 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError<'_>> {
                 None => 0,
             };
             Command::Spawn { module, arg }
+        }
+        "suspend" => {
+            want(1..=1)?;
+            Command::Suspend {
+                pid: number(args[0])?,
+            }
+        }
+        "resume" => {
+            want(1..=2)?;
+            Command::Resume {
+                id: number(args[0])?,
+                cpu: args.get(1).map(|c| cpu(c)).transpose()?,
+            }
+        }
+        "images" => {
+            want(0..=0)?;
+            Command::Images
+        }
+        "inspect" => {
+            want(1..=1)?;
+            Command::Inspect {
+                id: number(args[0])?,
+            }
+        }
+        "discard" => {
+            want(1..=1)?;
+            Command::Discard {
+                id: number(args[0])?,
+            }
+        }
+        "migrate" => {
+            want(2..=2)?;
+            Command::Migrate {
+                pid: number(args[0])?,
+                cpu: cpu(args[1])?,
+            }
         }
         "kill" => {
             want(1..=1)?;
@@ -473,6 +568,66 @@ mod tests {
             let name = u.split(' ').next().unwrap();
             assert_eq!(usage(name), *u);
         }
+    }
+
+    #[test]
+    fn parses_the_suspend_commands() {
+        assert_eq!(parse("suspend 5"), Ok(Command::Suspend { pid: 5 }));
+        assert_eq!(parse("resume 3"), Ok(Command::Resume { id: 3, cpu: None }));
+        assert_eq!(
+            parse(" resume  3  1 "),
+            Ok(Command::Resume {
+                id: 3,
+                cpu: Some(1)
+            })
+        );
+        assert_eq!(
+            parse("resume 0x10 0"),
+            Ok(Command::Resume {
+                id: 16,
+                cpu: Some(0)
+            })
+        );
+        assert_eq!(parse("images"), Ok(Command::Images));
+        assert_eq!(parse("inspect 7"), Ok(Command::Inspect { id: 7 }));
+        assert_eq!(parse("discard 7"), Ok(Command::Discard { id: 7 }));
+        assert_eq!(
+            parse("migrate 5 1"),
+            Ok(Command::Migrate { pid: 5, cpu: 1 })
+        );
+    }
+
+    #[test]
+    fn suspend_commands_say_how_they_are_used() {
+        let usage = |l| parse(l).unwrap_err().to_string();
+        assert_eq!(usage("suspend"), "usage: suspend PID");
+        assert_eq!(usage("suspend 1 2"), "usage: suspend PID");
+        assert_eq!(usage("resume"), "usage: resume ID [CPU]");
+        assert_eq!(usage("resume 1 2 3"), "usage: resume ID [CPU]");
+        assert_eq!(usage("images 1"), "usage: images");
+        assert_eq!(usage("inspect"), "usage: inspect ID");
+        assert_eq!(usage("inspect 1 2"), "usage: inspect ID");
+        assert_eq!(usage("discard"), "usage: discard ID");
+        assert_eq!(usage("migrate 5"), "usage: migrate PID CPU");
+        assert_eq!(usage("migrate"), "usage: migrate PID CPU");
+        assert_eq!(usage("migrate 5 1 2"), "usage: migrate PID CPU");
+        assert_eq!(usage("suspend five"), "\"five\" is not a number");
+        assert_eq!(usage("resume x"), "\"x\" is not a number");
+        assert_eq!(usage("resume 3 one"), "\"one\" is not a number");
+        assert_eq!(usage("inspect -1"), "\"-1\" is not a number");
+        assert_eq!(usage("discard 0xzz"), "\"0xzz\" is not a number");
+        // A core number is 32 bits.
+        assert_eq!(
+            usage("migrate 5 4294967296"),
+            "\"4294967296\" is not a number"
+        );
+        assert_eq!(
+            parse("migrate 5 4294967295"),
+            Ok(Command::Migrate {
+                pid: 5,
+                cpu: u32::MAX
+            })
+        );
     }
 
     #[test]

@@ -105,6 +105,38 @@ fn fresh_fpu() -> Box<FpuState> {
     Box::new(FpuState(st.as_ref().map_or([0; 512], |s| s.0)))
 }
 
+/// The RFLAGS bits a resumed thread keeps from its image (carry, parity, adjust, zero, sign,
+/// direction, overflow); everything else is the kernel's (interrupts on, no I/O privilege).
+const USER_RFLAGS: u64 = 0x0cd5;
+
+/// An FXSAVE area from an image, made safe to load: MXCSR bits the CPU does not support would
+/// make `fxrstor` fault in the kernel, so they are cleared (the mask comes from the CPU's own
+/// area, `current`).
+fn sanitized_fxsave(mut area: [u8; 512], current: &[u8; 512]) -> [u8; 512] {
+    let word = |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let mask = match word(current, 28) {
+        0 => 0xffbf,
+        m => m,
+    };
+    let mxcsr = word(&area, 24) & mask;
+    area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    area[28..32].copy_from_slice(&mask.to_le_bytes());
+    area
+}
+
+/// The switch frame of a thread that starts in ring 3: straight to the trap-return path.
+fn user_entry_frame() -> SwitchFrame {
+    SwitchFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        rbx: 0,
+        rbp: 0,
+        ret: moxie_trap_return as *const () as u64,
+    }
+}
+
 /// A thread's saved kernel context.
 pub struct Context {
     rsp: u64,
@@ -170,6 +202,15 @@ pub enum Start {
         /// rdi, rsi, rdx.
         args: [u64; 3],
     },
+    /// Ring 3 exactly where a suspended thread stopped: every register and its FPU state
+    /// (a resume). The caller checked `rip` and `rsp` are user addresses; the flags and the
+    /// FPU control words are made safe here.
+    Resume {
+        /// The registers (`cs`, `ss` and the privileged flags are overridden).
+        frame: Box<super::idt::TrapFrame>,
+        /// The FXSAVE area.
+        fxsave: Box<[u8; 512]>,
+    },
     /// A kernel function that never returns.
     Kernel {
         /// The function.
@@ -195,7 +236,20 @@ impl Context {
         let top = stack.top();
         let tf_size = core::mem::size_of::<super::idt::TrapFrame>() as u64;
         let sf_size = core::mem::size_of::<SwitchFrame>() as u64;
+        let mut fpu = fresh_fpu();
         let (sf, tf) = match start {
+            Start::Resume { frame, fxsave } => {
+                fpu.0 = sanitized_fxsave(*fxsave, &fpu.0);
+                let tf = super::idt::TrapFrame {
+                    cs: 0x23,
+                    ss: 0x1b,
+                    rflags: (frame.rflags & USER_RFLAGS) | 0x202,
+                    vector: 0,
+                    error_code: 0,
+                    ..*frame
+                };
+                (user_entry_frame(), Some(tf))
+            }
             Start::User { rip, rsp, args } => {
                 let tf = super::idt::TrapFrame {
                     rip,
@@ -208,16 +262,7 @@ impl Context {
                     rdx: args[2],
                     ..Default::default()
                 };
-                let sf = SwitchFrame {
-                    r15: 0,
-                    r14: 0,
-                    r13: 0,
-                    r12: 0,
-                    rbx: 0,
-                    rbp: 0,
-                    ret: moxie_trap_return as *const () as u64,
-                };
-                (sf, Some(tf))
+                (user_entry_frame(), Some(tf))
             }
             Start::Kernel { entry, arg } => (
                 SwitchFrame {
@@ -244,9 +289,39 @@ impl Context {
         }
         Ok(Context {
             rsp: sf_at,
-            fpu: fresh_fpu(),
+            fpu,
             stack: Some(stack),
         })
+    }
+
+    /// True while a context made by [`Context::new`] has never run (it starts at its trap
+    /// frame when first switched to).
+    pub fn never_ran(&self) -> bool {
+        let tf_size = core::mem::size_of::<super::idt::TrapFrame>() as u64;
+        let sf_size = core::mem::size_of::<SwitchFrame>() as u64;
+        self.stack_top()
+            .is_some_and(|top| self.rsp == top - tf_size - sf_size)
+    }
+
+    /// The ring-3 registers of a thread that is not running: the trap frame at the top of its
+    /// kernel stack, which every entry from ring 3 (system call or interrupt) builds there and
+    /// a new or resumed thread starts from. `None` for a kernel thread, or when the frame there
+    /// is not a ring-3 one.
+    ///
+    /// The caller makes sure the thread is off every CPU and stays so (it is frozen, under
+    /// the scheduler's lock).
+    pub fn user_frame(&self) -> Option<super::idt::TrapFrame> {
+        let top = self.stack_top()?;
+        let tf_at = top - core::mem::size_of::<super::idt::TrapFrame>() as u64;
+        // SAFETY: the kernel stack is mapped for as long as this context owns it, and the top
+        // frame lies inside it, aligned; the thread does not run, so nothing writes it now.
+        let tf = unsafe { core::ptr::read(tf_at as *const super::idt::TrapFrame) };
+        tf.from_user().then_some(tf)
+    }
+
+    /// The thread's FPU/SSE state as `fxsave` left it at its last switch away.
+    pub fn fxsave_bytes(&self) -> [u8; 512] {
+        self.fpu.0
     }
 
     /// Sets `rdi`, `rsi`, `rdx` of a ring-3 context made by [`Context::new`] that has not run

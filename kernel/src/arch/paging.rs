@@ -424,6 +424,15 @@ impl AddressSpace {
         n
     }
 
+    /// Calls `f` for every private 4 KiB user page mapped in `start..end` (not shared, not
+    /// device memory), in ascending order, with its permissions and its frame (see
+    /// [`frame_bytes`]): what a suspend puts into an image. Walks only the tables that exist, so a large, sparse range
+    /// costs what is mapped. The space must not run anywhere (its threads are frozen).
+    pub fn for_each_private_page(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Perms, u64)) {
+        let root = self.pml4.lock();
+        walk_private(*root, 3, 0, start, end.min(abi::layout::USER_END), f);
+    }
+
     /// Frees the top-level table itself (after [`Self::free_user_half`]).
     pub fn into_root(self) -> u64 {
         self.pml4.into_inner()
@@ -510,6 +519,50 @@ fn user_writable_frame(root: u64, page: u64) -> Option<u64> {
         }
     }
     Some(table)
+}
+
+/// [`AddressSpace::for_each_private_page`] below the table `table` of `level` (3: the top)
+/// that maps the region starting at `base`.
+fn walk_private(
+    table: u64,
+    level: u8,
+    base: u64,
+    start: u64,
+    end: u64,
+    f: &mut dyn FnMut(u64, Perms, u64),
+) {
+    let span = 1u64 << (12 + 9 * u32::from(level));
+    // SAFETY: `table` is a lower-half table of a space whose lock the caller holds and whose
+    // threads do not run; entries are read, nothing is written.
+    let t = unsafe { &*(phys::to_virt(table) as *const PageTable) };
+    let entries = if level == 3 { 256 } else { 512 };
+    for (i, e) in t.iter().enumerate().take(entries) {
+        let va = base + i as u64 * span;
+        if va + span <= start || va >= end {
+            continue;
+        }
+        let flags = e.flags();
+        if !flags.contains(F::PRESENT) || flags.contains(F::HUGE_PAGE) {
+            continue;
+        }
+        if level > 0 {
+            walk_private(e.addr().as_u64(), level - 1, va, start, end, f);
+        } else if flags.contains(F::USER_ACCESSIBLE)
+            && !flags.intersects(SHARED | F::NO_CACHE | F::WRITE_THROUGH)
+        {
+            f(va, Perms::from_flags(flags), e.addr().as_u64());
+        }
+    }
+}
+
+/// The contents of a private user page's RAM frame, as [`AddressSpace::for_each_private_page`]
+/// reported it, read in place through the direct map (no copy). The caller keeps the frame
+/// where it is and unwritten while it holds the reference: the suspend that uses it holds the
+/// process frozen, and frees its space only after the image is written.
+pub fn frame_bytes<'a>(frame: u64) -> &'a [u8; 4096] {
+    // SAFETY: `frame` is a 4 KiB RAM frame of a frozen process (the contract above): it lies in
+    // the direct map, stays allocated and is not written while the reference lives.
+    unsafe { &*(phys::to_virt(frame) as *const [u8; 4096]) }
 }
 
 fn free_table(table: u64, level: u8, free: &mut dyn FnMut(u64)) -> u64 {

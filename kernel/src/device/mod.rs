@@ -357,6 +357,14 @@ impl Drop for Device {
 
 /// The virtio-blk function on the modern PCI transport (vendor 0x1af4, device 0x1042).
 pub const VIRTIO_BLK: (u16, u16) = (0x1af4, 0x1042);
+/// How many virtio-blk functions the boot scan found (`root=virtio-blkN` counts them from 0).
+pub fn block_devices() -> usize {
+    found()
+        .iter()
+        .filter(|d| (d.info.vendor, d.info.device) == VIRTIO_BLK)
+        .count()
+}
+
 /// A running block driver as the core started it.
 pub struct BlockDriver {
     /// Its process.

@@ -278,6 +278,91 @@ pub const CASES: &[Case] = &[
         run: super::smp_cases::busy_processes_run_in_parallel,
         min_cpus: 2,
     },
+    // Last: they mount the FAT volume the harness attaches after the scratch disk, and end
+    // its drivers again.
+    Case {
+        name: "rootfs_no_root_filesystem",
+        run: super::rootfs_cases::no_root_filesystem,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_write_read_back",
+        run: super::rootfs_cases::write_read_back,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_pieces_without_a_buffer",
+        run: super::rootfs_cases::pieces_without_a_buffer,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_list_dir_pages_and_sizes",
+        run: super::rootfs_cases::list_dir_pages_and_sizes,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_remove_then_not_found",
+        run: super::rootfs_cases::remove_then_not_found,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_mkdir_all_nested_and_idempotent",
+        run: super::rootfs_cases::mkdir_all_nested_and_idempotent,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_errors_are_clear",
+        run: super::rootfs_cases::errors_are_clear,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_synced_changes_survive_a_driver_crash",
+        run: super::rootfs_cases::synced_changes_survive_a_driver_crash,
+        min_cpus: 2,
+    },
+    Case {
+        name: "rootfs_two_threads_at_once",
+        run: super::rootfs_cases::two_threads_at_once,
+        min_cpus: 2,
+    },
+    // After the rootfs_ cases: they mount the same FAT volume. Both groups run on the 2-CPU
+    // boot only (hence `min_cpus: 2`): it is the one not under -icount, whose clock jumps over
+    // the guest's idle waits for host disk I/O and fires the filesystem's reply deadlines.
+    Case {
+        name: "suspend_counter_keeps_messages_and_count",
+        run: super::suspend_cases::suspend_counter_keeps_messages_and_count,
+        min_cpus: 2,
+    },
+    Case {
+        name: "suspend_resume_from_image_alone",
+        run: super::suspend_cases::suspend_resume_from_image_alone,
+        min_cpus: 2,
+    },
+    Case {
+        name: "suspend_tree_resumes_as_a_unit",
+        run: super::suspend_cases::suspend_tree_resumes_as_a_unit,
+        min_cpus: 2,
+    },
+    Case {
+        name: "suspend_threads_all_resume",
+        run: super::suspend_cases::suspend_threads_all_resume,
+        min_cpus: 2,
+    },
+    Case {
+        name: "suspend_refuses_damaged_images",
+        run: super::suspend_cases::suspend_refuses_damaged_images,
+        min_cpus: 2,
+    },
+    Case {
+        name: "suspend_errors_and_discard",
+        run: super::suspend_cases::suspend_errors_and_discard,
+        min_cpus: 2,
+    },
+    Case {
+        name: "suspend_migrate_to_another_core",
+        run: super::suspend_cases::suspend_migrate_to_another_core,
+        min_cpus: 2,
+    },
 ];
 
 /// A virtual window for test mappings: above the heap, in the kernel half, never used otherwise.

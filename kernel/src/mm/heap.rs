@@ -5,7 +5,7 @@ use crate::arch::phys::Frame;
 use abi::layout::{KERNEL_HEAP_BASE, PAGE_SIZE};
 
 /// Size of the kernel heap.
-pub const HEAP_SIZE: u64 = 8 << 20;
+pub const HEAP_SIZE: u64 = 48 << 20;
 
 /// Maps the heap and hands it to the allocator.
 pub fn init() -> Result<(), MapError> {

@@ -57,10 +57,14 @@ mod behaviour {
     pub const BENCH_THREADS: u64 = 46;
     pub const PORTAL_SERVER: u64 = 47;
     pub const PORTAL_CLIENT: u64 = 48;
+    pub const SUSPEND_COUNTER: u64 = 49;
+    pub const SUSPEND_TREE: u64 = 50;
+    pub const SUSPEND_THREADS: u64 = 51;
 }
 
 mod device;
 mod portals;
+mod suspend;
 mod threads;
 
 /// Yields `n` times; the first of a pair prints instructions per round trip (two yields: one
@@ -968,6 +972,9 @@ pub extern "C" fn main(arg: u64) -> i32 {
         BENCH_THREADS => threads::bench(),
         PORTAL_SERVER => portals::server(),
         PORTAL_CLIENT => portals::client(arg >> 8),
+        SUSPEND_COUNTER => suspend::counter(),
+        SUSPEND_TREE => suspend::tree(),
+        SUSPEND_THREADS => suspend::threads(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1

@@ -110,13 +110,25 @@ pub fn exit(code: i32) -> ! {
     unsafe { moxie_sys_exit(code as i64) }
 }
 
-/// The entry point: the kernel starts the first thread here with the spawn argument in `rdi`.
+/// The pid the process was started with (see [`start_pid`]).
+static START_PID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The pid this process was started with. A resumed process keeps it (it lives in the arena
+/// with the rest of its memory) although the core gave it a new pid: it names the process
+/// across suspends, not its pid now.
+pub fn start_pid() -> u64 {
+    START_PID.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The entry point: the kernel starts the first thread here with the spawn argument in `rdi`
+/// and the pid in `rsi`.
 ///
 /// # Safety
 ///
 /// Called by the kernel only, once, at process start, with a valid stack.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn _start(arg: u64) -> ! {
+pub unsafe extern "C" fn _start(arg: u64, pid: u64) -> ! {
+    START_PID.store(pid, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: `main` is the program's entry, declared by the rules above.
     let code = unsafe { main(arg) };
     exit(code)

@@ -2,8 +2,9 @@
 //! handle (handle 1) and of the console handle (handle 2). It attaches to the console's input,
 //! edits lines (`shellcmd::LineEditor`), parses them (`shellcmd::parse`) and carries them out:
 //! process commands through the system handle, file commands through the filesystem protocol
-//! on a channel to `fs` that it asks init for ([`Fs::channel`]). Every error says what went
-//! wrong; `write`, `rm` and `mkdir` end with an fsync, so a filesystem driver that dies
+//! on a channel to `fs` that it asks init for ([`Fs::channel`]); suspend, resume, migrate and
+//! the images through the system handle, `inspect` by reading the image through the
+//! filesystem. Every error says what went wrong; `write`, `rm` and `mkdir` end with an fsync, so a filesystem driver that dies
 //! afterwards loses nothing the shell reported done. Ctrl-D on an empty line (what `cargo xtask run` sends at the end of piped input) is
 //! the end of input: the shell powers the machine off, as `poweroff` does.
 #![no_std]
@@ -20,7 +21,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use fsproto::{Kind, Reply, Request};
 use moxie_rt::{chan, system};
-use shellcmd::{Command, Event, LineEditor};
+use shellcmd::{Command, Event, LineEditor, suspend};
 
 const PARENT: Handle = Handle(0);
 const SYSTEM: Handle = Handle(1);
@@ -39,11 +40,22 @@ macro_rules! say {
     };
 }
 
-/// A child the shell spawned, until its death report arrives.
+/// A child the shell spawned (or resumed from an earlier boot's image), until its death report
+/// arrives.
 struct Child {
     parent: Handle,
-    process: Handle,
+    /// None for a resumed child: the core gives the resumer only its parent channel.
+    process: Option<Handle>,
     module: String,
+}
+
+impl Child {
+    fn close(&self) {
+        let _ = chan::close(self.parent);
+        if let Some(p) = self.process {
+            let _ = chan::close(p);
+        }
+    }
 }
 
 /// The connection to the filesystem driver.
@@ -226,17 +238,16 @@ fn reap(children: &mut Vec<Child>) {
                         _ => format!("faulted (kind {}) at {:#x}", r.code, r.addr),
                     };
                     say!("[{} (pid {}) {}]\n", c.module, r.pid, how);
-                    let _ = chan::close(c.parent);
-                    let _ = chan::close(c.process);
+                    c.close();
                     false
                 } else {
                     true
                 }
             }
-            Err(Error::Timeout) => true,
+            // A suspended child's channel is dormant: kept for its resume.
+            Err(Error::Timeout | Error::PeerSuspended) => true,
             Err(_) => {
-                let _ = chan::close(c.parent);
-                let _ = chan::close(c.process);
+                c.close();
                 false
             }
         },
@@ -265,6 +276,15 @@ fn run(line: &str, fs: &mut Fs, children: &mut Vec<Child>) {
             Ok(()) => say!("killed pid {}\n", pid),
             Err(Error::NotFound) => say!("kill: no process {}\n", pid),
             Err(e) => say!("kill: {}: {}\n", pid, e),
+        },
+        Command::Suspend { pid } => suspend(pid),
+        Command::Resume { id, cpu } => resume(fs, id, cpu, children),
+        Command::Migrate { pid, cpu } => migrate(pid, cpu, children),
+        Command::Images => images(fs),
+        Command::Inspect { id } => inspect(fs, id),
+        Command::Discard { id } => match system::discard(SYSTEM, id) {
+            Ok(()) => say!("{}\n", suspend::discarded(id)),
+            Err(e) => say!("{}\n", suspend::discard_error(id, e)),
         },
         Command::Mem => mem(),
         Command::DiskBench { path } => disk_bench(fs, &path),
@@ -428,7 +448,7 @@ fn spawn(module: &str, arg: u64, children: &mut Vec<Child>) {
             if children.len() < 15 {
                 children.push(Child {
                     parent,
-                    process,
+                    process: Some(process),
                     module: String::from(module),
                 });
             } else {
@@ -442,6 +462,182 @@ fn spawn(module: &str, arg: u64, children: &mut Vec<Child>) {
             module
         ),
         Err(e) => say!("spawn: {}: {}\n", module, e),
+    }
+}
+
+/// `suspend PID`: the tree's size is taken from the process list first, to say how many
+/// descendants went with it.
+fn suspend(pid: u64) {
+    let children = system::processes(SYSTEM)
+        .map(|l| descendants(&l, pid))
+        .unwrap_or(0);
+    match system::suspend(SYSTEM, pid) {
+        Ok(id) => say!("{}\n", suspend::suspended(pid, children, id)),
+        Err(e) => say!("{}\n", suspend::suspend_error(pid, e)),
+    }
+}
+
+/// How many live processes descend from `pid`.
+fn descendants(list: &[abi::system::ProcessInfo], pid: u64) -> usize {
+    let mut tree = vec![pid];
+    // Parents have lower pids than their children, so one pass in pid order finds them all.
+    for p in list {
+        if tree.contains(&p.parent) && !tree.contains(&p.pid) {
+            tree.push(p.pid);
+        }
+    }
+    tree.len() - 1
+}
+
+/// A resumed root whose parent channel came to the shell (its old parent is gone, or it comes
+/// from an earlier boot) is the shell's child from now on: its death is reported like a
+/// spawned one's.
+fn adopt(info: &abi::suspend::ResumeInfo, children: &mut Vec<Child>) {
+    if info.parent == abi::suspend::NO_PARENT_HANDLE {
+        return;
+    }
+    let parent = Handle(info.parent);
+    if children.len() >= 15 {
+        let _ = chan::close(parent);
+        return;
+    }
+    let module = system::processes(SYSTEM)
+        .ok()
+        .and_then(|l| {
+            l.iter()
+                .find(|p| p.pid == info.pid)
+                .map(|p| String::from(p.name()))
+        })
+        .unwrap_or_else(|| format!("pid {}", info.pid));
+    children.push(Child {
+        parent,
+        process: None,
+        module,
+    });
+}
+
+fn resume(fs: &mut Fs, id: u64, cpu: Option<u32>, children: &mut Vec<Child>) {
+    match system::resume(SYSTEM, id, cpu) {
+        Ok(info) => {
+            say!("{}\n", suspend::resumed(id, cpu, &info));
+            adopt(&info, children);
+        }
+        Err(e) => {
+            // `NotFound` for an image that is there means its module is missing.
+            let exists = match e {
+                Error::NotFound => image_exists(fs, id),
+                _ => None,
+            };
+            say!("{}\n", suspend::resume_error(id, cpu, e, exists));
+        }
+    }
+}
+
+fn migrate(pid: u64, cpu: u32, children: &mut Vec<Child>) {
+    match system::migrate(SYSTEM, pid, cpu) {
+        Ok(info) => {
+            say!("{}\n", suspend::migrated(pid, cpu, &info));
+            adopt(&info, children);
+        }
+        Err(e) => say!("{}\n", suspend::migrate_error(pid, cpu, e)),
+    }
+}
+
+/// Whether `/sys/suspended/ID.img` is there (`None` when the filesystem does not say).
+fn image_exists(fs: &mut Fs, id: u64) -> Option<bool> {
+    let path = suspend::image_path(id);
+    let r = fs.call(Request::Lookup { id: 0, path: &path }, |r| match r {
+        Reply::Lookup { result, .. } => Some(result.map(|_| ())),
+        _ => None,
+    });
+    match r {
+        Ok(()) => Some(true),
+        Err(e) if e == fsproto::Error::NotFound.as_str() => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// `images`: the ids from the core, the sizes from one listing of the directory.
+fn images(fs: &mut Fs) {
+    let ids = match system::images(SYSTEM) {
+        Ok(ids) => ids,
+        Err(e) => {
+            say!("images: {}\n", e);
+            return;
+        }
+    };
+    let mut sizes: Vec<(String, u64)> = Vec::new();
+    if !ids.is_empty() {
+        let mut cursor = 0;
+        loop {
+            let r = fs.call(
+                Request::Readdir {
+                    id: 0,
+                    path: abi::suspend::SUSPENDED_DIR,
+                    cursor,
+                },
+                |r| match r {
+                    Reply::Readdir { result, .. } => Some(result.map(|page| {
+                        let entries: Vec<(String, u64)> = page
+                            .entries()
+                            .map(|e| (String::from(e.name), e.size))
+                            .collect();
+                        (entries, page.next)
+                    })),
+                    _ => None,
+                },
+            );
+            // Without the listing the ids still show, with unknown sizes.
+            let Ok((entries, next)) = r else { break };
+            sizes.extend(entries);
+            if next == fsproto::END_CURSOR {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    let rows: Vec<(u64, Option<u64>)> = ids
+        .iter()
+        .map(|&id| {
+            let name = format!("{id}.img");
+            (id, sizes.iter().find(|(n, _)| *n == name).map(|(_, s)| *s))
+        })
+        .collect();
+    out(&suspend::images_table(&rows));
+}
+
+/// `inspect ID`: reads the image through the filesystem and summarises it.
+fn inspect(fs: &mut Fs, id: u64) {
+    let path = suspend::image_path(id);
+    match read_file(fs, &path) {
+        Ok(bytes) => out(&suspend::inspect(id, &bytes)),
+        Err(e) if e == fsproto::Error::NotFound.as_str() => {
+            say!("inspect {}: no image {}\n", id, path)
+        }
+        Err(e) => say!("inspect {}: {}: {}\n", id, path, e),
+    }
+}
+
+/// A whole file.
+fn read_file(fs: &mut Fs, path: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    loop {
+        let r = fs.call(
+            Request::Read {
+                id: 0,
+                path,
+                offset: bytes.len() as u64,
+                len: fsproto::MAX_DATA as u32,
+            },
+            |r| match r {
+                Reply::Read { result, .. } => Some(result.map(|(d, _)| Vec::from(d))),
+                _ => None,
+            },
+        )?;
+        bytes.extend_from_slice(&r);
+        if r.len() < fsproto::MAX_DATA {
+            return Ok(bytes);
+        }
     }
 }
 

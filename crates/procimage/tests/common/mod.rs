@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use abi::Rights;
-use abi::layout::{ARENA_BASE, MODULE_BASE, STACK_SLOT, STACKS_BASE};
+use abi::layout::{ARENA_BASE, MODULE_BASE, MODULE_MAX_SIZE, STACK_SLOT, STACKS_BASE};
 use procimage::*;
 
 /// A queued message, owned.
@@ -26,6 +26,7 @@ pub struct Proc {
     pub messages: Vec<Msg>,
     pub arena: Vec<(u64, Box<[u8; PAGE]>)>,
     pub stacks: Vec<(u64, Box<[u8; PAGE]>)>,
+    pub data: Vec<(u64, Box<[u8; PAGE]>)>,
 }
 
 /// Builds an image of `procs` (a tree when `tree`), with optional sections `extra`.
@@ -51,6 +52,7 @@ pub fn build(
         .collect();
     let arenas: Vec<Vec<Page<'_>>> = procs.iter().map(|p| pages(&p.arena)).collect();
     let stacks: Vec<Vec<Page<'_>>> = procs.iter().map(|p| pages(&p.stacks)).collect();
+    let data: Vec<Vec<Page<'_>>> = procs.iter().map(|p| pages(&p.data)).collect();
     let mut b = if tree {
         ImageBuilder::tree()
     } else {
@@ -65,6 +67,7 @@ pub fn build(
             messages: &messages[i],
             arena: &arenas[i],
             stacks: &stacks[i],
+            data: &data[i],
         })?;
     }
     for &(process, kind, bytes) in extra {
@@ -123,6 +126,17 @@ pub fn ep(channel: u64, side: u8, link: Link) -> ObjectRef {
     }
 }
 
+/// A thread spawner (`id` 0) or thread (`id` its tid) object.
+pub fn th(kind: ObjectKind, id: u64, link: Link) -> ObjectRef {
+    ObjectRef {
+        kind,
+        rights: 0,
+        id,
+        side: 0,
+        link,
+    }
+}
+
 pub fn h(index: u16, object: ObjectRef) -> HandleRecord {
     HandleRecord {
         index,
@@ -141,12 +155,14 @@ pub fn rec(pid: u64, parent: Option<u16>, name: &'static str) -> ProcessRecord<'
         parent_pid: if parent.is_some() { 100 } else { 1 },
         parent,
         name,
+        thread_limit: 4 + (pid % 3) as u32,
         arena_base: ARENA_BASE,
         arena_ceiling: 64 << 20,
         stack_low: STACKS_BASE,
         stack_high: STACKS_BASE + 8 * STACK_SLOT,
         priority: pid % 5,
         core: (pid % 2) as u32,
+        kernel_stack_pages: 16 + (pid % 5) as u32,
         cpu_ns: pid * 1_000_000 + 17,
     }
 }
@@ -165,8 +181,8 @@ fn on(index: u16) -> Receiver {
 
 /// A tree of three processes: root 0 with two children; several threads each; handles of
 /// every kind and every link kind; messages on several endpoints, one carrying an endpoint
-/// whose peer is a handle of the root, and one queued for that carried endpoint; sparse
-/// arena and stack pages.
+/// whose peer is a handle of the root, and one queued for that carried endpoint; thread
+/// spawners and live and ended threads; sparse arena, stack and module data pages.
 pub fn rich() -> Vec<Proc> {
     let p0 = Proc {
         record: rec(100, None, "supervisor"),
@@ -253,6 +269,10 @@ pub fn rich() -> Vec<Proc> {
             (ARENA_BASE + (64 << 20) - 0x1000, page(3)),
         ],
         stacks: vec![(STACKS_BASE + STACK_SLOT - 0x1000, page(4))],
+        data: vec![
+            (MODULE_BASE + 0x2000, page(8)),
+            (MODULE_BASE + 0x4000, page(9)),
+        ],
     };
     let p1 = Proc {
         record: rec(101, Some(0), "worker-1"),
@@ -320,6 +340,7 @@ pub fn rich() -> Vec<Proc> {
         ],
         arena: vec![],
         stacks: vec![],
+        data: vec![],
     };
     let p2 = Proc {
         record: rec(102, Some(0), "worker-2"),
@@ -341,6 +362,10 @@ pub fn rich() -> Vec<Proc> {
                     link: Link::None,
                 },
             ),
+            h(5, th(ObjectKind::ThreadSpawner, 0, Link::None)),
+            h(6, th(ObjectKind::Thread, 6, Link::None)),
+            h(7, th(ObjectKind::Thread, 7, Link::Ended { code: i64::MIN })),
+            h(8, th(ObjectKind::Thread, 9, Link::Ended { code: 3 })),
         ],
         messages: vec![Msg {
             channel: 4000,
@@ -353,6 +378,10 @@ pub fn rich() -> Vec<Proc> {
         stacks: vec![
             (STACKS_BASE + 3 * STACK_SLOT - 0x2000, page(6)),
             (STACKS_BASE + 3 * STACK_SLOT - 0x1000, page(7)),
+        ],
+        data: vec![
+            (MODULE_BASE + MODULE_MAX_SIZE - 0x2000, page(11)),
+            (MODULE_BASE + MODULE_MAX_SIZE - 0x1000, page(10)),
         ],
     };
     vec![p0, p1, p2]
@@ -368,6 +397,7 @@ pub fn minimal() -> Vec<Proc> {
         messages: vec![],
         arena: vec![],
         stacks: vec![],
+        data: vec![],
     }]
 }
 

@@ -1,0 +1,234 @@
+//! The open-file cache: lamfat files kept open between requests, so that a read or write that
+//! starts where the previous one on the same file ended continues from the cluster reached
+//! instead of walking the cluster chain from the start of the file (lamfat's seek walks it from
+//! the first cluster). Sequential reading or writing of a file thus costs time proportional to
+//! its length, not to the square of it.
+//!
+//! What is cached: at most [`MAX_OPEN`] files, least recently used replaced first, each under
+//! its canonical path (every component's stored long name, ASCII lower-cased: FAT compares
+//! names without ASCII case), so the short-name alias of a path finds the same open file and
+//! a file is never open twice. A request whose path is, without ASCII case, the canonical path
+//! of an open file skips the path walk as well.
+//!
+//! Random reads: a read that lamfat could only reach by walking the chain from the start
+//! (another cluster than the file's position) first maps the file instead: one walk records
+//! where its clusters lie on the device, as runs of neighbouring clusters (lamfat's `extents`),
+//! and from then on every read the map covers goes straight to the block cache. The map stays
+//! right while the file is open: its clusters only change by truncation, removal or renaming
+//! (which close the file); a write that grows the file adds clusters after the mapped ones,
+//! which the next read that needs them maps again.
+//!
+//! Consistency: reads and writes of a cached file go through its one open file, which writes
+//! its directory entry (size, modification time) after every write, so lookups, stats and
+//! directory listings read the same entry from the block cache. Every request that changes
+//! the tree or a size in another way (create, mkdir, remove, rename, truncate) closes every
+//! open file first, and so does fsync (it remounts the volume); a failed read or write closes
+//! its file. Nothing here touches durability: the data and entries go to the block cache as
+//! before, and fsync still writes everything to the device.
+use crate::ops::{Entry, Fs, fs_error, resolve_keyed, storage_error};
+use crate::{SharedCache, Storage};
+use alloc::string::String;
+use alloc::vec::Vec;
+use fsproto::Error;
+
+/// A lamfat file on the mounted volume.
+pub(crate) type File<'a> =
+    lamfat::File<'a, Storage, lamfat::DefaultTimeProvider, lamfat::LossyOemCpConverter>;
+
+/// Most files kept open.
+pub const MAX_OPEN: usize = 8;
+/// Most runs a file's map keeps (24 bytes each); a file in more pieces is mapped up to there.
+const MAX_RUNS: usize = 1024;
+
+/// What reads that bypass lamfat need: the block cache and the volume's cluster size.
+pub(crate) struct Disk {
+    cache: SharedCache,
+    cluster: u64,
+}
+
+/// Clusters of a file that lie one after another on the device.
+#[derive(Clone, Copy)]
+struct Run {
+    /// Where the run starts in the file.
+    file: u64,
+    /// Where it starts on the device.
+    disk: u64,
+    /// Its bytes (whole clusters).
+    len: u64,
+}
+
+/// One open file.
+pub(crate) struct OpenFile<'a> {
+    /// The canonical path, ASCII lower-cased.
+    key: String,
+    /// The file's size (lamfat keeps it too, but does not show it).
+    pub size: u64,
+    /// When it was last used (the open files' clock).
+    used: u64,
+    /// The file, positioned where the last request left it.
+    pub file: File<'a>,
+    /// Where its first clusters lie, once a random read has asked (empty before).
+    map: Vec<Run>,
+}
+
+/// The open files of a mounted volume.
+pub(crate) struct OpenFiles<'a> {
+    files: Vec<OpenFile<'a>>,
+    clock: u64,
+    disk: Disk,
+}
+
+impl<'a> OpenFiles<'a> {
+    /// No file open yet on a volume of clusters of `cluster` bytes over `cache`.
+    pub fn new(cache: SharedCache, cluster: u64) -> Self {
+        OpenFiles {
+            files: Vec::with_capacity(MAX_OPEN),
+            clock: 0,
+            disk: Disk { cache, cluster },
+        }
+    }
+
+    /// Closes every open file (lamfat writes a changed directory entry when a file is
+    /// dropped; after a write the entry is already written, so this writes nothing).
+    pub fn clear(&mut self) {
+        self.files.clear();
+    }
+
+    /// Runs `op` on the open file at checked path `p`, opening it first if needed. A failure
+    /// closes the file: its position or lamfat's view of it may be half-changed.
+    pub fn with<T>(
+        &mut self,
+        fs: &'a Fs,
+        p: &str,
+        op: impl FnOnce(&mut OpenFile<'a>, &Disk) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let i = self.open(fs, p)?;
+        self.clock += 1;
+        self.files[i].used = self.clock;
+        let r = op(&mut self.files[i], &self.disk);
+        if r.is_err() {
+            self.files.swap_remove(i);
+        }
+        r
+    }
+
+    /// The index of the open file for `p`.
+    fn open(&mut self, fs: &'a Fs, p: &str) -> Result<usize, Error> {
+        if let Some(i) = self.find(p) {
+            return Ok(i);
+        }
+        let (entry, key): (Entry<'a>, String) = resolve_keyed(fs, p)?;
+        if entry.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        if let Some(i) = self.find(&key) {
+            // Another spelling of an open file's path.
+            return Ok(i);
+        }
+        if self.files.len() >= MAX_OPEN {
+            let lru = (0..self.files.len())
+                .min_by_key(|&i| self.files[i].used)
+                .unwrap_or(0);
+            self.files.swap_remove(lru);
+        }
+        self.files.push(OpenFile {
+            key,
+            size: entry.len(),
+            used: 0,
+            file: entry.to_file(),
+            map: Vec::new(),
+        });
+        Ok(self.files.len() - 1)
+    }
+
+    fn find(&self, p: &str) -> Option<usize> {
+        self.files
+            .iter()
+            .position(|f| f.key.eq_ignore_ascii_case(p))
+    }
+}
+
+/// Positions `f` at `offset`, which is at most its size. lamfat's seek does nothing when the
+/// file is already there and walks the chain from the first cluster otherwise.
+pub(crate) fn seek(f: &mut File<'_>, offset: u64) -> Result<(), Error> {
+    lamfat::Seek::seek(f, lamfat::SeekFrom::Start(offset)).map_err(fs_error)?;
+    Ok(())
+}
+
+impl OpenFile<'_> {
+    /// Fills `buf` from `offset`; the caller keeps it inside the file.
+    pub fn read(&mut self, disk: &Disk, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        if self.read_mapped(disk, offset, buf)? {
+            return Ok(());
+        }
+        let at = lamfat::Seek::seek(&mut self.file, lamfat::SeekFrom::Current(0));
+        // lamfat's seek stays in the current cluster or walks from the first (it counts a
+        // position at a cluster's end as in that cluster).
+        let cluster_of = |o: u64| o.div_ceil(disk.cluster);
+        if offset != 0 && cluster_of(at.map_err(fs_error)?) != cluster_of(offset) {
+            self.map(disk)?;
+            if self.read_mapped(disk, offset, buf)? {
+                return Ok(());
+            }
+        }
+        seek(&mut self.file, offset)?;
+        let mut done = 0;
+        while done < buf.len() {
+            match lamfat::Read::read(&mut self.file, &mut buf[done..]).map_err(fs_error)? {
+                // The cluster chain ends before the size says: the volume is inconsistent.
+                0 => return Err(Error::Corrupt),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads through the map if it covers `buf.len()` bytes from `offset`.
+    fn read_mapped(&self, disk: &Disk, offset: u64, buf: &mut [u8]) -> Result<bool, Error> {
+        let covered = self.map.last().map_or(0, |r| r.file + r.len);
+        if offset + buf.len() as u64 > covered {
+            return Ok(false);
+        }
+        let mut i = self.map.partition_point(|r| r.file + r.len <= offset);
+        let mut cache = disk.cache.borrow_mut();
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let r = self.map[i];
+            let take = (r.file + r.len - at).min((buf.len() - done) as u64) as usize;
+            let n = cache
+                .read_at(r.disk + (at - r.file), &mut buf[done..done + take])
+                .map_err(storage_error)?;
+            if n != take {
+                return Err(Error::Corrupt);
+            }
+            done += take;
+            i += 1;
+        }
+        Ok(true)
+    }
+
+    /// Maps the clusters that hold the file's bytes: one walk of the chain.
+    fn map(&mut self, disk: &Disk) -> Result<(), Error> {
+        self.map.clear();
+        // No further than the size needs, so a chain that loops cannot keep us here.
+        let clusters = self.size.div_ceil(disk.cluster) as usize;
+        for e in self.file.extents().take(clusters) {
+            let at = e.map_err(fs_error)?.offset;
+            let full = self.map.len() == MAX_RUNS;
+            match self.map.last_mut() {
+                Some(r) if r.disk + r.len == at => r.len += disk.cluster,
+                _ if full => break,
+                last => {
+                    let file = last.map_or(0, |r| r.file + r.len);
+                    self.map.push(Run {
+                        file,
+                        disk: at,
+                        len: disk.cluster,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
