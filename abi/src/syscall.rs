@@ -199,6 +199,7 @@ pub enum Sys {
 
 impl Sys {
     /// The call with this number.
+    #[inline]
     pub fn from_number(n: u64) -> Option<Sys> {
         Self::from_number_inline(n)
     }
