@@ -198,9 +198,15 @@ pub enum Sys {
 }
 
 impl Sys {
-    /// The call with this number (inline: the kernel's dispatch folds it into its jump table).
+    /// The call with this number.
     #[inline]
     pub fn from_number(n: u64) -> Option<Sys> {
+        Self::from_number_inline(n)
+    }
+
+    /// [`Sys::from_number`], always inline: the kernel's dispatch folds it into its jump table.
+    #[inline(always)]
+    pub fn from_number_inline(n: u64) -> Option<Sys> {
         Some(match n {
             0 => Sys::Null,
             1 => Sys::Log,

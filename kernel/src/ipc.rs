@@ -399,6 +399,19 @@ impl Port {
         reply: Option<Park<'_>>,
         out: &mut Sent,
     ) -> Result<(), Error> {
+        self.send_bytes_inline(bytes, ledger, reply, out)
+    }
+
+    /// [`Port::send_bytes`], inline: `send_recv`'s fast path, whose outcome then stays in
+    /// registers.
+    #[inline(always)]
+    pub fn send_bytes_inline(
+        &self,
+        bytes: &mut Payload,
+        ledger: &Arc<Ledger>,
+        reply: Option<Park<'_>>,
+        out: &mut Sent,
+    ) -> Result<(), Error> {
         let len = bytes.len();
         let side = self.side;
         let (mine, peer) = (idx(side), idx(side.peer()));
@@ -472,13 +485,19 @@ impl Port {
     /// After a wait that [`Sent::parked`] or [`Taken::Empty`]`(true)` began: unparks the
     /// calling thread and returns the length of the message a sender wrote into its buffer
     /// meanwhile, if one did (it is received). `None`: woken for another reason; look again.
+    #[inline]
     pub fn collect(&self) -> Option<usize> {
-        let delivered = &self.chan.delivered[idx(self.side)];
         // The fast way: written, and the record already gone with the sender.
-        let v = delivered.swap(0, Ordering::AcqRel);
+        let v = self.chan.delivered[idx(self.side)].swap(0, Ordering::AcqRel);
         if v != 0 {
             return Some(v as usize - 1);
         }
+        self.collect_slow()
+    }
+
+    #[inline(never)]
+    fn collect_slow(&self) -> Option<usize> {
+        let delivered = &self.chan.delivered[idx(self.side)];
         let me = sched::current_ref();
         let i = idx(self.side);
         {

@@ -646,6 +646,7 @@ pub fn with_current<R>(f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>) ->
 
 /// Runs `f` like [`with_current`], with the calling process's address space as well (a
 /// receiver that waits hands it to the channel, whose senders then write into it).
+#[inline]
 pub fn with_current_space<R>(
     f: impl FnOnce(&mut HandleTable<Object>, &Arc<Ledger>, &Arc<AddressSpace>) -> R,
 ) -> Option<R> {

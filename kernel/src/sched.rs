@@ -118,6 +118,12 @@ struct Calls {
 }
 
 impl Calls {
+    /// Room for a thread's calls (its first call; out of line, as it runs once).
+    #[inline(never)]
+    fn room() -> Box<[Call; abi::portal::MAX_DEPTH]> {
+        Box::new(core::array::from_fn(|_| Call::empty()))
+    }
+
     fn as_slice(&self) -> &[Call] {
         self.frames.as_deref().map_or(&[], |f| &f[..self.len])
     }
@@ -272,9 +278,10 @@ fn raised(cpu: usize, flag: u8) -> bool {
 }
 
 /// Per-CPU: the core has dead threads whose records wait to be freed (so that the check after
-/// every switch takes no lock when there are none).
-static REAP_PENDING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
-    [const { AtomicBool::new(false) }; crate::arch::acpi::MAX_CPUS];
+/// every switch takes no lock when there are none); a byte of the CPU's own block.
+fn reap_pending(cpu: usize) -> &'static core::sync::atomic::AtomicU8 {
+    crate::arch::percpu::reap_flag(cpu)
+}
 
 /// Set on a core while the timer is the reason for its switch.
 static PREEMPTING: [AtomicBool; crate::arch::acpi::MAX_CPUS] =
@@ -831,7 +838,7 @@ pub fn kill(r: ThreadRef) {
         let _ = core.rq.remove(tid, apic::now_ns());
         core.sleepers.retain(|&(_, x, _)| x != tid);
         core.reap.push(tid);
-        REAP_PENDING[c].store(true, Ordering::Release);
+        reap_pending(c).store(1, Ordering::Release);
         if c != cpu_id() {
             // Let that core free it now rather than at its next switch.
             apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
@@ -913,7 +920,7 @@ fn schedule(now_state: State) {
         }
         if now_state == State::Dead {
             core.reap.push(cur);
-            REAP_PENDING[cpu].store(true, Ordering::Release);
+            reap_pending(cpu).store(1, Ordering::Release);
         }
         if now_state == State::Dead
             && s.threads[cur].as_ref().is_some_and(|t| t.doomed)
@@ -1065,21 +1072,20 @@ fn switch(
 /// Frees the records of threads that died on this core, if it is not running one of them.
 #[inline(always)]
 fn reap_now() {
-    let cpu = cpu_id();
-    if REAP_PENDING[cpu].load(Ordering::Acquire) {
-        reap(cpu);
+    if crate::arch::percpu::reap_flag_here() != 0 {
+        reap(cpu_id());
     }
 }
 
 #[inline(never)]
 fn reap(cpu: usize) {
     let freed: Vec<Box<Thread>> = with(|s| {
-        REAP_PENDING[cpu].store(false, Ordering::Release);
+        reap_pending(cpu).store(0, Ordering::Release);
         let cur = s.cores[cpu].current;
         let reap = core::mem::take(&mut s.cores[cpu].reap);
         let (keep, free): (Vec<Tid>, Vec<Tid>) = reap.into_iter().partition(|&r| r == cur);
         if !keep.is_empty() {
-            REAP_PENDING[cpu].store(true, Ordering::Release);
+            reap_pending(cpu).store(1, Ordering::Release);
         }
         s.cores[cpu].reap = keep;
         free.into_iter()
@@ -1137,11 +1143,10 @@ pub fn portal_enter(
         return Err(EnterError::Reentry);
     }
     let depth = t.calls.len;
-    let frames = t
-        .calls
-        .frames
-        .get_or_insert_with(|| Box::new(core::array::from_fn(|_| Call::empty())));
-    let Some(c) = frames.get_mut(depth) else {
+    if t.calls.frames.is_none() {
+        t.calls.frames = Some(Calls::room());
+    }
+    let Some(c) = t.calls.frames.as_deref_mut().and_then(|f| f.get_mut(depth)) else {
         return Err(EnterError::TooDeep);
     };
     // The process the thread acts for now (its own, or the server of its innermost call).

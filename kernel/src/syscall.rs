@@ -35,7 +35,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         4 => f.r8,
         _ => f.r9,
     };
-    let result = match Sys::from_number(frame.rax) {
+    let result = match Sys::from_number_inline(frame.rax) {
         Some(Sys::Null) => Ok(0),
         Some(Sys::Log) => log(a(0), a(1)),
         Some(Sys::Exit) => end(Death::Exit(a(0) as i64)),
@@ -47,7 +47,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Close) => close(a(0)),
         Some(Sys::Send) => send(a(0), a(1), a(2), a(3), a(4)),
         Some(Sys::Recv) => recv(a(0), a(1), a(2), a(3), a(4), a(5)),
-        Some(Sys::SendRecv) => send_recv(a(0), a(1), a(2), a(3), a(4), a(5)),
+        Some(Sys::SendRecv) => {
+            // The message-passing fast path: its arguments read from the frame and its result
+            // stored there by the call itself.
+            send_recv_frame(frame);
+            return_flags(frame);
+            return;
+        }
         Some(Sys::SendRecvReceive) => recv(a(0), a(3), a(4), 0, 0, a(5)),
         Some(Sys::ThreadSpawner) => thread::spawner(),
         Some(Sys::ThreadCreate) => {
@@ -415,23 +421,24 @@ fn endpoint_to_wait(
 /// peer parked on the channel, the caller parks its own buffer for the answer, and its core
 /// goes straight to the peer when the peer is on it ([`sched::hand_off`]); the answer is then
 /// found written, with no second look-up. Otherwise it is exactly a `send` followed by a `recv`
-/// with no handle buffer.
+/// with no handle buffer. The arguments (`rdi, rsi, rdx, r10, r8, r9`) are read from `frame`
+/// where they are used (few values live across the send), and the result is stored there.
 #[inline(never)]
-fn send_recv(
-    h: u64,
-    bytes: u64,
-    len: u64,
-    buf: u64,
-    cap: u64,
-    deadline: u64,
-) -> Result<u64, Error> {
-    let h = handle(h)?;
+fn send_recv_frame(frame: &mut TrapFrame) {
+    let r = send_recv(frame);
+    store(frame, r);
+}
+
+#[inline(always)]
+fn send_recv(f: &TrapFrame) -> Result<u64, Error> {
+    let h = handle(f.rdi)?;
+    let len = f.rdx;
     if len > abi::limits::MAX_MESSAGE_BYTES as u64 {
         return Err(Error::TooBig);
     }
     let mut data = Payload::new();
-    read_payload(bytes, len as usize, &mut data)?;
-    let wait = may_wait(deadline);
+    read_payload(f.rsi, len as usize, &mut data)?;
+    let wait = may_wait(f.r9);
     // Sent under the look-up's lock (the lock order allows a channel, an address space and the
     // scheduler inside it); the channel is kept only to collect the answer.
     let mut sent = Sent::default();
@@ -441,16 +448,17 @@ fn send_recv(
             return Err(Error::WrongType);
         };
         let park = wait.then_some(Park {
-            buf,
-            cap: cap.min(usize::MAX as u64) as usize,
+            buf: f.r10,
+            cap: f.r8.min(usize::MAX as u64) as usize,
             space,
         });
-        e.send_bytes(&mut data, ledger, park, &mut sent)?;
+        e.send_bytes_inline(&mut data, ledger, park, &mut sent)?;
         if sent.parked {
             port = Some(e.port());
         }
         Ok(())
     });
+    let deadline = f.r9;
     match r {
         Some(Ok(())) => {
             // Handed over only without a deadline: a thread that waits with one sleeps the
@@ -479,7 +487,7 @@ fn send_recv(
         Some(Err(e)) => return Err(e),
         None => return Err(Error::Failed),
     }
-    recv(h.0 as u64, buf, cap, 0, 0, deadline)
+    recv(f.rdi, f.r10, f.r8, 0, 0, f.r9)
 }
 
 /// Puts handles taken out for a message that was not sent back in their slots. Objects that

@@ -346,10 +346,18 @@ impl<H, M> Channel<H, M> {
     /// a message is received the moment it is sent; the channel never holds it.
     pub fn can_deliver(&self, from: Side, bytes: usize) -> bool {
         let peer = self.end(from.peer());
+        // With nothing queued for the peer, `check_send` comes down to the size limits and a
+        // queue that has room for a message at all (written out: the message-passing fast
+        // path asks this on every send).
         peer.queue.is_empty()
             && peer.state == EndpointState::Open
             && self.end(from).state == EndpointState::Open
-            && self.check_send(from, bytes, 0).is_ok()
+            && bytes <= MAX_MESSAGE_BYTES
+            && peer
+                .bytes
+                .checked_add(bytes)
+                .is_some_and(|total| total <= self.limits.max_bytes)
+            && self.limits.max_messages > 0
     }
 
     /// The oldest message queued for `side`, if any, without taking it: the kernel sizes its

@@ -151,6 +151,41 @@ fn direct_delivery_only_past_an_empty_queue_between_open_endpoints() {
 }
 
 #[test]
+fn direct_delivery_agrees_with_check_send() {
+    for (max_messages, max_bytes) in [(0, 16), (1, 0), (1, 16), (4, 10), (4, MAX_MESSAGE_BYTES)] {
+        for state in 0..4 {
+            let mut c = small(max_messages, max_bytes);
+            match state {
+                1 => c.suspend(Side::B).unwrap(),
+                2 => drop(c.close(Side::B)),
+                3 => drop(c.close(Side::A)),
+                _ => {}
+            }
+            for bytes in [
+                0,
+                1,
+                9,
+                10,
+                11,
+                16,
+                17,
+                MAX_MESSAGE_BYTES,
+                MAX_MESSAGE_BYTES + 1,
+            ] {
+                let expected = c.peek(Side::B).is_none()
+                    && state == 0
+                    && c.check_send(Side::A, bytes, 0).is_ok();
+                assert_eq!(
+                    c.can_deliver(Side::A, bytes),
+                    expected,
+                    "limits ({max_messages}, {max_bytes}), state {state}, {bytes} bytes"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn close_drains_its_own_queue_and_peers_still_receive() {
     let mut c: Channel<u32> = Channel::default();
     c.send(Side::A, msg(1, &[1])).unwrap();

@@ -103,6 +103,8 @@ enum Slot {
 struct Thread<Id> {
     id: Id,
     priority: Priority,
+    /// `deadline_span(priority)`, kept with the priority (no division per insertion).
+    span: u64,
     slot: Slot,
     /// The pick order, smallest first: absolute deadline on the contention clock (fixed point),
     /// then `u8::MAX - priority` (the tighter priority first), then the insertion sequence
@@ -229,7 +231,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
     /// priority applies from its next insertion, preemption or yield.
     pub fn set_priority(&mut self, id: Id, priority: Priority) -> Result<(), SchedError> {
         let i = self.find(id).ok_or(SchedError::UnknownThread)?;
-        self.threads[i].priority = priority;
+        self.set_prio(i, priority);
         Ok(())
     }
 
@@ -243,20 +245,10 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         let i = match self.find_hinted(id) {
             Some(i) if matches!(self.threads[i].slot, Slot::Blocked) => i,
             Some(_) => return Err(SchedError::AlreadyRunnable),
-            None => {
-                self.reserve(1)?;
-                self.threads.push(Thread {
-                    id,
-                    priority,
-                    slot: Slot::Blocked,
-                    key: (0, 0, 0),
-                    cpu_ns: 0,
-                });
-                self.threads.len() - 1
-            }
+            None => self.push_blocked(id, priority)?,
         };
         self.advance(now);
-        self.threads[i].priority = priority;
+        self.set_prio(i, priority);
         self.enqueue(i);
         self.runnable += 1;
         let Some(r) = self.running else {
@@ -351,24 +343,12 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         let t = match self.find_hinted(to) {
             Some(t) if matches!(self.threads[t].slot, Slot::Blocked) => t,
             Some(_) => return Err(SchedError::AlreadyRunnable),
-            None => {
-                self.reserve(1)?;
-                self.threads.push(Thread {
-                    id: to,
-                    priority,
-                    slot: Slot::Blocked,
-                    key: (0, 0, 0),
-                    cpu_ns: 0,
-                });
-                self.threads.len() - 1
-            }
+            None => self.push_blocked(to, priority)?,
         };
-        // The same steps as `blocked`, `insert` and `pick`, written out over disjoint borrows
-        // (this is the message-passing fast path: every instruction counts).
-        let Ok([ft, tt]) = self.threads.get_disjoint_mut([f, t]) else {
-            // Distinct by their states (one running, one blocked), and both in range.
-            return Err(SchedError::UnknownThread);
-        };
+        // The same steps as `blocked`, `insert` and `pick`, written out (this is the
+        // message-passing fast path: every instruction counts). `f` and `t` are distinct (one
+        // running, one blocked) and in range, so nothing below can fail.
+        //
         // blocked(from): the clock runs at the one-thread rate up to `now` (with one runnable
         // thread the round is the ceiling: real speed).
         if now > self.last {
@@ -378,39 +358,47 @@ impl<Id: Copy + Eq> RunQueue<Id> {
             self.last = now;
         }
         let now = self.last;
-        let (used_ns, unused_ns) = match ft.slot {
-            Slot::Running {
-                since, quantum_ns, ..
-            } => {
-                let used = now.saturating_sub(since);
-                (used, quantum_ns.saturating_sub(used))
+        let charge = match self.threads.get_mut(f) {
+            Some(ft) => {
+                let (used_ns, unused_ns) = match ft.slot {
+                    Slot::Running {
+                        since, quantum_ns, ..
+                    } => {
+                        let used = now.saturating_sub(since);
+                        (used, quantum_ns.saturating_sub(used))
+                    }
+                    _ => (0, 0),
+                };
+                ft.cpu_ns = ft.cpu_ns.saturating_add(used_ns);
+                ft.slot = Slot::Blocked;
+                Charge {
+                    used_ns,
+                    unused_ns,
+                    cpu_time_ns: ft.cpu_ns,
+                }
             }
-            _ => (0, 0),
+            None => Charge {
+                used_ns: 0,
+                unused_ns: 0,
+                cpu_time_ns: 0,
+            },
         };
-        ft.cpu_ns = ft.cpu_ns.saturating_add(used_ns);
-        ft.slot = Slot::Blocked;
-        let charge = Charge {
-            used_ns,
-            unused_ns,
-            cpu_time_ns: ft.cpu_ns,
-        };
-        // insert(to): a fresh deadline; the runnable count stays one.
-        let span = (self.policy.deadline_span(priority) as u128) << CLOCK_FRACTION_BITS;
-        tt.priority = priority;
-        // No overflow: the clock is below 2^96 and a span below 2^62.
-        tt.key = (
-            self.clock.wrapping_add(span),
-            u8::MAX - priority.0,
-            self.seq,
-        );
-        self.seq = self.seq.wrapping_add(1);
-        // pick: the only queued thread, alone, so no timer.
+        // insert(to): a fresh deadline; the runnable count stays one. pick: the only queued
+        // thread, alone, so no timer.
         let quantum_ns = self.policy.quantum(1);
-        tt.slot = Slot::Running {
-            since: now,
-            quantum_ns,
-            timer: None,
-        };
+        self.set_prio(t, priority);
+        let (clock, seq) = (self.clock, self.seq);
+        if let Some(tt) = self.threads.get_mut(t) {
+            // No overflow: the clock is below 2^96 and a span below 2^62.
+            let span = (tt.span as u128) << CLOCK_FRACTION_BITS;
+            tt.key = (clock.wrapping_add(span), u8::MAX - priority.0, seq);
+            tt.slot = Slot::Running {
+                since: now,
+                quantum_ns,
+                timer: None,
+            };
+        }
+        self.seq = seq.wrapping_add(1);
         self.running = Some(t);
         self.hint = f;
         Ok((
@@ -502,6 +490,32 @@ impl<Id: Copy + Eq> RunQueue<Id> {
         }
     }
 
+    /// Gives thread `i` `priority` and its deadline span (computed only when it changes).
+    #[inline(always)]
+    fn set_prio(&mut self, i: usize, priority: Priority) {
+        let policy = self.policy;
+        if let Some(t) = self.threads.get_mut(i)
+            && t.priority != priority
+        {
+            t.priority = priority;
+            t.span = policy.deadline_span(priority);
+        }
+    }
+
+    /// Adds `id`, blocked, with `priority`; returns its index.
+    fn push_blocked(&mut self, id: Id, priority: Priority) -> Result<usize, SchedError> {
+        self.reserve(1)?;
+        self.threads.push(Thread {
+            id,
+            priority,
+            span: self.policy.deadline_span(priority),
+            slot: Slot::Blocked,
+            key: (0, 0, 0),
+            cpu_ns: 0,
+        });
+        Ok(self.threads.len() - 1)
+    }
+
     fn running_index(&self, id: Id) -> Result<usize, SchedError> {
         let i = self.find(id).ok_or(SchedError::UnknownThread)?;
         if self.running == Some(i) {
@@ -537,7 +551,7 @@ impl<Id: Copy + Eq> RunQueue<Id> {
     /// Gives thread `i` a fresh deadline from the clock's current value and marks it queued.
     fn enqueue(&mut self, i: usize) {
         let priority = self.threads[i].priority;
-        let span = (self.policy.deadline_span(priority) as u128) << CLOCK_FRACTION_BITS;
+        let span = (self.threads[i].span as u128) << CLOCK_FRACTION_BITS;
         self.threads[i].key = (
             self.clock.saturating_add(span),
             u8::MAX - priority.0,

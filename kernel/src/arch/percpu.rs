@@ -40,6 +40,9 @@ pub struct PerCpu {
     /// The scheduler's "look before returning to ring 3" flags for this CPU: set by any CPU
     /// (atomically, through [`return_flags`]), read by this one in one load.
     return_flags: AtomicU8,
+    /// The scheduler's "dead threads of this core wait to be freed" flag, the same way
+    /// ([`reap_flag`]).
+    reap_flag: AtomicU8,
 }
 
 /// See [`OFF_KERNEL_RSP`].
@@ -56,6 +59,8 @@ pub const OFF_TSS_RSP0: usize = 64;
 pub const OFF_FS_BASE: usize = 72;
 /// See [`OFF_KERNEL_RSP`].
 pub const OFF_RETURN_FLAGS: usize = 80;
+/// See [`OFF_KERNEL_RSP`].
+pub const OFF_REAP_FLAG: usize = 81;
 
 const _: () = {
     assert!(core::mem::offset_of!(PerCpu, kernel_rsp) == OFF_KERNEL_RSP);
@@ -68,6 +73,7 @@ const _: () = {
     assert!(core::mem::offset_of!(PerCpu, tss_rsp0) == OFF_TSS_RSP0);
     assert!(core::mem::offset_of!(PerCpu, fs_base) == OFF_FS_BASE);
     assert!(core::mem::offset_of!(PerCpu, return_flags) == OFF_RETURN_FLAGS);
+    assert!(core::mem::offset_of!(PerCpu, reap_flag) == OFF_REAP_FLAG);
 };
 
 struct Cell(UnsafeCell<PerCpu>);
@@ -89,6 +95,7 @@ static CPUS: [Cell; MAX_CPUS] = [const {
         tss_rsp0: 0,
         fs_base: 0,
         return_flags: AtomicU8::new(0),
+        reap_flag: AtomicU8::new(0),
     }))
 }; MAX_CPUS];
 
@@ -211,6 +218,26 @@ pub fn return_flags(cpu: usize) -> &'static AtomicU8 {
     // load in `return_flags_here`), and the block is a static that lives forever; no other
     // access to the block touches these bytes.
     unsafe { &(*p).return_flags }
+}
+
+/// CPU `cpu`'s reap flag (non-zero: dead threads wait to be freed), for any CPU to set or
+/// clear atomically.
+pub fn reap_flag(cpu: usize) -> &'static AtomicU8 {
+    let p = CPUS[cpu].0.get();
+    // SAFETY: as in `return_flags`: an atomic field of a static block, only accessed
+    // atomically.
+    unsafe { &(*p).reap_flag }
+}
+
+/// This CPU's reap flag, in one load through GS.
+#[inline]
+pub fn reap_flag_here() -> u8 {
+    let v: u8;
+    // SAFETY: as in `return_flags_here`.
+    unsafe {
+        core::arch::asm!("mov {}, byte ptr gs:[{off}]", out(reg_byte) v, off = const OFF_REAP_FLAG, options(nostack, preserves_flags));
+    }
+    v
 }
 
 /// This CPU's return flags, in one load through GS.
