@@ -319,14 +319,18 @@ impl Port {
         s.wake_all(idx(self.side.peer()));
     }
 
-    /// The messages queued for this side, oldest first: a copy of each payload and how many
-    /// handles it carries (what a suspend writes into the image).
-    pub fn queued_copy(&self) -> Vec<(Vec<u8>, usize)> {
+    /// True when a message queued for this side carries handles (what a suspend cannot put in
+    /// an image yet).
+    pub fn queued_carry_handles(&self) -> bool {
         let s = self.chan.lock();
-        s.core
-            .queued(self.side)
-            .map(|m| (m.bytes.to_vec(), m.handles.len()))
-            .collect()
+        s.core.queued(self.side).any(|m| !m.handles.is_empty())
+    }
+
+    /// The payloads of the messages queued for this side, oldest first, copied (what a
+    /// suspend writes into the image).
+    pub fn queued_copy(&self) -> Vec<Vec<u8>> {
+        let s = self.chan.lock();
+        s.core.queued(self.side).map(|m| m.bytes.to_vec()).collect()
     }
 
     /// Queues `bytes` for this side as if its peer had sent them (a resume replaying the

@@ -199,7 +199,7 @@ fn check_suspendable(tree: &[Pid]) -> Result<(), Error> {
                 match obj {
                     Object::Device(_) => return Some("it holds a device"),
                     Object::Portal(_) => return Some("it holds a portal"),
-                    Object::Endpoint(e) if e.queued_copy().iter().any(|(_, n)| *n > 0) => {
+                    Object::Endpoint(e) if e.queued_carry_handles() => {
                         return Some("a message carrying handles is queued for it");
                     }
                     _ => {}
@@ -503,7 +503,7 @@ fn snapshot(
                     None => Link::None,
                 };
                 let channel = channels.get(&key).copied().unwrap_or(0);
-                for (bytes, _) in e.queued_copy() {
+                for bytes in e.queued_copy() {
                     messages.push((h.index(), channel, side, bytes));
                 }
                 ObjectRef {
@@ -702,12 +702,10 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
         files.push(file);
     }
     mark(phase::VERIFIED);
-    let dormant: Vec<(u16, u16, Endpoint)> = {
-        let mut d = DORMANT.lock();
-        let (mine, rest): (Vec<_>, Vec<_>) = d.drain(..).partition(|e| e.0 == id);
-        *d = rest;
-        mine.into_iter().map(|(_, p, h, e)| (p, h, e)).collect()
-    };
+    let dormant: Vec<(u16, u16, Endpoint)> = take_dormant(id)
+        .into_iter()
+        .map(|(_, p, h, e)| (p, h, e))
+        .collect();
     let built = build(&image, &files, core, dormant);
     let (made, parent) = match built {
         Ok(b) => b,
@@ -1026,13 +1024,16 @@ pub fn discard(id: u64) -> Result<(), Error> {
 /// Closes the endpoints kept for image `id` without removing the image: what a reboot does
 /// (the tests use it to resume from the image alone).
 pub fn forget_dormant(id: u64) {
-    let kept: Vec<_> = {
-        let mut d = DORMANT.lock();
-        let (mine, rest): (Vec<_>, Vec<_>) = d.drain(..).partition(|e| e.0 == id);
-        *d = rest;
-        mine
-    };
-    drop(kept);
+    // Dropped here, outside the table's lock: closing wakes the peers.
+    drop(take_dormant(id));
+}
+
+/// Takes the endpoints kept for image `id` out of the table.
+fn take_dormant(id: u64) -> Vec<(u64, u16, u16, Endpoint)> {
+    let mut d = DORMANT.lock();
+    let (mine, rest): (Vec<_>, Vec<_>) = d.drain(..).partition(|e| e.0 == id);
+    *d = rest;
+    mine
 }
 
 /// Suspends then resumes on `core`, through the disk.

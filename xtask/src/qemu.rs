@@ -251,27 +251,7 @@ pub fn captured_killed_after(
             std::thread::park();
         });
     }
-    let (tx, rx) = mpsc::channel::<String>();
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
-            let l = String::from_utf8_lossy(&line)
-                .trim_end_matches('\r')
-                .to_string();
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx2.send(format!("[qemu stderr] {line}")).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = console_lines(&mut child)?;
     let deadline = Instant::now() + timeout;
     let mut log = String::new();
     let mut timed_out = false;
@@ -318,4 +298,31 @@ pub fn captured_killed_after(
         log,
         timed_out,
     })
+}
+
+/// The lines QEMU prints (the serial console on stdout, and stderr marked `[qemu stderr]`), as
+/// they come, from two reader threads; the child's stdout and stderr must be piped.
+pub fn console_lines(child: &mut std::process::Child) -> Result<mpsc::Receiver<String>> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.stdout.take().context("QEMU's stdout is not piped")?;
+    let err = child.stderr.take().context("QEMU's stderr is not piped")?;
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
+            let l = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx2.send(format!("[qemu stderr] {line}")).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
 }

@@ -17,7 +17,7 @@ use crate::diskcases::{default_disk_copy, mcopy_out};
 use crate::test::Tally;
 use crate::{disk, qemu};
 use anyhow::{Context, Result};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -142,27 +142,7 @@ impl Live {
             .spawn()
             .context("starting qemu-system-x86_64")?;
         let input = child.stdin.take().context("stdin")?;
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().context("stdout")?;
-        let err = child.stderr.take().context("stderr")?;
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
-                let l = String::from_utf8_lossy(&line)
-                    .trim_end_matches('\r')
-                    .to_string();
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx2.send(format!("[qemu stderr] {line}")).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = qemu::console_lines(&mut child)?;
         Ok(Live {
             child,
             input,
@@ -844,19 +824,7 @@ fn durable(a: &Artifacts) -> Result<(Outcome, Outcome, Outcome)> {
         if !l.contains("(3 processes, 3 threads, its parent channel is the shell's now)") {
             return Err(s.failure(&format!("the tree after a reboot: {l}")));
         }
-        let (i, l) = s.wait_from(from, "tree-a after the reboot", LINE_WAIT, |l| {
-            tree_a(l).is_some()
-        })?;
-        let n = tree_a(&l).map(|(_, n)| n).unwrap_or(0);
-        if n != tree_last + 1 {
-            return Err(s.failure(&format!(
-                "tree-a's first line after the reboot says n={n}, expected {}",
-                tree_last + 1
-            )));
-        }
-        s.wait_from(i + 1, "tree-a's next round trip", LINE_WAIT, |l| {
-            tree_a(l).is_some_and(|(_, m)| m == n + 1)
-        })?;
+        tree_a_continues(&mut s, from, tree_last, "reboot")?;
         s.sound()
     })();
     let off = s.power_off();
@@ -865,6 +833,25 @@ fn durable(a: &Artifacts) -> Result<(Outcome, Outcome, Outcome)> {
         started.elapsed().as_secs_f64()
     );
     Ok((durable, host, tree.and(off)))
+}
+
+/// Checks that `tree-a`'s first line from log line `from` on continues from `last` (n = last + 1)
+/// and that its next round trip follows: the tree's internal channel works after the `after`.
+fn tree_a_continues(s: &mut Live, from: usize, last: u64, after: &str) -> Result<(), String> {
+    let (i, l) = s.wait_from(from, &format!("tree-a after the {after}"), LINE_WAIT, |l| {
+        tree_a(l).is_some()
+    })?;
+    let n = tree_a(&l).map(|(_, n)| n).unwrap_or(0);
+    if n != last + 1 {
+        return Err(s.failure(&format!(
+            "tree-a's first line after the {after} says n={n}, expected {} (line {i})",
+            last + 1
+        )));
+    }
+    s.wait_from(i + 1, "tree-a's next round trip", LINE_WAIT, |l| {
+        tree_a(l).is_some_and(|(_, m)| m == n + 1)
+    })?;
+    Ok(())
 }
 
 /// A tree (the ticker's mode 2: a parent and two children joined by a channel) suspends as one
@@ -900,19 +887,7 @@ fn tree(a: &Artifacts) -> Result<Outcome> {
             return Err(s.failure(&format!("expected 3 processes and 3 threads: {l}")));
         }
         // From the suspend on: the resumed tree-a may print before the shell's answer.
-        let (i, l) = s.wait_from(at, "tree-a after the resume", LINE_WAIT, |l| {
-            tree_a(l).is_some()
-        })?;
-        let n = tree_a(&l).map(|(_, n)| n).unwrap_or(0);
-        if n != last + 1 {
-            return Err(s.failure(&format!(
-                "tree-a's first line after the resume says n={n}, expected {} (line {i})",
-                last + 1
-            )));
-        }
-        s.wait_from(i + 1, "tree-a's next round trip", LINE_WAIT, |l| {
-            tree_a(l).is_some_and(|(_, m)| m == n + 1)
-        })?;
+        tree_a_continues(&mut s, at, last, "resume")?;
         if let Some(l) = s
             .log
             .iter()
