@@ -970,6 +970,18 @@ pub fn join_thread(target: ThreadRef) -> Result<i64, ThreadError> {
                     sched::cut_short();
                     return Err(ThreadError::Failed);
                 }
+                // Unwound out of a portal call: the join is given up (its result is never
+                // seen), and the target may be joined by another thread.
+                if sched::unwinding() {
+                    with_proc(pid, |p| {
+                        if let Some(rec) = p.threads.iter_mut().find(|r| r.thread == target)
+                            && rec.joiner == Some(me)
+                        {
+                            rec.joiner = None;
+                        }
+                    });
+                    return Err(ThreadError::Failed);
+                }
             }
         }
     }

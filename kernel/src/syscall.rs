@@ -481,6 +481,9 @@ fn send_recv(f: &TrapFrame) -> Result<u64, Error> {
             if sched::freeze_asked() {
                 return Err(cut_short());
             }
+            if sched::unwinding() {
+                return Err(Error::Closed);
+            }
         }
         // An inert parent channel: the send goes into the void, the receive says `Closed`.
         Some(Err(Error::Closed)) if h == Handle::PARENT => {}
@@ -538,6 +541,11 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 }
                 if sched::freeze_asked() {
                     return Err(cut_short());
+                }
+                // A server on its chain of portal calls died: the wait is given up, and the
+                // way back to ring 3 unwinds the call (the result is never seen).
+                if sched::unwinding() {
+                    return Err(Error::Closed);
                 }
             }
         }
@@ -645,6 +653,9 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
         }
         if sched::freeze_asked() {
             return Err(cut_short());
+        }
+        if sched::unwinding() {
+            return Err(Error::Closed);
         }
     }
 }

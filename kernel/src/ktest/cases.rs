@@ -259,6 +259,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "portal_blocked_in_c_unwinds_when_b_dies",
+        run: super::portal_cases::portal_blocked_in_c_unwinds_when_b_dies,
+        min_cpus: 1,
+    },
+    Case {
         name: "portal_suspend_rule",
         run: super::portal_cases::portal_suspend_rule,
         min_cpus: 1,

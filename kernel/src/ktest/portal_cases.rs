@@ -53,6 +53,12 @@ pub fn portal_nested_calls_unwind() -> Result<(), String> {
     scenario(4, "nested")
 }
 
+/// A -> B -> C with the thread blocked in a channel receive in C: B dies, A's call returns
+/// `Closed`, C lives on.
+pub fn portal_blocked_in_c_unwinds_when_b_dies() -> Result<(), String> {
+    scenario(7, "blocked in C")
+}
+
 /// The suspend rule: refused while a thread of the process is inside a server, and for the
 /// server while a visitor is inside; allowed once the call is over.
 pub fn portal_suspend_rule() -> Result<(), String> {

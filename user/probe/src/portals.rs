@@ -22,6 +22,7 @@ mod op {
     pub const CRASH: u64 = 5;
     pub const NESTED: u64 = 6;
     pub const WAIT: u64 = 7;
+    pub const RECV: u64 = 8;
 }
 
 static INSIDE: AtomicU32 = AtomicU32::new(0);
@@ -77,6 +78,48 @@ fn handler(c: &Call) -> (u64, u64) {
                 }
             }
             (1, 0)
+        }
+        op::RECV => {
+            // Blocks in a wait that nothing ever ends (both channel ends stay here): a1 says
+            // which: 0 a receive, 1 a send-and-receive, 2 a multi-wait, 3 a park, 4 a join.
+            let Ok((a, b)) = chan::channel_create() else {
+                return (2, 0);
+            };
+            let mut buf = [0u8; 8];
+            let r = match a1 {
+                0 => chan::recv(a, &mut buf, &mut [], DEADLINE_NEVER).map(drop),
+                1 => {
+                    // The peer end's receive side fills up with nothing: the send goes into
+                    // b's queue, nobody answers on a.
+                    chan::send_recv(a, b"x", &mut buf, DEADLINE_NEVER).map(drop)
+                }
+                2 => {
+                    let mut items = [abi::syscall::WaitItem {
+                        handle: a.0,
+                        wanted: abi::syscall::signal::READABLE,
+                        observed: 0,
+                        reserved: 0,
+                    }];
+                    chan::wait(&mut items, DEADLINE_NEVER).map(drop)
+                }
+                3 => {
+                    static WORD: AtomicU32 = AtomicU32::new(0);
+                    thread::park_wait(&WORD, 0, DEADLINE_NEVER).map(drop)
+                }
+                _ => {
+                    // A join of a thread of C's that never ends.
+                    static WORD: AtomicU32 = AtomicU32::new(0);
+                    match thread::spawn(|| {
+                        let _ = thread::park_wait(&WORD, 0, DEADLINE_NEVER);
+                        0
+                    }) {
+                        Ok(t) => t.join().map(drop).map_err(|_| Failed),
+                        Err(_) => Err(Failed),
+                    }
+                }
+            };
+            let _ = (chan::close(a), chan::close(b));
+            (3, r.is_ok() as u64)
         }
         _ => (u64::MAX, 0),
     }
@@ -166,6 +209,7 @@ pub fn client(arg: u64) -> i32 {
         4 => nested(),
         5 => suspend_rule(),
         6 => return bench(),
+        7 => blocked_in_c_when_b_dies(),
         _ => Err(99),
     };
     match r {
@@ -458,6 +502,55 @@ fn nested() -> Result<(), i32> {
         "C lives on",
     )?;
     let _ = chc;
+    Ok(())
+}
+
+/// A -> B -> C with the thread blocked in a channel receive inside C: B dies, and A's call
+/// returns `Closed` (the receive is given up, C lives on).
+fn blocked_in_c_when_b_dies() -> Result<(), i32> {
+    let mut s = Steps(0);
+    let Some((_chc, _procc, pc)) = spawn_server() else {
+        return Err(100);
+    };
+    // A receive, a send-and-receive, a multi-wait, a park, a join.
+    for mode in 0..5u64 {
+        let Some((chb, procb, pb)) = spawn_server() else {
+            return Err(101);
+        };
+        let pc2 = portal::duplicate(pc, Rights::SEND.union(Rights::TRANSFER)).map_err(|_| 102)?;
+        s.check(request(chb, b"nest", &[pc2]), "B gets C's portal")?;
+        static DONE: AtomicU64 = AtomicU64::new(0);
+        DONE.store(0, Ordering::Release);
+        let t = thread::spawn(move || {
+            let r = portal::call(pb, [op::NESTED, op::RECV, mode, 0]);
+            DONE.store(1, Ordering::Release);
+            match r {
+                Err(Closed) => 0,
+                _ => 1,
+            }
+        })
+        .map_err(|_| 103)?;
+        moxie_rt::sleep_until(moxie_rt::now() + 30_000_000);
+        s.check(chan::kill(procb).is_ok(), "kill B")?;
+        // Not a join: a thread left blocked in C would hang it.
+        let end = moxie_rt::now() + 2_000_000_000;
+        while DONE.load(Ordering::Acquire) == 0 && moxie_rt::now() < end {
+            moxie_rt::sleep_until(moxie_rt::now() + 5_000_000);
+        }
+        if DONE.load(Ordering::Acquire) == 0 {
+            println!("probe portals: wait {mode} in C not given up");
+        }
+        s.check(
+            DONE.load(Ordering::Acquire) == 1,
+            "the thread blocked in C came back when B died",
+        )?;
+        s.check(t.join() == Ok(0), "A's call returns Closed")?;
+        s.check(death(chb).is_some(), "B's death report")?;
+        s.check(
+            portal::call(pc, [op::ADD, 3, 4, 0]).map(|r| r.0) == Ok(7),
+            "C lives on",
+        )?;
+    }
     Ok(())
 }
 
