@@ -12,10 +12,11 @@
 //! | `r9` | the caller's pid (the process whose handle made the call) |
 //! | `rax` | the calling thread's id (its scheduler slot) |
 //! | `rsp` | the top of the thread's visitor stack, less 8 (as if called) |
-//! | everything else | zero; FS base zero |
+//! | everything else | zero; FS base zero; x87/SSE registers and MXCSR in their initial state |
 //!
 //! The entry ends the call with `portal_return(r0, r1)`: the caller's `portal_call` returns
-//! with status 0, `r0` in `rdx` and `r1` in `rsi`, every other register as it was.
+//! with status 0, `r0` in `rdx` and `r1` in `rsi`, every other general register as it was, and
+//! the x87/SSE registers and MXCSR in their initial state (nothing of the server's crosses).
 
 /// Most portal calls one thread can have open (nested) at once.
 pub const MAX_DEPTH: usize = 8;

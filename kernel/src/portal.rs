@@ -150,6 +150,8 @@ fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
         vector: frame.vector,
         ..TrapFrame::default()
     };
+    // Nothing of the caller's crosses in the vector registers either.
+    crate::arch::context::clear_fpu();
     Ok(())
 }
 
@@ -158,6 +160,8 @@ fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
 pub fn ret(frame: &mut TrapFrame) {
     let (r0, r1) = (frame.rdi, frame.rsi);
     if sched::portal_leave(frame) {
+        // Nor anything of the server's on the way back.
+        crate::arch::context::clear_fpu();
         frame.rax = 0;
         frame.rdx = r0;
         frame.rsi = r1;
@@ -185,6 +189,7 @@ fn unwind(frame: &mut TrapFrame) {
         return;
     };
     if sched::portal_unwind_from(i, frame) {
+        crate::arch::context::clear_fpu();
         frame.rax = Error::Closed as u64;
         frame.rdx = 0;
     }

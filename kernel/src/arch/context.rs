@@ -5,6 +5,7 @@ use super::paging::{MapError, Perms, kernel_space};
 use super::phys::Frame;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use spin::Mutex;
 
 /// Pages in one kernel stack.
@@ -70,6 +71,27 @@ pub struct FpuState([u8; 512]);
 /// The state in which every thread's FPU starts (captured at boot after `fninit`).
 static FPU_INIT: Mutex<Option<FpuState>> = Mutex::new(None);
 
+/// The initial FPU state again, at a fixed address for `fxrstor` (see [`clear_fpu`]): written
+/// once by [`init_fpu`] on the boot CPU before any other CPU or any thread runs, read-only
+/// after.
+struct CleanFpu(UnsafeCell<FpuState>);
+// SAFETY: written only by `init_fpu` before anything can read it concurrently (see above).
+unsafe impl Sync for CleanFpu {}
+static FPU_CLEAN: CleanFpu = CleanFpu(UnsafeCell::new(FpuState([0; 512])));
+
+/// Puts the running thread's x87, MMX and SSE registers (and MXCSR) back in their initial
+/// state, so that none of what they held crosses to the code that runs next in ring 3 (a
+/// portal call's server, or its caller after the return).
+#[inline]
+pub fn clear_fpu() {
+    // SAFETY: `fxrstor` loads the 512-byte, 16-aligned initial state `init_fpu` captured (a
+    // valid image for this CPU: it was saved by `fxsave` on the boot CPU, and every CPU is
+    // the same model); it changes only FPU/SSE registers, which the kernel does not use.
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) FPU_CLEAN.0.get(), options(nostack, readonly, preserves_flags));
+    }
+}
+
 /// Enables SSE for ring 3 on this CPU (CR4.OSFXSR/OSXMMEXCPT, CR0.MP, not EM).
 fn enable_sse() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
@@ -92,6 +114,9 @@ pub fn init_fpu() {
     unsafe {
         core::arch::asm!("fninit", "fxsave64 [{}]", in(reg) st.0.as_mut_ptr(), options(nostack));
     }
+    // SAFETY: the boot CPU at start-up, before any other CPU or thread runs: nothing reads
+    // the clean state yet (see `CleanFpu`).
+    unsafe { (*FPU_CLEAN.0.get()).0 = st.0 };
     *FPU_INIT.lock() = Some(st);
 }
 

@@ -264,6 +264,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "portal_vector_registers_do_not_cross",
+        run: super::portal_cases::portal_vector_registers_do_not_cross,
+        min_cpus: 1,
+    },
+    Case {
         name: "portal_suspend_rule",
         run: super::portal_cases::portal_suspend_rule,
         min_cpus: 1,

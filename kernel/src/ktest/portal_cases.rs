@@ -59,6 +59,11 @@ pub fn portal_blocked_in_c_unwinds_when_b_dies() -> Result<(), String> {
     scenario(7, "blocked in C")
 }
 
+/// Vector registers do not cross a call in either direction.
+pub fn portal_vector_registers_do_not_cross() -> Result<(), String> {
+    scenario(8, "vector registers")
+}
+
 /// The suspend rule: refused while a thread of the process is inside a server, and for the
 /// server while a visitor is inside; allowed once the call is over.
 pub fn portal_suspend_rule() -> Result<(), String> {

@@ -23,6 +23,7 @@ mod op {
     pub const NESTED: u64 = 6;
     pub const WAIT: u64 = 7;
     pub const RECV: u64 = 8;
+    pub const VECTORS: u64 = 9;
 }
 
 static INSIDE: AtomicU32 = AtomicU32::new(0);
@@ -121,7 +122,116 @@ fn handler(c: &Call) -> (u64, u64) {
             let _ = (chan::close(a), chan::close(b));
             (3, r.is_ok() as u64)
         }
+        op::VECTORS => {
+            // What the caller left in the vector registers (seen on entry), then a secret of
+            // the server's in all of them for the return.
+            let seen = vectors::holding(a1);
+            vectors::fill(a2);
+            if a3 == 1 {
+                // Dies holding them: the caller is unwound.
+                // SAFETY: deliberately faults.
+                unsafe {
+                    core::ptr::read_volatile(core::hint::black_box(
+                        core::ptr::without_provenance::<u64>(8),
+                    ))
+                };
+            }
+            (seen as u64, 0)
+        }
         _ => (u64::MAX, 0),
+    }
+}
+
+/// The SSE registers as a portal call leaves them (see `docs/portals.md`).
+mod vectors {
+    /// Writes `v` into both halves of xmm0..xmm15.
+    #[inline(always)]
+    pub fn fill(v: u64) {
+        // SAFETY: only writes vector registers, which the calling convention lets any call
+        // clobber.
+        unsafe {
+            core::arch::asm!(
+                "movq xmm0, {v}", "punpcklqdq xmm0, xmm0",
+                "movdqa xmm1, xmm0", "movdqa xmm2, xmm0", "movdqa xmm3, xmm0",
+                "movdqa xmm4, xmm0", "movdqa xmm5, xmm0", "movdqa xmm6, xmm0",
+                "movdqa xmm7, xmm0", "movdqa xmm8, xmm0", "movdqa xmm9, xmm0",
+                "movdqa xmm10, xmm0", "movdqa xmm11, xmm0", "movdqa xmm12, xmm0",
+                "movdqa xmm13, xmm0", "movdqa xmm14, xmm0", "movdqa xmm15, xmm0",
+                v = in(reg) v,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                options(nostack, nomem)
+            );
+        }
+    }
+
+    /// How many of xmm0..xmm15 hold `v` in their low half right now.
+    #[inline(always)]
+    pub fn holding(v: u64) -> u32 {
+        let mut out = [0u64; 16];
+        // SAFETY: stores the sixteen registers' low halves into `out`, 16 words.
+        unsafe {
+            core::arch::asm!(
+                "movq [{o}], xmm0", "movq [{o} + 8], xmm1", "movq [{o} + 16], xmm2",
+                "movq [{o} + 24], xmm3", "movq [{o} + 32], xmm4", "movq [{o} + 40], xmm5",
+                "movq [{o} + 48], xmm6", "movq [{o} + 56], xmm7", "movq [{o} + 64], xmm8",
+                "movq [{o} + 72], xmm9", "movq [{o} + 80], xmm10", "movq [{o} + 88], xmm11",
+                "movq [{o} + 96], xmm12", "movq [{o} + 104], xmm13", "movq [{o} + 112], xmm14",
+                "movq [{o} + 120], xmm15",
+                o = in(reg) out.as_mut_ptr(),
+                options(nostack)
+            );
+        }
+        out.iter().filter(|&&x| x == v).count() as u32
+    }
+
+    /// Calls portal `h` with operation `op` and `a1 = mine`, `a2 = theirs`, with `mine` in
+    /// every vector register at the `syscall` and the registers read right after it: (status,
+    /// r0, how many registers hold `theirs` after the return).
+    pub fn call(h: u64, op: u64, mine: u64, theirs: u64, a3: u64) -> (u64, u64, u32) {
+        let (status, r0): (u64, u64);
+        let mut out = [0u64; 16];
+        // SAFETY: `mine` into every vector register, then the portal_call system call with the
+        // registers its ABI names (the kernel keeps rbx, rbp, rsp, r12-r15; everything else is
+        // declared clobbered), then the vector registers' low halves are stored into `out`, 16
+        // words.
+        unsafe {
+            core::arch::asm!(
+                "movq xmm0, rdx", "punpcklqdq xmm0, xmm0",
+                "movdqa xmm1, xmm0", "movdqa xmm2, xmm0", "movdqa xmm3, xmm0",
+                "movdqa xmm4, xmm0", "movdqa xmm5, xmm0", "movdqa xmm6, xmm0",
+                "movdqa xmm7, xmm0", "movdqa xmm8, xmm0", "movdqa xmm9, xmm0",
+                "movdqa xmm10, xmm0", "movdqa xmm11, xmm0", "movdqa xmm12, xmm0",
+                "movdqa xmm13, xmm0", "movdqa xmm14, xmm0", "movdqa xmm15, xmm0",
+                "syscall",
+                "movq [{o}], xmm0", "movq [{o} + 8], xmm1", "movq [{o} + 16], xmm2",
+                "movq [{o} + 24], xmm3", "movq [{o} + 32], xmm4", "movq [{o} + 40], xmm5",
+                "movq [{o} + 48], xmm6", "movq [{o} + 56], xmm7", "movq [{o} + 64], xmm8",
+                "movq [{o} + 72], xmm9", "movq [{o} + 80], xmm10", "movq [{o} + 88], xmm11",
+                "movq [{o} + 96], xmm12", "movq [{o} + 104], xmm13", "movq [{o} + 112], xmm14",
+                "movq [{o} + 120], xmm15",
+                o = in(reg) out.as_mut_ptr(),
+                inout("rax") abi::syscall::Sys::PortalCall as u64 => status,
+                inout("rdi") h => _,
+                inout("rsi") op => _,
+                inout("rdx") mine => r0,
+                inout("r10") theirs => _,
+                inout("r8") a3 => _,
+                out("r9") _, out("rcx") _, out("r11") _,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                options(nostack)
+            );
+        }
+        (
+            status,
+            r0,
+            out.iter().filter(|&&x| x == theirs).count() as u32,
+        )
     }
 }
 
@@ -210,6 +320,7 @@ pub fn client(arg: u64) -> i32 {
         5 => suspend_rule(),
         6 => return bench(),
         7 => blocked_in_c_when_b_dies(),
+        8 => vector_registers(),
         _ => Err(99),
     };
     match r {
@@ -551,6 +662,49 @@ fn blocked_in_c_when_b_dies() -> Result<(), i32> {
             "C lives on",
         )?;
     }
+    Ok(())
+}
+
+/// Neither side of a call sees the other's vector registers: the server finds none of the
+/// caller's values on entry, the caller none of the server's after the return, both on the
+/// first call and on the later ones, and when the server dies holding them.
+fn vector_registers() -> Result<(), i32> {
+    let mut s = Steps(0);
+    let Some((_ch, _proc, p)) = spawn_server() else {
+        return Err(100);
+    };
+    const MINE: u64 = 0x0c11_e27e_c2e7_0001;
+    const THEIRS: u64 = 0x5e2f_e25e_c2e7_0002;
+    for i in 0..3 {
+        let (status, seen, leaked) = vectors::call(p.0 as u64, op::VECTORS, MINE, THEIRS, 0);
+        if status != 0 {
+            println!("probe portals: call {i}: status {status}");
+        }
+        s.check(status == 0, "the call succeeds")?;
+        if seen != 0 || leaked != 0 {
+            println!(
+                "probe portals: call {i}: the server saw {seen} of the caller's registers, the caller {leaked} of the server's"
+            );
+        }
+        s.check(
+            seen == 0,
+            "the server sees none of the caller's vector registers",
+        )?;
+        s.check(
+            leaked == 0,
+            "the caller sees none of the server's vector registers",
+        )?;
+    }
+    // A server that dies holding a secret in them: the caller is unwound without it.
+    let (status, _, leaked) = vectors::call(p.0 as u64, op::VECTORS, MINE, THEIRS, 1);
+    s.check(
+        status == Closed as u64,
+        "the call into a dying server returns Closed",
+    )?;
+    s.check(
+        leaked == 0,
+        "the unwound caller sees none of the dead server's registers",
+    )?;
     Ok(())
 }
 
