@@ -96,23 +96,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Kill) => kill(a(0)),
         Some(Sys::Panic) => panic(a(0), a(1)),
         Some(Sys::Now) => Ok(crate::arch::apic::now_ns()),
-        Some(Sys::Sleep) => {
-            // A thread killed while it sleeps is woken to end (see `sched::kill`).
-            while crate::arch::apic::now_ns() < a(0)
-                && !sched::current_doomed()
-                && !sched::unwinding()
-            {
-                sched::block_until(a(0));
-                if sched::freeze_asked() {
-                    break;
-                }
-            }
-            if sched::freeze_asked() {
-                Err(cut_short())
-            } else {
-                Ok(0)
-            }
-        }
+        Some(Sys::Sleep) => sleep(a(0)),
         Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current_ref()).unwrap_or(0)),
         Some(Sys::DeviceInfo) => device::device_info(a(0), a(1), a(2)),
         Some(Sys::ConfigRead) => device::config_read(a(0), a(1)),
@@ -156,6 +140,24 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
     // A server on the thread's chain of portal calls died: back to that call's caller.
     crate::portal::on_user_return(frame);
+}
+
+/// `sleep(deadline)`.
+#[inline(never)]
+fn sleep(deadline: u64) -> Result<u64, Error> {
+    // A thread killed while it sleeps is woken to end (see `sched::kill`).
+    while crate::arch::apic::now_ns() < deadline && !sched::current_doomed() && !sched::unwinding()
+    {
+        sched::block_until(deadline);
+        if sched::freeze_asked() {
+            break;
+        }
+    }
+    if sched::freeze_asked() {
+        Err(cut_short())
+    } else {
+        Ok(0)
+    }
 }
 
 /// Points a frame whose system call was cut short by a freeze back at its `syscall`

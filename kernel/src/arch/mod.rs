@@ -20,6 +20,7 @@ pub mod paging;
 pub mod pci;
 pub mod percpu;
 pub mod phys;
+pub mod portal_path;
 pub mod serial;
 pub mod smp;
 pub mod syscall;

@@ -269,6 +269,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "portal_repeated_calls_follow_every_change",
+        run: super::portal_cases::portal_repeated_calls_follow_every_change,
+        min_cpus: 1,
+    },
+    Case {
         name: "portal_suspend_rule",
         run: super::portal_cases::portal_suspend_rule,
         min_cpus: 1,

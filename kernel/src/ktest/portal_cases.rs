@@ -64,6 +64,12 @@ pub fn portal_vector_registers_do_not_cross() -> Result<(), String> {
     scenario(8, "vector registers")
 }
 
+/// The same call repeated (the fast path) follows closes, FS bases, moves, revocation and
+/// death.
+pub fn portal_repeated_calls_follow_every_change() -> Result<(), String> {
+    scenario(9, "repeated calls")
+}
+
 /// The suspend rule: refused while a thread of the process is inside a server, and for the
 /// server while a visitor is inside; allowed once the call is over.
 pub fn portal_suspend_rule() -> Result<(), String> {

@@ -24,6 +24,7 @@ mod op {
     pub const WAIT: u64 = 7;
     pub const RECV: u64 = 8;
     pub const VECTORS: u64 = 9;
+    pub const FS: u64 = 10;
 }
 
 static INSIDE: AtomicU32 = AtomicU32::new(0);
@@ -137,6 +138,17 @@ fn handler(c: &Call) -> (u64, u64) {
                 };
             }
             (seen as u64, 0)
+        }
+        op::FS => {
+            // The FS base the visitor has here (a1 = 1: set one first, and read through it).
+            if a1 == 1 {
+                static MARK: [u64; 1] = [0xf5_f5];
+                if thread::set_fs_base(MARK.as_ptr() as u64).is_err() {
+                    return (u64::MAX, 0);
+                }
+                return (thread::fs_base(), thread::fs_self());
+            }
+            (thread::fs_base(), 0)
         }
         _ => (u64::MAX, 0),
     }
@@ -321,6 +333,7 @@ pub fn client(arg: u64) -> i32 {
         6 => return bench(),
         7 => blocked_in_c_when_b_dies(),
         8 => vector_registers(),
+        9 => repeated_calls(),
         _ => Err(99),
     };
     match r {
@@ -705,6 +718,96 @@ fn vector_registers() -> Result<(), i32> {
         leaked == 0,
         "the unwound caller sees none of the dead server's registers",
     )?;
+    Ok(())
+}
+
+/// The same call made again and again (what the kernel's fast path repeats from its cache)
+/// follows every change: another handle closed meanwhile, a thread with an FS base of its own
+/// (and a server that sets one during the call), the handle moved away, the portal revoked,
+/// the server dead.
+fn repeated_calls() -> Result<(), i32> {
+    let mut s = Steps(0);
+    let Some((ch, proc_h, p)) = spawn_server() else {
+        return Err(100);
+    };
+    let again = |n: u64| (0..n).all(|i| portal::call(p, [op::ADD, i, 1, 0]) == Ok((i + 1, BADGE)));
+    s.check(again(4), "repeated calls")?;
+    let (me, _) = identity();
+    let (tid, _) = thread::thread_self();
+    s.check(
+        (0..3).all(|_| portal::call(p, [op::WHO, 0, 0, 0]) == Ok((me, tid))),
+        "the caller's pid and tid on repeated calls",
+    )?;
+    // Another handle comes and goes (a removal from the table): still the same portal.
+    let d = portal::duplicate(p, Rights::SEND).map_err(|_| 101)?;
+    s.check(again(2), "with another handle added")?;
+    s.check(
+        chan::close(d).is_ok() && again(3),
+        "with another handle closed",
+    )?;
+    // A thread with an FS base of its own (its thread block): the server starts with zero,
+    // the caller gets its own back, also when the server set one meanwhile.
+    let t = thread::spawn(move || {
+        let block = thread::fs_self();
+        let mut bad = 0;
+        for i in 0..6u64 {
+            let set = i % 3 == 2;
+            let r = portal::call(p, [op::FS, set as u64, 0, 0]);
+            let ok = match r {
+                Ok((0, 0)) => !set,
+                Ok((fs, 0xf5_f5)) => set && fs != 0,
+                _ => false,
+            };
+            if !ok || thread::fs_base() != block || thread::fs_self() != block {
+                println!("probe portals: FS call {i}: {r:?}");
+                bad += 1;
+            }
+        }
+        bad
+    })
+    .map_err(|_| 102)?;
+    s.check(
+        t.join() == Ok(0),
+        "FS bases on both sides of repeated calls",
+    )?;
+    s.check(again(2), "after another thread's calls")?;
+    // Moved away: the handle names nothing here any more.
+    let Some((ch2, proc2, _)) = spawn_server() else {
+        return Err(103);
+    };
+    s.check(request(ch2, b"nest", &[p]), "the portal moves away")?;
+    s.check(
+        (0..2).all(|_| portal::call(p, [op::ADD, 1, 1, 0]) == Err(InvalidHandle)),
+        "a handle moved away after repeated calls",
+    )?;
+    // Revoked by the server.
+    let Some((ch3, proc3, q)) = spawn_server() else {
+        return Err(104);
+    };
+    s.check(
+        (0..3).all(|_| portal::call(q, [op::ADD, 2, 2, 0]).map(|r| r.0) == Ok(4)),
+        "repeated calls to another server",
+    )?;
+    s.check(request(ch3, b"revoke", &[]), "the server revokes")?;
+    s.check(
+        (0..2).all(|_| portal::call(q, [0; 4]) == Err(Closed)),
+        "a portal revoked after repeated calls",
+    )?;
+    // Dead.
+    let Some((ch4, proc4, r)) = spawn_server() else {
+        return Err(105);
+    };
+    s.check(
+        (0..3).all(|_| portal::call(r, [op::ADD, 3, 3, 0]).map(|r| r.0) == Ok(6)),
+        "repeated calls to a third server",
+    )?;
+    s.check(chan::kill(proc4).is_ok(), "kill it")?;
+    s.check(death(ch4).is_some(), "its death report")?;
+    s.check(
+        (0..2).all(|_| portal::call(r, [0; 4]) == Err(Closed)),
+        "a dead server after repeated calls",
+    )?;
+    let _ = (ch, proc_h, proc2, proc3);
     Ok(())
 }
 
