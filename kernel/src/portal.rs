@@ -14,7 +14,7 @@
 //! frame, from what the general path cached (see `docs/portals.md`).
 use crate::arch::idt::TrapFrame;
 use crate::arch::paging::AddressSpace;
-use crate::arch::portal_path::{CacheTarget, Fill};
+use crate::arch::portal_path::{CacheTarget, Fill, Visits};
 use crate::ipc::Object;
 use crate::process::{self, Pid};
 use crate::sched::{self, EnterError, Target};
@@ -134,31 +134,38 @@ fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
     // Entered under the look-up's lock (the process table before the scheduler), so the
     // portal needs no reference of its own beyond the one the fast path keeps.
     let (caller, tid, entry, badge) = process::with_handles(|t| {
+        // The table's change counter, read under its lock: the fast path repeats this call
+        // while it is unchanged.
+        let seen = t.watch();
+        let t = &*t;
         let p = match t.check(h, Rights::SEND)? {
             Object::Portal(p) if p.revoked.load(Ordering::Acquire) => return Err(Error::Closed),
-            Object::Portal(p) => p.clone(),
+            Object::Portal(p) => p,
             _ => return Err(Error::WrongType),
         };
-        // Read under the table's lock: the fast path repeats this call while it is unchanged.
-        let changes = t.watch();
-        let seen = changes.load(Ordering::Acquire);
         let s = &p.server;
         let to = Target {
             server: s.pid,
             root: s.space.root_of(),
             dead: &s.dead,
-            fill: Fill {
+        };
+        // For the fast path, unless it has this call already.
+        let fill = |v: &Visits| {
+            if v.caches(h.0, seen, &p.revoked) {
+                return None;
+            }
+            Some(Fill {
                 handle: h.0,
-                changes: (changes, seen),
+                changes: (t.watcher()?, seen),
                 portal: p.clone(),
                 server: s.pid,
                 root: s.space.root_of(),
                 entry: p.entry,
                 badge: p.badge,
                 stack: top - 8,
-            },
+            })
         };
-        let (caller, tid) = sched::portal_enter(frame, to).map_err(|e| match e {
+        let (caller, tid) = sched::portal_enter(frame, to, fill).map_err(|e| match e {
             EnterError::Reentry => Error::Failed,
             EnterError::TooDeep => Error::Overloaded,
             EnterError::Unwinding | EnterError::Dead => Error::Closed,

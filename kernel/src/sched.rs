@@ -1076,19 +1076,19 @@ pub struct Target<'a> {
     pub root: Root,
     /// Its death mark (set by `crate::portal::server_died` before the eviction looks).
     pub dead: &'a AtomicBool,
-    /// What the fast path needs to repeat the call, kept when the call is made from the
-    /// thread's own process.
-    pub fill: Fill,
 }
 
 /// The running thread enters `to.server` through a portal: the registers its caller keeps
 /// (from `saved`), its space and FS base are pushed, and it runs in the server's space, for
-/// the server, with FS base zero (the thread's own FS base stays in its record). Returns the process it acted for before (the caller) and
-/// the thread's slot.
+/// the server, with FS base zero (the thread's own FS base stays in its record). A call from
+/// the thread's own process is remembered for the fast path with what `fill` gives (`None`:
+/// the cache holds it already). Returns the process it acted for before (the caller) and the
+/// thread's slot.
 #[inline(always)]
 pub fn portal_enter(
     saved: &crate::arch::idt::TrapFrame,
     to: Target<'_>,
+    fill: impl FnOnce(&Visits) -> Option<Fill>,
 ) -> Result<(crate::process::Pid, Tid), EnterError> {
     let cur = current();
     // The lock taken here rather than through `with`, so that all of it inlines.
@@ -1129,8 +1129,10 @@ pub fn portal_enter(
         .push(saved, to.server, to.dead)
         .map_err(|_| EnterError::Dead)?;
     visits.enter(to.server, to.root);
-    if depth == 0 {
-        visits.cache(to.fill);
+    if depth == 0
+        && let Some(f) = fill(visits)
+    {
+        visits.cache(f);
     }
     Ok((caller, cur))
 }

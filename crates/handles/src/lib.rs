@@ -158,13 +158,18 @@ impl<T> HandleTable<T> {
         }
     }
 
-    /// The table's change counter, made at the first call (see *Watching for removals*; the one
-    /// allocation here that is not fallible). Read its value while holding the table: a look-up
-    /// made then stays valid while it is unchanged.
-    pub fn watch(&mut self) -> Arc<AtomicU64> {
+    /// Starts counting changes (see *Watching for removals*; the counter is the one allocation
+    /// here that is not fallible) and returns the counter's value: a look-up made now, while
+    /// the table is held, stays valid while the value is unchanged.
+    pub fn watch(&mut self) -> u64 {
         self.changes
             .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
-            .clone()
+            .load(Ordering::Acquire)
+    }
+
+    /// The change counter, for a watcher to compare later (`None` before [`watch`](Self::watch)).
+    pub fn watcher(&self) -> Option<Arc<AtomicU64>> {
+        self.changes.clone()
     }
 
     /// A removal, a rights reduction or a mutable access: watchers' look-ups may be stale.

@@ -29,14 +29,17 @@ fn a_watched_table_counts_removals_rights_changes_and_mutable_access() {
     let mut t = HandleTable::new(8);
     let a = t.insert(1u32, RW).unwrap();
     let b = t.insert(2u32, RW).unwrap();
-    let w = t.watch();
+    assert!(t.watcher().is_none());
+    let start = t.watch();
+    let w = t.watcher().unwrap();
     let seen = |w: &Arc<AtomicU64>| w.load(Ordering::Acquire);
-    let start = seen(&w);
+    assert_eq!(seen(&w), start);
     // Looking and inserting leave look-ups valid.
     let _ = t.check(a, Rights::SEND);
     let c = t.insert(3u32, RW).unwrap();
     assert_eq!(seen(&w), start);
-    assert!(Arc::ptr_eq(&w, &t.watch()));
+    assert_eq!(t.watch(), start);
+    assert!(Arc::ptr_eq(&w, &t.watcher().unwrap()));
     let _ = t.remove(c);
     assert_ne!(seen(&w), start);
     let v = seen(&w);

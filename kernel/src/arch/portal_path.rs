@@ -113,8 +113,8 @@ pub trait CacheTarget: Any + Send + Sync {
 pub struct Fill {
     /// The handle it went through.
     pub handle: u32,
-    /// The caller's handle-table change counter ([`handles::HandleTable::watch`]) and its value
-    /// when the handle was looked up (under the table's lock).
+    /// The caller's handle-table change counter ([`handles::HandleTable::watcher`]) and its
+    /// value when the handle was looked up (under the table's lock).
     pub changes: (Arc<AtomicU64>, u64),
     /// The portal.
     pub portal: Arc<dyn CacheTarget>,
@@ -238,25 +238,23 @@ impl Visits {
     /// its FS base (what the CPU holds) and space are saved, the call published, then the
     /// death mark read. `Dead` (nothing open) when it is set. The caller checked there is
     /// room.
+    #[inline(always)]
     pub fn push(&self, tf: &TrapFrame, server: u64, dead: &AtomicBool) -> Result<(), Dead> {
         let n = self.len.load(Ordering::Relaxed);
         let f = &self.frames[n as usize];
-        for (slot, v) in [
-            (&f.rip, tf.rip),
-            (&f.rflags, tf.rflags),
-            (&f.rsp, tf.rsp),
-            (&f.rbx, tf.rbx),
-            (&f.rbp, tf.rbp),
-            (&f.r12, tf.r12),
-            (&f.r13, tf.r13),
-            (&f.r14, tf.r14),
-            (&f.r15, tf.r15),
-            (&f.root, self.root.load(Ordering::Relaxed)),
-            (&f.fs_base, percpu::fs_base_loaded()),
-            (&f.server, server),
-        ] {
-            slot.store(v, Ordering::Relaxed);
-        }
+        let put = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        put(&f.rip, tf.rip);
+        put(&f.rflags, tf.rflags);
+        put(&f.rsp, tf.rsp);
+        put(&f.rbx, tf.rbx);
+        put(&f.rbp, tf.rbp);
+        put(&f.r12, tf.r12);
+        put(&f.r13, tf.r13);
+        put(&f.r14, tf.r14);
+        put(&f.r15, tf.r15);
+        put(&f.root, self.root.load(Ordering::Relaxed));
+        put(&f.fs_base, percpu::fs_base_loaded());
+        put(&f.server, server);
         self.len.swap(n + 1, Ordering::SeqCst);
         if dead.load(Ordering::SeqCst) {
             self.len.store(n, Ordering::SeqCst);
@@ -267,6 +265,7 @@ impl Visits {
 
     /// After [`push`](Self::push): the running thread goes into `server`'s space, acts for
     /// it, and runs with FS base zero.
+    #[inline(always)]
     pub fn enter(&self, server: u64, root: Root) {
         self.root.store(root.raw(), Ordering::Relaxed);
         root.activate();
@@ -286,21 +285,26 @@ impl Visits {
         }
         let f = &self.frames[i];
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        *tf = TrapFrame {
-            rip: get(&f.rip),
-            rflags: get(&f.rflags),
-            rsp: get(&f.rsp),
-            rbx: get(&f.rbx),
-            rbp: get(&f.rbp),
-            r12: get(&f.r12),
-            r13: get(&f.r13),
-            r14: get(&f.r14),
-            r15: get(&f.r15),
-            cs: tf.cs,
-            ss: tf.ss,
-            vector: tf.vector,
-            ..TrapFrame::default()
-        };
+        // The registers the caller keeps; the others zero (the caller's code sets the status
+        // and results).
+        tf.rip = get(&f.rip);
+        tf.rflags = get(&f.rflags);
+        tf.rsp = get(&f.rsp);
+        tf.rbx = get(&f.rbx);
+        tf.rbp = get(&f.rbp);
+        tf.r12 = get(&f.r12);
+        tf.r13 = get(&f.r13);
+        tf.r14 = get(&f.r14);
+        tf.r15 = get(&f.r15);
+        tf.rax = 0;
+        tf.rcx = 0;
+        tf.rdx = 0;
+        tf.rsi = 0;
+        tf.rdi = 0;
+        tf.r8 = 0;
+        tf.r9 = 0;
+        tf.r10 = 0;
+        tf.r11 = 0;
         let root = get(&f.root);
         let acting = match i {
             0 => OWN,
@@ -322,6 +326,17 @@ impl Visits {
         super::cpu::set_fs_base(fs);
         self.len.store(i as u64, Ordering::SeqCst);
         true
+    }
+
+    /// True when the cache holds a call through `handle` to the portal whose revocation mark
+    /// is `revoked`, looked up when the change counter of the thread's own handle table (the
+    /// only one the cache is filled from) was `changes`: filling it again would change nothing.
+    #[inline(always)]
+    pub fn caches(&self, handle: u32, changes: u64, revoked: &AtomicBool) -> bool {
+        let c = &self.cache;
+        c.handle.load(Ordering::Relaxed) == u64::from(handle)
+            && changes == c.changes.load(Ordering::Relaxed)
+            && c.revoked_at.load(Ordering::Relaxed) == core::ptr::from_ref(revoked) as u64
     }
 
     /// Remembers a successful call from the thread's own process for the fast path (the
