@@ -596,6 +596,36 @@ pub fn cpu_time(r: ThreadRef) -> Option<u64> {
 
 impl Scheduler {
     /// Puts `tid` on its core's queue; kicks that core if it is another one.
+    /// Ends thread `tid`, which is not on any CPU: it becomes `Dead` where it stopped (its
+    /// kernel stack is dropped unrun) and its core frees the record at its next switch, or at
+    /// once through an IPI.
+    fn bury(&mut self, tid: Tid) {
+        let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
+            return;
+        };
+        t.state = State::Dead;
+        let (c, was_doomed) = (t.core, core::mem::take(&mut t.doomed));
+        if was_doomed
+            && !self
+                .threads
+                .iter()
+                .flatten()
+                .any(|o| o.core == c && o.doomed && o.state != State::Dead)
+        {
+            // No other thread of that core waits to end: its returns need not look.
+            lower(c, DOOM_PENDING);
+        }
+        let core = &mut self.cores[c];
+        let _ = core.rq.remove(tid, apic::now_ns());
+        core.sleepers.retain(|&(_, x, _)| x != tid);
+        core.reap.push(tid);
+        reap_pending(c).store(1, Ordering::Release);
+        if c != cpu_id() {
+            // Let that core free it now rather than at its next switch.
+            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
+        }
+    }
+
     fn make_runnable(&mut self, tid: Tid) {
         let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
             return;
@@ -833,36 +863,26 @@ pub fn kill(r: ThreadRef) {
             apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
             return true;
         }
-        t.state = State::Dead;
-        let core = &mut s.cores[c];
-        let _ = core.rq.remove(tid, apic::now_ns());
-        core.sleepers.retain(|&(_, x, _)| x != tid);
-        core.reap.push(tid);
-        reap_pending(c).store(1, Ordering::Release);
-        if c != cpu_id() {
-            // Let that core free it now rather than at its next switch.
-            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
-        }
+        s.bury(tid);
         false
     });
     if running_elsewhere {
         // Wait for it to leave its CPU. It ends at its next interrupt or system-call return;
-        // if it blocks in a system call instead, it is woken so that the call unwinds (its
-        // process is gone, so the call fails) and it ends on the way back to ring 3. Waiting
-        // for it to be dead instead would wait forever for a thread that blocked.
+        // if it blocks in a system call or is preempted instead, it is buried where it stopped,
+        // like a thread that was not running. It must not be woken to unwind its call: the
+        // caller tears its address space down next, and a woken thread would switch into a
+        // retired space on its core (CR3 0: a triple fault).
         while with(|s| {
             let Some(t) = s.live(r) else {
                 return false;
             };
             match t.state {
                 State::Running => true,
-                State::Blocked => {
-                    let c = t.core;
-                    s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
-                    s.make_runnable(tid);
+                State::Blocked | State::Runnable | State::Frozen => {
+                    s.bury(tid);
                     false
                 }
-                State::Runnable | State::Dead | State::Frozen => false,
+                State::Dead => false,
             }
         }) {
             core::hint::spin_loop();

@@ -274,6 +274,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 2,
     },
     Case {
+        name: "smp_kill_a_thread_in_flux_on_another_core",
+        run: super::smp_cases::kill_a_thread_in_flux_on_another_core,
+        min_cpus: 2,
+    },
+    Case {
         name: "smp_busy_processes_in_parallel",
         run: super::smp_cases::busy_processes_run_in_parallel,
         min_cpus: 2,
