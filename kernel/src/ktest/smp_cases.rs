@@ -156,10 +156,12 @@ pub fn busy_processes_run_in_parallel() -> Result<(), String> {
 pub fn kill_a_thread_in_flux_on_another_core() -> Result<(), String> {
     const FLICKER: u64 = 52;
     let mut free_before = 0;
+    let mut heap_before = 0;
     for i in 0..1000u64 {
         if i == 1 {
             // After one round: the first spawn of a module may keep what it caches.
             free_before = super::settled_free_frames(crate::arch::frames::free_frames());
+            heap_before = crate::arch::heap::usage().0;
         }
         let pid = spawn_on(FLICKER, 1, Vec::new())?;
         // Let it start, then strike at a moment that differs from round to round.
@@ -180,6 +182,11 @@ pub fn kill_a_thread_in_flux_on_another_core() -> Result<(), String> {
         free_after == free_before,
         "free frames {free_before} before 999 kills, {free_after} after (fewer: not given \
          back; more: freed twice)"
+    );
+    let heap_after = crate::arch::heap::usage().0;
+    ensure!(
+        heap_after == heap_before,
+        "kernel heap in use: {heap_before} bytes before 999 kills, {heap_after} after"
     );
     Ok(())
 }
