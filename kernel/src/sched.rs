@@ -579,6 +579,27 @@ pub fn is_running(r: ThreadRef) -> bool {
     })
 }
 
+/// The time all cores together spent idle since boot, in nanoseconds (a core idle now counts
+/// its current idle stretch): busy time over an interval is elapsed time × cores minus this
+/// one's growth, which under `-icount shift=0` is the instructions executed (the benchmarks').
+pub fn idle_ns() -> u64 {
+    with(|s| {
+        let now = apic::now_ns();
+        s.cores
+            .iter()
+            .filter(|c| c.idle != usize::MAX)
+            .map(|c| {
+                let ran = s.threads[c.idle].as_ref().map_or(0, |t| t.cpu_ns);
+                ran + if c.current == c.idle {
+                    now.saturating_sub(c.dispatched_at)
+                } else {
+                    0
+                }
+            })
+            .sum()
+    })
+}
+
 /// CPU time a thread has used, in nanoseconds (a running thread's includes its current run).
 pub fn cpu_time(r: ThreadRef) -> Option<u64> {
     let tid = r.tid;
@@ -595,7 +616,6 @@ pub fn cpu_time(r: ThreadRef) -> Option<u64> {
 }
 
 impl Scheduler {
-    /// Puts `tid` on its core's queue; kicks that core if it is another one.
     /// Ends thread `tid`, which is not on any CPU: it becomes `Dead` where it stopped (its
     /// kernel stack is dropped unrun) and its core frees the record at its next switch, or at
     /// once through an IPI.
@@ -626,6 +646,7 @@ impl Scheduler {
         }
     }
 
+    /// Puts `tid` on its core's queue; kicks that core if it is another one.
     fn make_runnable(&mut self, tid: Tid) {
         let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
             return;

@@ -57,10 +57,20 @@ static HASHES: Mutex<Vec<KnownHash>> = Mutex::new(Vec::new());
 /// A module file's path, length and CRC-32, and its SHA-256.
 type KnownHash = (String, u64, u32, [u8; 32]);
 
-/// When the phases of the last suspend and resume ended, as (TSC, monotonic ns) pairs: the
-/// start, frozen and serialized, written, then read, verified, rebuilt and running (for the
-/// benchmark, `crate::bench`).
-pub static PHASES: Mutex<[(u64, u64); 7]> = Mutex::new([(0, 0); 7]);
+/// When the phases of the last suspend and resume ended: the start, frozen and serialized,
+/// written, then read, verified, rebuilt and running (for the benchmark, `crate::bench`).
+pub static PHASES: Mutex<[Mark; 7]> = Mutex::new([Mark { ns: 0, idle_ns: 0 }; 7]);
+
+/// A moment of [`PHASES`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    /// The monotonic clock (under `-icount shift=0`: instructions, plus QEMU's jumps over idle
+    /// time).
+    pub ns: u64,
+    /// All cores' idle time so far ([`sched::idle_ns`]): a phase's busy time — what its
+    /// instructions cost, the disk's waits left out — is its elapsed time × cores minus this.
+    pub idle_ns: u64,
+}
 
 /// Phase indexes in [`PHASES`].
 pub mod phase {
@@ -81,7 +91,11 @@ pub mod phase {
 }
 
 fn mark(i: usize) {
-    PHASES.lock()[i] = (crate::arch::cpu::rdtsc(), crate::arch::apic::now_ns());
+    let idle_ns = sched::idle_ns();
+    PHASES.lock()[i] = Mark {
+        ns: crate::arch::apic::now_ns(),
+        idle_ns,
+    };
 }
 
 /// Holds [`BUSY`] while it lives.
