@@ -412,7 +412,7 @@ fn spawn_inner(
 }
 
 /// The module a process was spawned from: its path and a cheap fingerprint of the file it was
-/// loaded from (length and CRC-32; the SHA-256 an image records is computed only when it is
+/// loaded from (length and CRC-32C; the SHA-256 an image records is computed only when it is
 /// suspended, from a file that must still match this fingerprint).
 #[derive(Clone, Debug)]
 pub struct Module {
@@ -420,7 +420,7 @@ pub struct Module {
     pub path: String,
     /// The file's length.
     pub len: u64,
-    /// The file's CRC-32.
+    /// The file's CRC-32C.
     pub crc: u32,
 }
 
@@ -430,7 +430,7 @@ impl Module {
         Module {
             path: path.to_string(),
             len: file.len() as u64,
-            crc: crc32fast::hash(file),
+            crc: crate::arch::crc::crc32c(file),
         }
     }
 }

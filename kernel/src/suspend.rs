@@ -51,10 +51,10 @@ static DORMANT: Mutex<Vec<(u64, u16, u16, Endpoint)>> = Mutex::new(Vec::new());
 /// The next image id (0: not yet known; found from the directory at the first suspend).
 static NEXT_ID: Mutex<u64> = Mutex::new(0);
 
-/// SHA-256 of module files already hashed: (path, length, CRC-32, hash).
+/// SHA-256 of module files already hashed: (path, length, CRC-32C, hash).
 static HASHES: Mutex<Vec<KnownHash>> = Mutex::new(Vec::new());
 
-/// A module file's path, length and CRC-32, and its SHA-256.
+/// A module file's path, length and CRC-32C, and its SHA-256.
 type KnownHash = (String, u64, u32, [u8; 32]);
 
 /// When the phases of the last suspend and resume ended: the start, frozen and serialized,
@@ -436,7 +436,9 @@ fn serialize(tree: &[Pid]) -> Result<Vec<u8>, Error> {
         return Err(Error::NoMemory);
     }
     out.resize(len, 0);
-    builder.write(&mut out).map_err(fail)?;
+    builder
+        .write_with(&mut out, crate::arch::crc::crc32c)
+        .map_err(fail)?;
     Ok(out)
 }
 
@@ -609,7 +611,7 @@ fn snapshot(
 }
 
 /// The SHA-256 of `file` (the module at `path`): from the cache when a file of the same path,
-/// length and CRC-32 was hashed before in this boot.
+/// length and CRC-32C was hashed before in this boot.
 fn known_hash(path: &str, file: &[u8]) -> [u8; 32] {
     let m = process::Module::of(path, file);
     if let Some(h) = HASHES
@@ -637,7 +639,7 @@ fn module_hash(m: &process::Module) -> Result<[u8; 32], Error> {
         ::log::warn!("suspend: module {} cannot be read again: {e}", m.path);
         Error::Io
     })?;
-    if file.len() as u64 != m.len || crc32fast::hash(&file) != m.crc {
+    if file.len() as u64 != m.len || crate::arch::crc::crc32c(&file) != m.crc {
         ::log::warn!(
             "suspend: module {} changed since the process was spawned",
             m.path
@@ -677,7 +679,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
     let bytes = rootfs::read_file_limited(&path, rootfs::MAX_IMAGE_BYTES)
         .map_err(|e| io(&format!("read {path}"), e))?;
     mark(phase::READ);
-    let image = Image::parse(&bytes).map_err(|e| {
+    let image = Image::parse_with(&bytes, crate::arch::crc::crc32c).map_err(|e| {
         ::log::warn!("resume {id}: {path} refused: {e}");
         Error::Corrupt
     })?;

@@ -428,6 +428,12 @@ impl<'a> ImageBuilder<'a> {
     /// returns the length written. Allocates only the section list; checks nothing beyond the
     /// field widths (see [`ImageBuilder::build`]).
     pub fn write(&self, out: &mut [u8]) -> Result<usize, BuildError> {
+        self.write_with(out, crate::checksum::crc32c)
+    }
+
+    /// [`ImageBuilder::write`] with another implementation of the checksum (a faster one of
+    /// the same function).
+    pub fn write_with(&self, out: &mut [u8], crc: crate::Crc32c) -> Result<usize, BuildError> {
         if self.processes.is_empty() {
             return Err(BuildError::Empty);
         }
@@ -447,14 +453,14 @@ impl<'a> ImageBuilder<'a> {
             let end = offset.checked_add(len).ok_or_else(overflow)?;
             let dst = out.get_mut(offset..end).ok_or_else(overflow)?;
             body.write(dst)?;
-            let crc = crc32fast::hash(dst);
+            let sum = crc(dst);
             let entry = record_offset(i)?;
             let mut e = [0u8; ENTRY_LEN];
             put(&mut e, 0, &body.kind(*kind).to_le_bytes());
             put(&mut e, 2, &process.to_le_bytes());
             put(&mut e, 8, &(offset as u64).to_le_bytes());
             put(&mut e, 16, &(len as u64).to_le_bytes());
-            put(&mut e, 24, &crc.to_le_bytes());
+            put(&mut e, 24, &sum.to_le_bytes());
             if !put(out, entry, &e) {
                 return Err(overflow());
             }
@@ -462,7 +468,7 @@ impl<'a> ImageBuilder<'a> {
                 .ok_or_else(overflow)?;
         }
         let processes = fits_u16("process count", self.processes.len())?;
-        let table_crc = crc32fast::hash(out.get(HEADER_LEN..table_end).unwrap_or(&[]));
+        let table_crc = crc(out.get(HEADER_LEN..table_end).unwrap_or(&[]));
         let flags = if self.tree { FLAG_TREE } else { 0 };
         let mut h = [0u8; HEADER_LEN];
         put(&mut h, 0, &MAGIC);
@@ -472,7 +478,7 @@ impl<'a> ImageBuilder<'a> {
         put(&mut h, 16, &total.to_le_bytes());
         put(&mut h, 24, &processes.to_le_bytes());
         put(&mut h, 28, &table_crc.to_le_bytes());
-        let header_crc = crc32fast::hash(h.get(..60).unwrap_or(&[]));
+        let header_crc = crc(h.get(..60).unwrap_or(&[]));
         put(&mut h, 60, &header_crc.to_le_bytes());
         put(out, 0, &h);
         Ok(total_usize)
