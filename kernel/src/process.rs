@@ -748,7 +748,14 @@ fn map_fresh(
     perms: Perms,
     bytes: Option<&[u8]>,
 ) -> Result<(), SpawnError> {
-    let mut frame = frames::alloc_zeroed().ok_or(SpawnError::NoMemory)?;
+    // A page the bytes fill whole is not zeroed first (1 MiB of arena: 131 K instructions).
+    let whole = bytes.is_some_and(|b| b.len() == PAGE_SIZE as usize);
+    let mut frame = if whole {
+        frames::alloc()
+    } else {
+        frames::alloc_zeroed()
+    }
+    .ok_or(SpawnError::NoMemory)?;
     if let Some(b) = bytes {
         frame.bytes_mut()[..b.len()].copy_from_slice(b);
     }

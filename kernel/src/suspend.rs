@@ -612,18 +612,19 @@ fn snapshot(
 
 /// The SHA-256 of `file` (the module at `path`): from the cache when a file of the same path,
 /// length and CRC-32C was hashed before in this boot.
-fn known_hash(path: &str, file: &[u8]) -> [u8; 32] {
+/// Returns the file's fingerprint too (the resumed process keeps it).
+fn known_hash(path: &str, file: &[u8]) -> (process::Module, [u8; 32]) {
     let m = process::Module::of(path, file);
     if let Some(h) = HASHES
         .lock()
         .iter()
         .find(|(p, l, c, _)| *p == m.path && *l == m.len && *c == m.crc)
     {
-        return h.3;
+        return (m, h.3);
     }
     let hash = procimage::module_hash(file);
-    HASHES.lock().push((m.path, m.len, m.crc, hash));
-    hash
+    HASHES.lock().push((m.path.clone(), m.len, m.crc, hash));
+    (m, hash)
 }
 
 /// The SHA-256 of a process's module file, which must still be the file it was loaded from.
@@ -698,7 +699,8 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
                 _ => Error::Io,
             }
         })?;
-        if known_hash(m.path, &file) != m.hash {
+        let (module, hash) = known_hash(m.path, &file);
+        if hash != m.hash {
             ::log::warn!(
                 "resume {id}: module {} changed since the suspend (its SHA-256 differs)",
                 m.path
@@ -715,7 +717,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
             ::log::warn!("resume {id}: messages carrying handles are not supported");
             return Err(Error::Corrupt);
         }
-        files.push(file);
+        files.push((file, module));
     }
     mark(phase::VERIFIED);
     let dormant: Vec<(u16, u16, Endpoint)> = take_dormant(id)
@@ -756,7 +758,7 @@ struct Rebuilt {
 /// Builds every process of `image`, or nothing.
 fn build(
     image: &Image<'_>,
-    files: &[alloc::borrow::Cow<'static, [u8]>],
+    files: &[(alloc::borrow::Cow<'static, [u8]>, process::Module)],
     core: Option<usize>,
     mut dormant: Vec<(u16, u16, Endpoint)>,
 ) -> Result<(ResumeInfo, Option<Endpoint>), Error> {
@@ -771,7 +773,7 @@ fn build(
         }
     };
     // Memory and threads.
-    for (p, file) in image.processes().zip(files) {
+    for (p, (file, _)) in image.processes().zip(files) {
         let pid = process::new_pid();
         let space = match process::resume_space(file) {
             Ok(s) => s,
@@ -967,7 +969,7 @@ fn build(
         reattached,
     };
     let mut starts = Vec::new();
-    for (((p, r), ended), file) in image.processes().zip(done).zip(enders).zip(files) {
+    for (((p, r), ended), (_, module)) in image.processes().zip(done).zip(enders).zip(files) {
         let rec = p.record();
         let mut table = handles::HandleTable::new(abi::limits::MAX_HANDLES);
         for (h, o, rights) in r.objects {
@@ -988,7 +990,7 @@ fn build(
             r.pid,
             process::Resumed {
                 name: String::from(rec.name),
-                module: process::Module::of(p.module().path, file),
+                module: module.clone(),
                 parent: parent_pid,
                 handles: table,
                 space: r.space,

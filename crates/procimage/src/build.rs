@@ -196,7 +196,8 @@ impl<'a> Body<'a> {
         })
     }
 
-    /// Writes its bytes into `out` (exactly its length, zeroed beforehand).
+    /// Writes its bytes into `out` (exactly its length, zeroed beforehand except for a page
+    /// body, which writes every byte after its count header).
     fn write(&self, out: &mut [u8]) -> Result<(), BuildError> {
         let short = BuildError::BufferTooSmall {
             need: self.len()?,
@@ -443,7 +444,6 @@ impl<'a> ImageBuilder<'a> {
         let out = out
             .get_mut(..total_usize)
             .ok_or(BuildError::BufferTooSmall { need: total, have })?;
-        out.fill(0);
         let sections = self.layout();
         let count = fits_u32("section count", sections.len())?;
         let table_end = record_offset(sections.len())?;
@@ -452,6 +452,13 @@ impl<'a> ImageBuilder<'a> {
             let len = idx(body.len()?).ok_or_else(overflow)?;
             let end = offset.checked_add(len).ok_or_else(overflow)?;
             let dst = out.get_mut(offset..end).ok_or_else(overflow)?;
+            // Zeroed first where the body leaves bytes alone (reserved fields, padding); page
+            // bodies are written whole after their count (the bulk of an image: not zeroed
+            // twice).
+            match body {
+                Body::Pages(_) => dst.iter_mut().take(COUNT_LEN).for_each(|b| *b = 0),
+                _ => dst.fill(0),
+            }
             body.write(dst)?;
             let sum = crc(dst);
             let entry = record_offset(i)?;
@@ -466,6 +473,10 @@ impl<'a> ImageBuilder<'a> {
             }
             offset = idx(align_up(end as u64, SECTION_ALIGN).ok_or_else(overflow)?)
                 .ok_or_else(overflow)?;
+            // The padding up to the next section.
+            out.get_mut(end..offset.min(total_usize))
+                .ok_or_else(overflow)?
+                .fill(0);
         }
         let processes = fits_u16("process count", self.processes.len())?;
         let table_crc = crc(out.get(HEADER_LEN..table_end).unwrap_or(&[]));

@@ -471,3 +471,18 @@ fn the_checksum_is_crc32c_and_pluggable() {
         })
     ));
 }
+
+#[test]
+fn write_sets_every_byte_of_its_buffer() {
+    // The builder zeroes only what its sections leave alone: a buffer full of old bytes must
+    // come out as a fresh zeroed one does.
+    let procs = rich();
+    let fresh = build(true, &procs, &[(1, 0x8001, b"notes")]).expect("builds");
+    let reused = build_then(true, &procs, &[(1, 0x8001, b"notes")], |b| {
+        let mut out = vec![0xa5u8; b.len()? as usize];
+        b.write(&mut out)?;
+        Ok(out)
+    })
+    .expect("writes");
+    assert_eq!(fresh, reused);
+}
