@@ -773,9 +773,9 @@ fn build(
         }
     };
     // Memory and threads.
-    for (p, (file, _)) in image.processes().zip(files) {
+    for (p, (file, module)) in image.processes().zip(files) {
         let pid = process::new_pid();
-        let space = match process::resume_space(file) {
+        let space = match process::resume_space(module, file) {
             Ok(s) => s,
             Err(e) => {
                 ::log::warn!("resume: module of process {}: {e}", p.index());

@@ -49,6 +49,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "process_loaded_modules_are_kept_by_fingerprint",
+        run: super::process_cases::loaded_modules_are_kept_by_fingerprint,
+        min_cpus: 1,
+    },
+    Case {
         name: "process_exit_code",
         run: super::process_cases::exit_code_is_reported,
         min_cpus: 1,
