@@ -461,7 +461,7 @@ impl Module {
         Module {
             path: path.to_string(),
             len: file.len() as u64,
-            crc: crate::arch::crc::crc32c(file),
+            crc: crate::bundle::crc_of(file).unwrap_or_else(|| crate::arch::crc::crc32c(file)),
         }
     }
 }
