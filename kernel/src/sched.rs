@@ -532,6 +532,27 @@ pub fn is_running(r: ThreadRef) -> bool {
     })
 }
 
+/// The time all cores together spent idle since boot, in nanoseconds (a core idle now counts
+/// its current idle stretch): busy time over an interval is elapsed time × cores minus this
+/// one's growth, which under `-icount shift=0` is the instructions executed (the benchmarks').
+pub fn idle_ns() -> u64 {
+    with(|s| {
+        let now = apic::now_ns();
+        s.cores
+            .iter()
+            .filter(|c| c.idle != usize::MAX)
+            .map(|c| {
+                let ran = s.threads[c.idle].as_ref().map_or(0, |t| t.cpu_ns);
+                ran + if c.current == c.idle {
+                    now.saturating_sub(c.dispatched_at)
+                } else {
+                    0
+                }
+            })
+            .sum()
+    })
+}
+
 /// CPU time a thread has used, in nanoseconds (a running thread's includes its current run).
 pub fn cpu_time(r: ThreadRef) -> Option<u64> {
     let tid = r.tid;
@@ -548,6 +569,36 @@ pub fn cpu_time(r: ThreadRef) -> Option<u64> {
 }
 
 impl Scheduler {
+    /// Ends thread `tid`, which is not on any CPU: it becomes `Dead` where it stopped (its
+    /// kernel stack is dropped unrun) and its core frees the record at its next switch, or at
+    /// once through an IPI.
+    fn bury(&mut self, tid: Tid) {
+        let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
+            return;
+        };
+        t.state = State::Dead;
+        let (c, was_doomed) = (t.core, core::mem::take(&mut t.doomed));
+        if was_doomed
+            && !self
+                .threads
+                .iter()
+                .flatten()
+                .any(|o| o.core == c && o.doomed && o.state != State::Dead)
+        {
+            // No other thread of that core waits to end: its returns need not look.
+            lower(c, DOOM_PENDING);
+        }
+        let core = &mut self.cores[c];
+        let _ = core.rq.remove(tid, apic::now_ns());
+        core.sleepers.retain(|&(_, x, _)| x != tid);
+        core.reap.push(tid);
+        reap_pending(c).store(1, Ordering::Release);
+        if c != cpu_id() {
+            // Let that core free it now rather than at its next switch.
+            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
+        }
+    }
+
     /// Puts `tid` on its core's queue; kicks that core if it is another one.
     fn make_runnable(&mut self, tid: Tid) {
         let Some(t) = self.threads.get_mut(tid).and_then(Option::as_mut) else {
@@ -786,36 +837,26 @@ pub fn kill(r: ThreadRef) {
             apic::send_ipi(s.cores[c].apic_id, apic::RESCHEDULE_VECTOR);
             return true;
         }
-        t.state = State::Dead;
-        let core = &mut s.cores[c];
-        let _ = core.rq.remove(tid, apic::now_ns());
-        core.sleepers.retain(|&(_, x, _)| x != tid);
-        core.reap.push(tid);
-        reap_pending(c).store(1, Ordering::Release);
-        if c != cpu_id() {
-            // Let that core free it now rather than at its next switch.
-            apic::send_ipi(core.apic_id, apic::RESCHEDULE_VECTOR);
-        }
+        s.bury(tid);
         false
     });
     if running_elsewhere {
         // Wait for it to leave its CPU. It ends at its next interrupt or system-call return;
-        // if it blocks in a system call instead, it is woken so that the call unwinds (its
-        // process is gone, so the call fails) and it ends on the way back to ring 3. Waiting
-        // for it to be dead instead would wait forever for a thread that blocked.
+        // if it blocks in a system call or is preempted instead, it is buried where it stopped,
+        // like a thread that was not running. It must not be woken to unwind its call: the
+        // caller tears its address space down next, and a woken thread would switch into a
+        // retired space on its core (CR3 0: a triple fault).
         while with(|s| {
             let Some(t) = s.live(r) else {
                 return false;
             };
             match t.state {
                 State::Running => true,
-                State::Blocked => {
-                    let c = t.core;
-                    s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
-                    s.make_runnable(tid);
+                State::Blocked | State::Runnable | State::Frozen => {
+                    s.bury(tid);
                     false
                 }
-                State::Runnable | State::Dead | State::Frozen => false,
+                State::Dead => false,
             }
         }) {
             core::hint::spin_loop();

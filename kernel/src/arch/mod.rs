@@ -8,6 +8,7 @@ pub mod acpi;
 pub mod apic;
 pub mod context;
 pub mod cpu;
+pub mod crc;
 pub mod entry;
 pub mod export;
 pub mod extable;

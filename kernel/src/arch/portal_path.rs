@@ -19,7 +19,7 @@
 //!
 //! A call saves what the ABI keeps for the caller (`rip`, `rflags`, `rsp` and the callee-saved
 //! `rbx`, `rbp`, `r12`–`r15`) and its space and FS base; a return restores them and clears
-//! the other general registers. Both reset the vector registers (decision 74). While a call is
+//! the other general registers. Both reset the vector registers (decision 87). While a call is
 //! open the thread's FS base is the record's (the server's side starts at zero); its own stays
 //! in the scheduler's record.
 //!

@@ -148,3 +148,45 @@ pub fn busy_processes_run_in_parallel() -> Result<(), String> {
     );
     Ok(())
 }
+
+/// Kills, from core 0, a process whose thread on core 1 keeps changing between running, blocked
+/// and runnable, 1,000 times at varied moments. A thread found running when the kill began and
+/// blocked or preempted a moment later must end where it stopped: woken to unwind instead, it
+/// would switch into the address space the killer tears down next (a triple fault on its core).
+pub fn kill_a_thread_in_flux_on_another_core() -> Result<(), String> {
+    const FLICKER: u64 = 52;
+    let mut free_before = 0;
+    let mut heap_before = 0;
+    for i in 0..1000u64 {
+        if i == 1 {
+            // After one round: the first spawn of a module may keep what it caches.
+            free_before = super::settled_free_frames(crate::arch::frames::free_frames());
+            heap_before = crate::arch::heap::usage().0;
+        }
+        let pid = spawn_on(FLICKER, 1, Vec::new())?;
+        // Let it start, then strike at a moment that differs from round to round.
+        let until = apic::now_ns() + 200_000 + (i * 7_919) % 50_000;
+        while apic::now_ns() < until {
+            core::hint::spin_loop();
+        }
+        process::die(pid, Death::Killed);
+        match process::wait(pid) {
+            Some(Death::Killed) => {}
+            other => return Err(format!("round {i}: the process ended with {other:?}")),
+        }
+    }
+    // Every killed thread's records and pages are given back (their cores free the kernel
+    // stacks at their next switch).
+    let free_after = super::settled_free_frames(free_before);
+    ensure!(
+        free_after == free_before,
+        "free frames {free_before} before 999 kills, {free_after} after (fewer: not given \
+         back; more: freed twice)"
+    );
+    let heap_after = crate::arch::heap::usage().0;
+    ensure!(
+        heap_after == heap_before,
+        "kernel heap in use: {heap_before} bytes before 999 kills, {heap_after} after"
+    );
+    Ok(())
+}

@@ -60,6 +60,7 @@ mod behaviour {
     pub const SUSPEND_COUNTER: u64 = 49;
     pub const SUSPEND_TREE: u64 = 50;
     pub const SUSPEND_THREADS: u64 = 51;
+    pub const FLICKER: u64 = 52;
 }
 
 mod device;
@@ -185,6 +186,21 @@ fn recv_timeout() -> i32 {
 }
 
 /// Works a few microseconds, then blocks on its parent channel until it closes.
+/// Never ends, and is seldom in one state for long: spins a few microseconds, sleeps one, yields
+/// (so a killer on another core finds it running, blocked or runnable, and it changes meanwhile).
+fn flicker() -> i32 {
+    let mut spin = 1_000u64;
+    loop {
+        let t0 = moxie_rt::now();
+        while moxie_rt::now() < t0 + spin {
+            core::hint::spin_loop();
+        }
+        moxie_rt::sleep_until(moxie_rt::now() + 1_000);
+        let _ = moxie_rt::yield_now();
+        spin = (spin * 7 + 1_300) % 9_000;
+    }
+}
+
 fn block_soon() -> i32 {
     let t0 = moxie_rt::now();
     while moxie_rt::now() < t0 + 20_000 {
@@ -975,6 +991,7 @@ pub extern "C" fn main(arg: u64) -> i32 {
         SUSPEND_COUNTER => suspend::counter(),
         SUSPEND_TREE => suspend::tree(),
         SUSPEND_THREADS => suspend::threads(),
+        FLICKER => flicker(),
         other => {
             println!("probe: unknown behaviour {}", other);
             1
