@@ -46,6 +46,13 @@ pub struct Portal {
     revoked: AtomicBool,
 }
 
+impl Portal {
+    /// Whether its server is gone (died, or left the process table for a suspend).
+    pub fn is_dead(&self) -> bool {
+        self.server.dead.load(Ordering::Acquire)
+    }
+}
+
 impl CacheTarget for Portal {
     fn revoked(&self) -> &AtomicBool {
         &self.revoked

@@ -1177,6 +1177,9 @@ pub fn retire(pid: Pid) -> Vec<(abi::Handle, Object, Rights)> {
     for r in p.threads.iter().filter(|r| r.exit.is_none()) {
         sched::kill(r.thread);
     }
+    // Its portals, wherever their handles went, are closed as a dead server's are: a call must
+    // never enter the space torn down next.
+    crate::portal::server_died(pid);
     teardown(&p.space);
     objects
 }

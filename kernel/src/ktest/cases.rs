@@ -289,6 +289,11 @@ pub const CASES: &[Case] = &[
         min_cpus: 1,
     },
     Case {
+        name: "portal_of_a_retired_server_is_closed",
+        run: super::portal_cases::portal_of_a_retired_server_is_closed,
+        min_cpus: 1,
+    },
+    Case {
         name: "smp_cross_core_pingpong_100k",
         run: super::smp_cases::cross_core_pingpong_100k_in_order,
         min_cpus: 2,

@@ -113,3 +113,25 @@ pub fn portal_suspend_rule() -> Result<(), String> {
     ensure!(d == Death::Exit(0), "client ended with {d:?}");
     Ok(())
 }
+
+/// A process leaving the table without dying (a suspend retires it) closes its portals like a
+/// death: a portal whose handle went elsewhere must not lead into the torn-down space.
+pub fn portal_of_a_retired_server_is_closed() -> Result<(), String> {
+    use crate::ipc::Object;
+    let (server, ch) = process::spawn_watched(PROBE, 47, SpawnOptions::default(), Vec::new())
+        .map_err(|(e, _)| format!("spawn: {e}"))?;
+    let mut msg = ch
+        .recv_blocking(abi::syscall::DEADLINE_NEVER)
+        .map_err(|e| format!("recv: {e}"))?;
+    ensure!(&msg.bytes[..] == b"portal", "unexpected message");
+    let Some(Object::Portal(p)) = msg.handles.pop() else {
+        return Err("no portal in the server's message".into());
+    };
+    ensure!(!p.is_dead(), "the portal is closed before the server left");
+    drop(process::retire(server));
+    ensure!(
+        p.is_dead(),
+        "the retired server's portal still leads into it"
+    );
+    Ok(())
+}
