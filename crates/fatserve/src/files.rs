@@ -166,7 +166,7 @@ impl OpenFile<'_> {
         // position at a cluster's end as in that cluster).
         let cluster_of = |o: u64| o.div_ceil(disk.cluster);
         if offset != 0 && cluster_of(at.map_err(fs_error)?) != cluster_of(offset) {
-            self.map(disk)?;
+            self.map()?;
             if self.read_mapped(disk, offset, buf)? {
                 return Ok(());
             }
@@ -208,26 +208,26 @@ impl OpenFile<'_> {
         Ok(true)
     }
 
-    /// Maps the clusters that hold the file's bytes: one walk of the chain.
-    fn map(&mut self, disk: &Disk) -> Result<(), Error> {
+    /// Maps the clusters that hold the file's bytes: one walk of the chain, a run of
+    /// neighbouring clusters at a time.
+    fn map(&mut self) -> Result<(), Error> {
         self.map.clear();
-        // No further than the size needs, so a chain that loops cannot keep us here.
-        let clusters = self.size.div_ceil(disk.cluster) as usize;
-        for e in self.file.extents().take(clusters) {
-            let at = e.map_err(fs_error)?.offset;
+        let mut file = 0;
+        // The runs stop at the size, so a chain that loops cannot keep us here.
+        for e in self.file.runs() {
+            let e = e.map_err(fs_error)?;
+            let len = u64::from(e.size);
             let full = self.map.len() == MAX_RUNS;
             match self.map.last_mut() {
-                Some(r) if r.disk + r.len == at => r.len += disk.cluster,
+                Some(r) if r.disk + r.len == e.offset => r.len += len,
                 _ if full => break,
-                last => {
-                    let file = last.map_or(0, |r| r.file + r.len);
-                    self.map.push(Run {
-                        file,
-                        disk: at,
-                        len: disk.cluster,
-                    });
-                }
+                _ => self.map.push(Run {
+                    file,
+                    disk: e.offset,
+                    len,
+                }),
             }
+            file += len;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::{
     error::{Error, IoError},
     file::File,
     fs::{FatType, FileSystem, OemCpConverter, ReadWriteSeek},
-    io::{self, Read, ReadLeExt, Write, WriteLeExt},
+    io::{self, Read, Write},
     time::{Date, DateTime},
 };
 
@@ -254,19 +254,28 @@ impl DirFileEntryData {
     }
 
     pub(crate) fn serialize<W: Write>(&self, wrt: &mut W) -> Result<(), W::Error> {
-        wrt.write_all(&self.name)?;
-        wrt.write_u8(self.attrs.bits())?;
-        wrt.write_u8(self.reserved_0)?;
-        wrt.write_u8(self.create_time_0)?;
-        wrt.write_u16_le(self.create_time_1)?;
-        wrt.write_u16_le(self.create_date)?;
-        wrt.write_u16_le(self.access_date)?;
-        wrt.write_u16_le(self.first_cluster_hi)?;
-        wrt.write_u16_le(self.modify_time)?;
-        wrt.write_u16_le(self.modify_date)?;
-        wrt.write_u16_le(self.first_cluster_lo)?;
-        wrt.write_u32_le(self.size)?;
-        Ok(())
+        // moxie: built whole and written at once (a write per field cost a storage access each).
+        let mut raw = [0_u8; DIR_ENTRY_SIZE as usize];
+        raw[..SFN_SIZE].copy_from_slice(&self.name);
+        raw[11] = self.attrs.bits();
+        raw[12] = self.reserved_0;
+        raw[13] = self.create_time_0;
+        for (i, v) in [
+            self.create_time_1,
+            self.create_date,
+            self.access_date,
+            self.first_cluster_hi,
+            self.modify_time,
+            self.modify_date,
+            self.first_cluster_lo,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            raw[14 + 2 * i..16 + 2 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        raw[28..].copy_from_slice(&self.size.to_le_bytes());
+        wrt.write_all(&raw)
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
@@ -323,21 +332,22 @@ impl DirLfnEntryData {
     }
 
     pub(crate) fn serialize<W: Write>(&self, wrt: &mut W) -> Result<(), W::Error> {
-        wrt.write_u8(self.order)?;
-        for ch in &self.name_0 {
-            wrt.write_u16_le(*ch)?;
-        }
-        wrt.write_u8(self.attrs.bits())?;
-        wrt.write_u8(self.entry_type)?;
-        wrt.write_u8(self.checksum)?;
-        for ch in &self.name_1 {
-            wrt.write_u16_le(*ch)?;
-        }
-        wrt.write_u16_le(self.reserved_0)?;
-        for ch in &self.name_2 {
-            wrt.write_u16_le(*ch)?;
-        }
-        Ok(())
+        // moxie: built whole and written at once, as the short entry is.
+        let mut raw = [0_u8; DIR_ENTRY_SIZE as usize];
+        let mut put = |at: usize, units: &[u16]| {
+            for (i, u) in units.iter().enumerate() {
+                raw[at + 2 * i..at + 2 * i + 2].copy_from_slice(&u.to_le_bytes());
+            }
+        };
+        put(1, &self.name_0);
+        put(14, &self.name_1);
+        put(26, &[self.reserved_0]);
+        put(28, &self.name_2);
+        raw[0] = self.order;
+        raw[11] = self.attrs.bits();
+        raw[12] = self.entry_type;
+        raw[13] = self.checksum;
+        wrt.write_all(&raw)
     }
 
     pub(crate) fn order(&self) -> u8 {
@@ -383,8 +393,10 @@ impl DirEntryData {
         rdr: &mut R,
     ) -> Result<Self, Error<E>> {
         trace!("DirEntryData::deserialize");
-        let mut name = [0; SFN_SIZE];
-        match rdr.read_exact(&mut name) {
+        // moxie: the entry's 32 bytes in one read, then decoded (a read per field cost a
+        // storage access each).
+        let mut raw = [0_u8; DIR_ENTRY_SIZE as usize];
+        match rdr.read_exact(&mut raw) {
             Err(Error::UnexpectedEof) => {
                 // entries can occupy all clusters of directory so there is no zero entry at the end
                 // handle it here by returning non-existing empty entry
@@ -395,7 +407,10 @@ impl DirEntryData {
             }
             Ok(()) => {}
         }
-        let attrs = FileAttributes::from_bits_truncate(rdr.read_u8()?);
+        let u16_at = |i: usize| u16::from_le_bytes([raw[i], raw[i + 1]]);
+        let mut name = [0; SFN_SIZE];
+        name.copy_from_slice(&raw[..SFN_SIZE]);
+        let attrs = FileAttributes::from_bits_truncate(raw[11]);
         if attrs & FileAttributes::LFN == FileAttributes::LFN {
             // read long name entry
             let mut data = DirLfnEntryData {
@@ -409,14 +424,14 @@ impl DirEntryData {
                 *dst = u16::from_le_bytes(src.try_into().unwrap());
             }
 
-            data.entry_type = rdr.read_u8()?;
-            data.checksum = rdr.read_u8()?;
-            for x in &mut data.name_1 {
-                *x = rdr.read_u16_le()?;
+            data.entry_type = raw[12];
+            data.checksum = raw[13];
+            for (i, x) in data.name_1.iter_mut().enumerate() {
+                *x = u16_at(14 + 2 * i);
             }
-            data.reserved_0 = rdr.read_u16_le()?;
-            for x in &mut data.name_2 {
-                *x = rdr.read_u16_le()?;
+            data.reserved_0 = u16_at(26);
+            for (i, x) in data.name_2.iter_mut().enumerate() {
+                *x = u16_at(28 + 2 * i);
             }
             Ok(DirEntryData::Lfn(data))
         } else {
@@ -424,16 +439,16 @@ impl DirEntryData {
             let data = DirFileEntryData {
                 name,
                 attrs,
-                reserved_0: rdr.read_u8()?,
-                create_time_0: rdr.read_u8()?,
-                create_time_1: rdr.read_u16_le()?,
-                create_date: rdr.read_u16_le()?,
-                access_date: rdr.read_u16_le()?,
-                first_cluster_hi: rdr.read_u16_le()?,
-                modify_time: rdr.read_u16_le()?,
-                modify_date: rdr.read_u16_le()?,
-                first_cluster_lo: rdr.read_u16_le()?,
-                size: rdr.read_u32_le()?,
+                reserved_0: raw[12],
+                create_time_0: raw[13],
+                create_time_1: u16_at(14),
+                create_date: u16_at(16),
+                access_date: u16_at(18),
+                first_cluster_hi: u16_at(20),
+                modify_time: u16_at(22),
+                modify_date: u16_at(24),
+                first_cluster_lo: u16_at(26),
+                size: u32::from_le_bytes([raw[28], raw[29], raw[30], raw[31]]),
             };
             Ok(DirEntryData::File(data))
         }

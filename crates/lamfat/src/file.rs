@@ -120,6 +120,32 @@ impl<'a, IO: ReadWriteSeek, TP, OCC> File<'a, IO, TP, OCC> {
         .flatten()
     }
 
+    /// Where the file's data lies on the disk, as runs of clusters that lie one after another
+    /// (moxie: one FAT access per run and sector of the FAT instead of one per cluster). Each
+    /// extent is a run's bytes, the last one cut at the file's size.
+    pub fn runs(&self) -> impl Iterator<Item = Result<Extent, Error<IO::Error>>> + 'a {
+        let fs = self.fs;
+        let cluster_size = u64::from(fs.cluster_size());
+        let mut bytes_left = u64::from(self.size().unwrap_or(0));
+        let mut next = self.first_cluster.filter(|_| bytes_left > 0);
+        core::iter::from_fn(move || {
+            let cluster = next.take()?;
+            let max = u32::try_from(bytes_left.div_ceil(cluster_size)).unwrap_or(u32::MAX);
+            match fs.contiguous_run(cluster, max) {
+                Ok((run, after)) => {
+                    let size = (u64::from(run) * cluster_size).min(bytes_left);
+                    bytes_left -= size;
+                    next = after.filter(|_| bytes_left > 0);
+                    Some(Ok(Extent {
+                        offset: fs.offset_from_cluster(cluster),
+                        size: size as u32,
+                    }))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+
     pub(crate) fn abs_pos(&self) -> Option<u64> {
         // Returns current position relative to filesystem start
         // Note: when between clusters it returns position after previous cluster
@@ -205,6 +231,23 @@ impl<'a, IO: ReadWriteSeek, TP, OCC> File<'a, IO, TP, OCC> {
         self.first_cluster
     }
 
+    /// How many clusters from `cluster` on lie one after another in the chain, as far as
+    /// `bytes` from `offset_in_cluster` of it reach (at least 1).
+    fn contiguous_span(
+        &self,
+        cluster: u32,
+        offset_in_cluster: u32,
+        bytes: usize,
+    ) -> Result<u32, Error<IO::Error>> {
+        let cluster_size = u64::from(self.fs.cluster_size());
+        let clusters = (u64::from(offset_in_cluster) + bytes as u64).div_ceil(cluster_size);
+        if clusters <= 1 {
+            return Ok(1);
+        }
+        let max = u32::try_from(clusters).unwrap_or(u32::MAX);
+        Ok(self.fs.contiguous_run(cluster, max)?.0)
+    }
+
     fn flush(&mut self) -> Result<(), Error<IO::Error>> {
         self.flush_dir_entry()?;
         let mut disk = self.fs.disk.borrow_mut();
@@ -279,12 +322,14 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Read for File<'_, IO, TP, OCC> {
             return Ok(0);
         };
         let offset_in_cluster = self.offset % cluster_size;
-        let bytes_left_in_cluster = (cluster_size - offset_in_cluster) as usize;
-        let bytes_left_in_file = self.bytes_left_in_file().unwrap_or(bytes_left_in_cluster);
-        let read_size = buf.len().min(bytes_left_in_cluster).min(bytes_left_in_file);
-        if read_size == 0 {
+        let bytes_left_in_file = self.bytes_left_in_file().unwrap_or(usize::MAX);
+        let want = buf.len().min(bytes_left_in_file);
+        if want == 0 {
             return Ok(0);
         }
+        // moxie: one read for the clusters that lie one after another, not one per cluster.
+        let run = self.contiguous_span(current_cluster, offset_in_cluster, want)?;
+        let read_size = want.min(run_bytes(run, cluster_size, offset_in_cluster));
         trace!("read {} bytes in cluster {}", read_size, current_cluster);
         let offset_in_fs =
             self.fs.offset_from_cluster(current_cluster) + u64::from(offset_in_cluster);
@@ -297,7 +342,12 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Read for File<'_, IO, TP, OCC> {
             return Ok(0);
         }
         self.offset += read_bytes as u32;
-        self.current_cluster = Some(current_cluster);
+        self.current_cluster = Some(last_cluster(
+            current_cluster,
+            offset_in_cluster,
+            read_bytes,
+            cluster_size,
+        ));
 
         if let Some(ref mut e) = self.entry {
             if self.fs.options.update_accessed_date {
@@ -307,6 +357,19 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Read for File<'_, IO, TP, OCC> {
         }
         Ok(read_bytes)
     }
+}
+
+/// Bytes from `offset_in_cluster` of the first of `run` clusters to the end of the last.
+fn run_bytes(run: u32, cluster_size: u32, offset_in_cluster: u32) -> usize {
+    (u64::from(run) * u64::from(cluster_size) - u64::from(offset_in_cluster))
+        .try_into()
+        .unwrap_or(usize::MAX)
+}
+
+/// The cluster holding the last of `bytes` bytes moved from `offset_in_cluster` of `first`, in
+/// a run of clusters that lie one after another.
+fn last_cluster(first: u32, offset_in_cluster: u32, bytes: usize, cluster_size: u32) -> u32 {
+    first + ((u64::from(offset_in_cluster) + bytes as u64 - 1) / u64::from(cluster_size)) as u32
 }
 
 #[cfg(feature = "std")]
@@ -324,20 +387,17 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
         trace!("File::write");
         let cluster_size = self.fs.cluster_size();
         let offset_in_cluster = self.offset % cluster_size;
-        let bytes_left_in_cluster = (cluster_size - offset_in_cluster) as usize;
         let bytes_left_until_max_file_size = (MAX_FILE_SIZE - self.offset) as usize;
-        let write_size = buf
-            .len()
-            .min(bytes_left_in_cluster)
-            .min(bytes_left_until_max_file_size);
+        let want = buf.len().min(bytes_left_until_max_file_size);
         // Exit early if we are going to write no data
-        if write_size == 0 {
+        if want == 0 {
             return Ok(0);
         }
         // Mark the volume 'dirty'
         self.fs.set_dirty_flag(true)?;
-        // Get cluster for write possibly allocating new one
-        let current_cluster = if self.offset % cluster_size == 0 {
+        // moxie: the clusters the write can fill in one go: the run of neighbours from the
+        // current one, or a run allocated at the end of the chain.
+        let (current_cluster, run) = if self.offset % cluster_size == 0 {
             // next cluster
             let next_cluster = match self.current_cluster {
                 None => self.first_cluster,
@@ -351,23 +411,36 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
                 }
             };
             if let Some(n) = next_cluster {
-                n
-            } else {
-                // end of chain reached - allocate new cluster
-                let new_cluster = self.fs.alloc_cluster(self.current_cluster, self.is_dir())?;
+                (n, self.contiguous_span(n, 0, want)?)
+            } else if self.is_dir() {
+                // end of chain reached - allocate new cluster (zeroed: directory entries)
+                let new_cluster = self.fs.alloc_cluster(self.current_cluster, true)?;
                 trace!("allocated cluster {}", new_cluster);
                 if self.first_cluster.is_none() {
                     self.set_first_cluster(new_cluster);
                 }
-                new_cluster
+                (new_cluster, 1)
+            } else {
+                // end of chain reached - allocate as many clusters as the write fills
+                let clusters = want.div_ceil(cluster_size as usize);
+                let (first, count) = self.fs.alloc_run(
+                    self.current_cluster,
+                    u32::try_from(clusters).unwrap_or(u32::MAX),
+                )?;
+                trace!("allocated {} clusters from {}", count, first);
+                if self.first_cluster.is_none() {
+                    self.set_first_cluster(first);
+                }
+                (first, count)
             }
         } else {
             // self.current_cluster should be a valid cluster
             match self.current_cluster {
-                Some(n) => n,
+                Some(n) => (n, self.contiguous_span(n, offset_in_cluster, want)?),
                 None => panic!("Offset inside cluster but no cluster allocated"),
             }
         };
+        let write_size = want.min(run_bytes(run, cluster_size, offset_in_cluster));
         trace!("write {} bytes in cluster {}", write_size, current_cluster);
         let offset_in_fs =
             self.fs.offset_from_cluster(current_cluster) + u64::from(offset_in_cluster);
@@ -381,7 +454,12 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
         }
         // some bytes were writter - update position and optionally size
         self.offset += written_bytes as u32;
-        self.current_cluster = Some(current_cluster);
+        self.current_cluster = Some(last_cluster(
+            current_cluster,
+            offset_in_cluster,
+            written_bytes,
+            cluster_size,
+        ));
         self.update_dir_entry_after_write();
         Ok(written_bytes)
     }
@@ -454,16 +532,25 @@ impl<IO: ReadWriteSeek, TP, OCC> Seek for File<'_, IO, TP, OCC> {
             // Note: new_offset_in_clusters cannot be 0 here because new_offset is not 0
             debug_assert!(new_offset_in_clusters > 0);
             let clusters_to_skip = new_offset_in_clusters - 1;
+            // moxie: a run of neighbouring clusters is skipped at once.
             let mut cluster = first_cluster;
-            let mut iter = self.fs.cluster_iter(first_cluster);
-            for i in 0..clusters_to_skip {
-                cluster = if let Some(r) = iter.next() {
-                    r?
+            let mut left = clusters_to_skip;
+            while left > 0 {
+                let (run, next) = self.fs.contiguous_run(cluster, left.saturating_add(1))?;
+                let step = (run - 1).min(left);
+                cluster += step;
+                left -= step;
+                if left == 0 {
+                    break;
+                }
+                if let Some(n) = next {
+                    cluster = n;
+                    left -= 1;
                 } else {
                     // cluster chain ends before the new position - seek to the end of the last cluster
-                    new_offset = self.fs.bytes_from_clusters(i + 1) as u32;
+                    new_offset = self.fs.bytes_from_clusters(clusters_to_skip - left + 1) as u32;
                     break;
-                };
+                }
             }
             Some(cluster)
         } else {

@@ -17,8 +17,8 @@ use crate::{
     file::File,
     io::{self, IoBase, Read, ReadLeExt, Seek, SeekFrom, Write, WriteLeExt},
     table::{
-        alloc_cluster, count_free_clusters, format_fat, read_fat_flags, ClusterIterator,
-        RESERVED_FAT_ENTRIES,
+        alloc_cluster, alloc_run, contiguous_run, count_free_clusters, format_fat, read_fat_flags,
+        ClusterIterator, RESERVED_FAT_ENTRIES,
     },
     time::{DefaultTimeProvider, TimeProvider},
 };
@@ -544,6 +544,42 @@ impl<IO: Read + Write + Seek, TP, OCC> FileSystem<IO, TP, OCC> {
         fs_info.set_next_free_cluster(cluster + 1);
         fs_info.map_free_clusters(|n| n - 1);
         Ok(cluster)
+    }
+
+    /// Allocates up to `want` clusters that lie one after another (at least one), as a chain
+    /// linked after `prev_cluster`; returns the first and how many (moxie: a file's write
+    /// takes its new clusters this way, a run per write instead of one cluster at a time).
+    pub(crate) fn alloc_run(
+        &self,
+        prev_cluster: Option<u32>,
+        want: u32,
+    ) -> Result<(u32, u32), Error<IO::Error>> {
+        let hint = self.fs_info.borrow().next_free_cluster;
+        let (first, count) = {
+            let mut fat = self.fat_slice();
+            alloc_run(
+                &mut fat,
+                self.fat_type,
+                prev_cluster,
+                hint,
+                want,
+                self.total_clusters,
+            )?
+        };
+        let mut fs_info = self.fs_info.borrow_mut();
+        fs_info.set_next_free_cluster(first + count);
+        fs_info.map_free_clusters(|n| n.saturating_sub(count));
+        Ok((first, count))
+    }
+
+    /// The clusters of a chain that lie one after another from `cluster` on: how many (at
+    /// least 1, at most `max`) and what the last of them points to (`None`: the chain ends).
+    pub(crate) fn contiguous_run(
+        &self,
+        cluster: u32,
+        max: u32,
+    ) -> Result<(u32, Option<u32>), Error<IO::Error>> {
+        contiguous_run(&mut self.fat_slice(), self.fat_type, cluster, max)
     }
 
     /// Returns status flags for this volume.

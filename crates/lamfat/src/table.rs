@@ -26,6 +26,9 @@ enum FatValue {
 }
 
 trait FatTrait {
+    /// What a raw entry of `cluster` means.
+    fn decode(raw: u32, cluster: u32) -> FatValue;
+
     fn get_raw<S, E>(fat: &mut S, cluster: u32) -> Result<u32, Error<E>>
     where
         S: Read + Seek,
@@ -125,9 +128,276 @@ where
 {
     match fat_type {
         FatType::Fat12 => Fat12::find_free(fat, start_cluster, end_cluster),
-        FatType::Fat16 => Fat16::find_free(fat, start_cluster, end_cluster),
-        FatType::Fat32 => Fat32::find_free(fat, start_cluster, end_cluster),
+        _ => {
+            // A sector of entries per read: the entry-by-entry scan cost a storage access each.
+            let mut raws = [0_u32; CHUNK_BYTES / 2];
+            let mut cluster = start_cluster;
+            while cluster < end_cluster {
+                let n = chunk_entries(fat_type, cluster).min(end_cluster - cluster);
+                let got = read_raw(fat, fat_type, cluster, &mut raws[..n as usize])?;
+                for (c, &raw) in (cluster..).zip(raws[..got].iter()) {
+                    if decode(fat_type, raw, c) == FatValue::Free {
+                        return Ok(c);
+                    }
+                }
+                cluster += got as u32;
+            }
+            Err(Error::NotEnoughSpace)
+        }
     }
+}
+
+// moxie: the functions below move runs of entries a sector at a time, so that following or
+// building a chain of clusters that lie one after another costs a storage access per sector of
+// the FAT rather than one (or three, for a write) per cluster.
+
+/// Bytes of the FAT that the run functions read or write at once.
+const CHUNK_BYTES: usize = 512;
+
+/// Bytes per entry (FAT16 and FAT32; FAT12 entries share bytes and are moved one by one).
+fn entry_bytes(fat_type: FatType) -> u32 {
+    match fat_type {
+        FatType::Fat16 => 2,
+        _ => 4,
+    }
+}
+
+/// Entries from `cluster` to the end of its chunk of the FAT: a read or write that stays inside
+/// a chunk never reaches past the FAT, whose size is whole sectors.
+fn chunk_entries(fat_type: FatType, cluster: u32) -> u32 {
+    let per = CHUNK_BYTES as u32 / entry_bytes(fat_type);
+    per - cluster % per
+}
+
+/// The bits of a FAT32 entry that are not the value and must be kept when it is written.
+fn reserved_bits(fat_type: FatType) -> u32 {
+    match fat_type {
+        FatType::Fat32 => 0xF000_0000,
+        _ => 0,
+    }
+}
+
+/// The raw value that ends a chain.
+fn end_of_chain(fat_type: FatType) -> u32 {
+    match fat_type {
+        FatType::Fat12 => 0xFFF,
+        FatType::Fat16 => 0xFFFF,
+        FatType::Fat32 => 0x0FFF_FFFF,
+    }
+}
+
+fn decode(fat_type: FatType, raw: u32, cluster: u32) -> FatValue {
+    match fat_type {
+        FatType::Fat12 => Fat12::decode(raw, cluster),
+        FatType::Fat16 => Fat16::decode(raw, cluster),
+        FatType::Fat32 => Fat32::decode(raw, cluster),
+    }
+}
+
+/// Reads the raw entries of the clusters `first..first + out.len()` (FAT16 and FAT32; at most
+/// one chunk); returns how many it read, fewer at the end of the FAT but at least one.
+fn read_raw<S, E>(
+    fat: &mut S,
+    fat_type: FatType,
+    first: u32,
+    out: &mut [u32],
+) -> Result<usize, Error<E>>
+where
+    S: Read + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    let size = entry_bytes(fat_type) as usize;
+    let mut buf = [0_u8; CHUNK_BYTES];
+    fat.seek(io::SeekFrom::Start(u64::from(first) * size as u64))?;
+    let mut got = 0;
+    while got < out.len() * size {
+        match fat.read(&mut buf[got..out.len() * size])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    if got < size {
+        return Err(Error::UnexpectedEof);
+    }
+    for (o, b) in out.iter_mut().zip(buf[..got].chunks_exact(size)) {
+        *o = match b {
+            [x, y] => u32::from(u16::from_le_bytes([*x, *y])),
+            [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+            _ => 0,
+        };
+    }
+    Ok(got / size)
+}
+
+/// Writes the entries of the clusters `first..first + count` (FAT16 and FAT32), entry `c` getting
+/// `value(c)`, the reserved bits of each kept.
+fn write_run<S, E>(
+    fat: &mut S,
+    fat_type: FatType,
+    first: u32,
+    count: u32,
+    value: impl Fn(u32) -> u32,
+) -> Result<(), Error<E>>
+where
+    S: Read + Write + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    let size = entry_bytes(fat_type) as usize;
+    let keep = reserved_bits(fat_type);
+    let mut raws = [0_u32; CHUNK_BYTES / 2];
+    let mut buf = [0_u8; CHUNK_BYTES];
+    let end = first + count;
+    let mut cluster = first;
+    while cluster < end {
+        let n = chunk_entries(fat_type, cluster).min(end - cluster);
+        let raws = &mut raws[..n as usize];
+        if keep != 0 && read_raw(fat, fat_type, cluster, raws)? < raws.len() {
+            return Err(Error::UnexpectedEof);
+        }
+        let bytes = &mut buf[..n as usize * size];
+        for ((c, raw), b) in (cluster..)
+            .zip(raws.iter())
+            .zip(bytes.chunks_exact_mut(size))
+        {
+            let v = value(c) | (raw & keep);
+            b.copy_from_slice(&v.to_le_bytes()[..size]);
+        }
+        fat.seek(io::SeekFrom::Start(u64::from(cluster) * size as u64))?;
+        fat.write_all(bytes)?;
+        cluster += n;
+    }
+    Ok(())
+}
+
+/// The clusters of a chain that lie one after another from `cluster` on: how many (at least 1,
+/// at most `max`), and the entry of the last of them (`None`: the chain ends there).
+pub(crate) fn contiguous_run<S, E>(
+    fat: &mut S,
+    fat_type: FatType,
+    cluster: u32,
+    max: u32,
+) -> Result<(u32, Option<u32>), Error<E>>
+where
+    S: Read + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    let next_of = |v: FatValue| match v {
+        FatValue::Data(n) => Some(n),
+        _ => None,
+    };
+    let mut count = 1;
+    let mut c = cluster;
+    if fat_type == FatType::Fat12 {
+        loop {
+            match read_fat(fat, fat_type, c)? {
+                FatValue::Data(n) if n == c + 1 && count < max => (count, c) = (count + 1, n),
+                v => return Ok((count, next_of(v))),
+            }
+        }
+    }
+    let mut raws = [0_u32; CHUNK_BYTES / 2];
+    loop {
+        // The entries of c and of at most the clusters the run may still take.
+        let n = chunk_entries(fat_type, c).min(max.saturating_sub(count).saturating_add(1));
+        let got = read_raw(fat, fat_type, c, &mut raws[..n as usize])?;
+        for &raw in raws[..got].iter() {
+            match decode(fat_type, raw, c) {
+                FatValue::Data(n) if n == c + 1 && count < max => (count, c) = (count + 1, n),
+                v => return Ok((count, next_of(v))),
+            }
+        }
+    }
+}
+
+/// Allocates free clusters that lie one after another, up to `want` of them (at least one):
+/// the first free one at or after `hint` (the volume's start when none is free there), and the
+/// free ones right after it. They become a chain, linked after `prev_cluster`; returns the
+/// first and how many.
+pub(crate) fn alloc_run<S, E>(
+    fat: &mut S,
+    fat_type: FatType,
+    prev_cluster: Option<u32>,
+    hint: Option<u32>,
+    want: u32,
+    total_clusters: u32,
+) -> Result<(u32, u32), Error<E>>
+where
+    S: Read + Write + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    if fat_type == FatType::Fat12 || want <= 1 {
+        return alloc_cluster(fat, fat_type, prev_cluster, hint, total_clusters).map(|c| (c, 1));
+    }
+    let end_cluster = total_clusters + RESERVED_FAT_ENTRIES;
+    let start_cluster = match hint {
+        Some(n) if n < end_cluster => n,
+        _ => RESERVED_FAT_ENTRIES,
+    };
+    let first = match find_free_cluster(fat, fat_type, start_cluster, end_cluster) {
+        Ok(n) => n,
+        Err(_) if start_cluster > RESERVED_FAT_ENTRIES => {
+            find_free_cluster(fat, fat_type, RESERVED_FAT_ENTRIES, start_cluster)?
+        }
+        Err(e) => return Err(e),
+    };
+    // How many free clusters follow.
+    let limit = first.saturating_add(want).min(end_cluster);
+    let mut raws = [0_u32; CHUNK_BYTES / 2];
+    let mut count = 1;
+    'scan: while first + count < limit {
+        let c = first + count;
+        let n = chunk_entries(fat_type, c).min(limit - c);
+        let got = read_raw(fat, fat_type, c, &mut raws[..n as usize])?;
+        for (c, &raw) in (c..).zip(raws[..got].iter()) {
+            if decode(fat_type, raw, c) != FatValue::Free {
+                break 'scan;
+            }
+            count += 1;
+        }
+    }
+    let last = first + count - 1;
+    let eoc = end_of_chain(fat_type);
+    write_run(fat, fat_type, first, count, |c| {
+        if c == last {
+            eoc
+        } else {
+            c + 1
+        }
+    })?;
+    if let Some(n) = prev_cluster {
+        write_fat(fat, fat_type, n, FatValue::Data(first))?;
+    }
+    trace!("allocated clusters {}..={}", first, last);
+    Ok((first, count))
+}
+
+/// Frees the chain that starts at `cluster`, a run of neighbouring clusters at a time; returns
+/// how many clusters were freed.
+fn free_chain<S, E>(fat: &mut S, fat_type: FatType, cluster: u32) -> Result<u32, Error<E>>
+where
+    S: Read + Write + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    let mut freed = 0;
+    let mut next = Some(cluster);
+    while let Some(c) = next {
+        if fat_type == FatType::Fat12 {
+            next = get_next_cluster(fat, fat_type, c)?;
+            write_fat(fat, fat_type, c, FatValue::Free)?;
+            freed += 1;
+            continue;
+        }
+        let (count, after) = contiguous_run(fat, fat_type, c, u32::MAX)?;
+        write_run(fat, fat_type, c, count, |_| 0)?;
+        freed += count;
+        next = after;
+    }
+    Ok(freed)
 }
 
 pub(crate) fn alloc_cluster<S, E>(
@@ -254,6 +524,15 @@ where
 }
 
 impl FatTrait for Fat12 {
+    fn decode(raw: u32, _cluster: u32) -> FatValue {
+        match raw {
+            0 => FatValue::Free,
+            0xFF7 => FatValue::Bad,
+            0xFF8..=0xFFF => FatValue::EndOfChain,
+            n => FatValue::Data(n),
+        }
+    }
+
     fn get_raw<S, E>(fat: &mut S, cluster: u32) -> Result<u32, Error<E>>
     where
         S: Read + Seek,
@@ -275,13 +554,7 @@ impl FatTrait for Fat12 {
         E: IoError,
         Error<E>: From<S::Error>,
     {
-        let val = Self::get_raw(fat, cluster)?;
-        Ok(match val {
-            0 => FatValue::Free,
-            0xFF7 => FatValue::Bad,
-            0xFF8..=0xFFF => FatValue::EndOfChain,
-            n => FatValue::Data(n),
-        })
+        Ok(Self::decode(Self::get_raw(fat, cluster)?, cluster))
     }
 
     fn set<S, E>(fat: &mut S, cluster: u32, value: FatValue) -> Result<(), Error<E>>
@@ -382,6 +655,15 @@ impl FatTrait for Fat12 {
 }
 
 impl FatTrait for Fat16 {
+    fn decode(raw: u32, _cluster: u32) -> FatValue {
+        match raw {
+            0 => FatValue::Free,
+            0xFFF7 => FatValue::Bad,
+            0xFFF8..=0xFFFF => FatValue::EndOfChain,
+            n => FatValue::Data(n),
+        }
+    }
+
     fn get_raw<S, E>(fat: &mut S, cluster: u32) -> Result<u32, Error<E>>
     where
         S: Read + Seek,
@@ -398,13 +680,7 @@ impl FatTrait for Fat16 {
         E: IoError,
         Error<E>: From<S::Error>,
     {
-        let val = Self::get_raw(fat, cluster)?;
-        Ok(match val {
-            0 => FatValue::Free,
-            0xFFF7 => FatValue::Bad,
-            0xFFF8..=0xFFFF => FatValue::EndOfChain,
-            n => FatValue::Data(n),
-        })
+        Ok(Self::decode(Self::get_raw(fat, cluster)?, cluster))
     }
 
     fn set_raw<S, E>(fat: &mut S, cluster: u32, raw_value: u32) -> Result<(), Error<E>>
@@ -472,24 +748,8 @@ impl FatTrait for Fat16 {
 }
 
 impl FatTrait for Fat32 {
-    fn get_raw<S, E>(fat: &mut S, cluster: u32) -> Result<u32, Error<E>>
-    where
-        S: Read + Seek,
-        E: IoError,
-        Error<E>: From<S::Error>,
-    {
-        fat.seek(io::SeekFrom::Start(u64::from(cluster * 4)))?;
-        Ok(fat.read_u32_le()?)
-    }
-
-    fn get<S, E>(fat: &mut S, cluster: u32) -> Result<FatValue, Error<E>>
-    where
-        S: Read + Seek,
-        E: IoError,
-        Error<E>: From<S::Error>,
-    {
-        let val = Self::get_raw(fat, cluster)? & 0x0FFF_FFFF;
-        Ok(match val {
+    fn decode(raw: u32, cluster: u32) -> FatValue {
+        match raw & 0x0FFF_FFFF {
             0 if (0x0FFF_FFF7..=0x0FFF_FFFF).contains(&cluster) => {
                 let tmp = if cluster == 0x0FFF_FFF7 {
                     "BAD_CLUSTER"
@@ -515,7 +775,26 @@ impl FatTrait for Fat32 {
                 FatValue::Bad // avoid accidental use or allocation into a FAT chain
             }
             n => FatValue::Data(n),
-        })
+        }
+    }
+
+    fn get_raw<S, E>(fat: &mut S, cluster: u32) -> Result<u32, Error<E>>
+    where
+        S: Read + Seek,
+        E: IoError,
+        Error<E>: From<S::Error>,
+    {
+        fat.seek(io::SeekFrom::Start(u64::from(cluster * 4)))?;
+        Ok(fat.read_u32_le()?)
+    }
+
+    fn get<S, E>(fat: &mut S, cluster: u32) -> Result<FatValue, Error<E>>
+    where
+        S: Read + Seek,
+        E: IoError,
+        Error<E>: From<S::Error>,
+    {
+        Ok(Self::decode(Self::get_raw(fat, cluster)?, cluster))
     }
 
     fn set_raw<S, E>(fat: &mut S, cluster: u32, raw_value: u32) -> Result<(), Error<E>>
@@ -646,13 +925,10 @@ where
     }
 
     pub(crate) fn free(&mut self) -> Result<u32, Error<E>> {
-        let mut num_free = 0;
-        while let Some(n) = self.cluster {
-            self.next();
-            write_fat(self.fat.borrow_mut(), self.fat_type, n, FatValue::Free)?;
-            num_free += 1;
+        match self.cluster.take() {
+            Some(n) => free_chain(self.fat.borrow_mut(), self.fat_type, n),
+            None => Ok(0),
         }
-        Ok(num_free)
     }
 }
 
@@ -779,6 +1055,27 @@ mod tests {
                     .collect::<Vec<_>>();
             assert_eq!(actual_cluster_numbers, expected_cluster_numbers);
         }
+        // runs of neighbouring clusters
+        assert_eq!(
+            contiguous_run(&mut cur, fat_type, 3, 100).ok(),
+            Some((6, None))
+        );
+        assert_eq!(
+            contiguous_run(&mut cur, fat_type, 3, 2).ok(),
+            Some((2, Some(5)))
+        );
+        assert_eq!(
+            contiguous_run(&mut cur, fat_type, 9, 10).ok(),
+            Some((2, Some(0x14)))
+        );
+        assert_eq!(
+            contiguous_run(&mut cur, fat_type, 0x14, 10).ok(),
+            Some((3, Some(0x19)))
+        );
+        assert_eq!(
+            contiguous_run(&mut cur, fat_type, 0x14, 1).ok(),
+            Some((1, Some(0x15)))
+        );
         // test truncating a chain
         {
             let mut iter = ClusterIterator::<&mut S, S::Error, S>::new(&mut cur, fat_type, 0x9);
@@ -816,6 +1113,69 @@ mod tests {
             read_fat(&mut cur, fat_type, 0x16).ok(),
             Some(FatValue::Free)
         );
+    }
+
+    /// Runs allocated and freed on a FAT of 64 entries: 2..=5 and 10 in use, entry 12 with
+    /// reserved bits (FAT32), the rest free.
+    fn test_runs(fat_type: FatType) {
+        let bytes = 64 * fat_type.bits_per_fat_entry() as usize / 8;
+        let mut cur = StdIoWrapper::new(Cursor::<Vec<u8>>::new(vec![0; bytes]));
+        for c in [2, 3, 4, 5, 10] {
+            write_fat(&mut cur, fat_type, c, FatValue::EndOfChain).unwrap();
+        }
+        if fat_type == FatType::Fat32 {
+            Fat32::set_raw(&mut cur, 12, 0x1000_0000).unwrap();
+        }
+        let total = 62;
+        let free = |cur: &mut _| count_free_clusters(cur, fat_type, total).unwrap();
+        assert_eq!(free(&mut cur), 57);
+        let get = |cur: &mut _, c| read_fat(cur, fat_type, c).unwrap();
+        // Three free neighbours from the hint on.
+        let three = alloc_run(&mut cur, fat_type, None, Some(2), 3, total).ok();
+        if fat_type == FatType::Fat12 {
+            // FAT12 entries share bytes: allocated one at a time.
+            assert_eq!(three, Some((6, 1)));
+            return;
+        }
+        assert_eq!(three, Some((6, 3)));
+        assert_eq!(get(&mut cur, 6), FatValue::Data(7));
+        assert_eq!(get(&mut cur, 7), FatValue::Data(8));
+        assert_eq!(get(&mut cur, 8), FatValue::EndOfChain);
+        // Cut short by a cluster in use; linked after the previous run.
+        let one = alloc_run(&mut cur, fat_type, Some(8), Some(9), 5, total).ok();
+        let four = alloc_run(&mut cur, fat_type, Some(9), Some(10), 4, total).ok();
+        assert_eq!((one, four), (Some((9, 1)), Some((11, 4))));
+        assert_eq!(get(&mut cur, 8), FatValue::Data(9));
+        assert_eq!(get(&mut cur, 9), FatValue::Data(11));
+        assert_eq!(get(&mut cur, 14), FatValue::EndOfChain);
+        assert_eq!(
+            contiguous_run(&mut cur, fat_type, 6, 100).ok(),
+            Some((4, Some(11)))
+        );
+        assert_eq!(free(&mut cur), 49);
+        if fat_type == FatType::Fat32 {
+            assert_eq!(Fat32::get_raw(&mut cur, 12).unwrap(), 0x1000_000D);
+        }
+        // Wrapping to the volume's start when nothing is free after the hint.
+        for c in 15..64 {
+            write_fat(&mut cur, fat_type, c, FatValue::EndOfChain).unwrap();
+        }
+        assert!(alloc_run(&mut cur, fat_type, None, Some(20), 2, total).is_err());
+        assert_eq!(free_chain(&mut cur, fat_type, 6).ok(), Some(8));
+        assert_eq!(
+            alloc_run(&mut cur, fat_type, None, Some(40), 9, total).ok(),
+            Some((6, 4))
+        );
+        if fat_type == FatType::Fat32 {
+            assert_eq!(Fat32::get_raw(&mut cur, 12).unwrap(), 0x1000_0000);
+        }
+    }
+
+    #[test]
+    fn runs_of_clusters() {
+        test_runs(FatType::Fat12);
+        test_runs(FatType::Fat16);
+        test_runs(FatType::Fat32);
     }
 
     #[test]
