@@ -197,7 +197,7 @@ impl OpenFile<'_> {
             let r = self.map[i];
             let take = (r.file + r.len - at).min((buf.len() - done) as u64) as usize;
             let n = cache
-                .read_at(r.disk + (at - r.file), &mut buf[done..done + take])
+                .read_through(r.disk + (at - r.file), &mut buf[done..done + take])
                 .map_err(storage_error)?;
             if n != take {
                 return Err(Error::Corrupt);

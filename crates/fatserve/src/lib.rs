@@ -24,7 +24,9 @@ mod cache;
 mod files;
 mod ops;
 
-pub use cache::{BLOCK_BYTES, BlockCache, CacheStats, SharedCache, Storage, StorageError};
+pub use cache::{
+    BLOCK_BYTES, BlockCache, CacheStats, DIRECT_MIN, SharedCache, Storage, StorageError,
+};
 pub use files::MAX_OPEN;
 
 use alloc::rc::Rc;

@@ -318,3 +318,87 @@ fn a_sequential_write_in_sectors_reads_nothing() {
     assert!(write_requests(&mut c).len() <= 64 / 8 + 2);
     assert_eq!(c.device().data[BLOCK_BYTES..][..data.len()], data[..]);
 }
+
+#[test]
+fn write_through_sends_whole_sectors_at_once_after_the_boot_block() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    c.write_at(0, b"dirty flag").unwrap();
+    // Sectors 9 to 90 whole, 100 bytes before them and 10 after.
+    let data: Vec<u8> = (0..100 + 82 * 512 + 10).map(|i| (i % 251) as u8).collect();
+    let pos = 9 * 512 - 100;
+    assert_eq!(c.write_through(pos, &data).unwrap(), data.len());
+    // The boot block first, then 41 KiB of sectors in requests of at most 32 KiB; the edges
+    // wait in the cache.
+    let reqs: Vec<_> = c
+        .device()
+        .log
+        .iter()
+        .filter(|e| e.0 == 'w')
+        .copied()
+        .collect();
+    assert_eq!(reqs, [('w', 0, 8), ('w', 9, 64), ('w', 73, 18)]);
+    let mut back = vec![0; data.len()];
+    c.read_at(pos, &mut back).unwrap();
+    assert_eq!(back, data);
+    c.flush().unwrap();
+    let at = pos as usize;
+    assert_eq!(&c.device().data[at..at + data.len()], &data[..]);
+}
+
+#[test]
+fn write_through_updates_cached_copies() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    // Blocks 1 (dirty, in part), 2 (clean) and 3 (dirty) cached.
+    c.write_at(BLOCK_BYTES as u64, &[1; 100]).unwrap();
+    let mut b = [0u8; 1];
+    c.read_at(2 * BLOCK_BYTES as u64, &mut b).unwrap();
+    c.write_at(3 * BLOCK_BYTES as u64 + 7, &[3; 9]).unwrap();
+    // Sectors from the middle of block 1 to the middle of block 3.
+    let pos = BLOCK_BYTES as u64 + 4 * 512;
+    c.write_through(pos, &[9; 2 * BLOCK_BYTES]).unwrap();
+    let mut back = vec![0u8; 4 * BLOCK_BYTES];
+    c.read_at(0, &mut back).unwrap();
+    let b1 = &back[BLOCK_BYTES..2 * BLOCK_BYTES];
+    assert_eq!(&b1[..100], &[1; 100][..]);
+    assert!(b1[4 * 512..].iter().all(|&x| x == 9));
+    assert!(
+        back[2 * BLOCK_BYTES..3 * BLOCK_BYTES]
+            .iter()
+            .all(|&x| x == 9)
+    );
+    let b3 = &back[3 * BLOCK_BYTES..];
+    assert!(b3[..4 * 512].iter().all(|&x| x == 9));
+    // Past the new sectors, block 3 keeps the device's bytes (Mem fills each sector with its
+    // number).
+    assert_eq!(b3[4 * 512], 3 * 8 + 4);
+    c.flush().unwrap();
+    let d = &c.device().data;
+    assert_eq!(&d[BLOCK_BYTES..BLOCK_BYTES + 100], &[1; 100][..]);
+    assert!(
+        d[pos as usize..pos as usize + 2 * BLOCK_BYTES]
+            .iter()
+            .all(|&x| x == 9)
+    );
+}
+
+#[test]
+fn read_through_writes_dirty_blocks_first_and_reads_sectors_at_once() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    c.write_at(5 * BLOCK_BYTES as u64 + 3, b"newer").unwrap();
+    let pos = 4 * BLOCK_BYTES as u64 + 200;
+    let mut buf = vec![0u8; 3 * BLOCK_BYTES];
+    assert_eq!(c.read_through(pos, &mut buf).unwrap(), buf.len());
+    let at = 5 * BLOCK_BYTES - (4 * BLOCK_BYTES + 200) + 3;
+    assert_eq!(&buf[at..at + 5], b"newer");
+    // Sector contents of the device elsewhere (Mem fills each sector with its number).
+    assert_eq!(buf[0], (pos / 512) as u8);
+    assert_eq!(
+        buf[buf.len() - 1],
+        ((pos + buf.len() as u64 - 1) / 512) as u8
+    );
+    // The dirty block went first; the whole sectors came in one request.
+    let log = &c.device().log;
+    let at = |e| log.iter().position(|x| *x == e);
+    assert!(at(('w', 40, 8)) < at(('r', 33, 23)), "{log:?}");
+    assert!(at(('w', 40, 8)).is_some(), "{log:?}");
+}
