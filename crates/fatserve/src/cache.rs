@@ -490,6 +490,52 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         Ok(n)
     }
 
+    /// Like [`read_through`](Self::read_through) into `frame[blkproto::HEADER_LEN..]`, every
+    /// byte of it inside the device; the device reads its part in place
+    /// ([`BlockDevice::read_framed`]), so `frame[..HEADER_LEN]` may be overwritten.
+    pub fn read_through_framed(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StorageError> {
+        const ROOM: usize = blkproto::HEADER_LEN;
+        let n = frame.len() - ROOM;
+        if pos + n as u64 > self.len() {
+            return Err(StorageError::UnexpectedEof);
+        }
+        let Some((a, b)) = direct_span(pos, n) else {
+            self.read_at(pos, &mut frame[ROOM..])?;
+            return Ok(());
+        };
+        // The tail, the middle (whose device reads may overwrite the room before them: bytes of
+        // the head), then the head.
+        self.read_at(pos + b as u64, &mut frame[ROOM + b..])?;
+        self.read_direct_framed(pos + a as u64, &mut frame[a..ROOM + b])?;
+        self.read_at(pos, &mut frame[ROOM..ROOM + a])?;
+        Ok(())
+    }
+
+    /// [`read_direct`](Self::read_direct) into `frame[HEADER_LEN..]`, each request's data read
+    /// in place by the device; the requests go from the last to the first, since each may
+    /// overwrite the bytes before its own (those of the request before it).
+    fn read_direct_framed(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StorageError> {
+        const ROOM: usize = blkproto::HEADER_LEN;
+        let len = frame.len() - ROOM;
+        for block in Self::blocks_of(pos, len) {
+            if let Some(i) = self.find(block).filter(|&i| self.slots[i].dirty) {
+                self.write_back(i)?;
+            }
+        }
+        let step = blkproto::MAX_DATA;
+        for k in (0..len.div_ceil(step)).rev() {
+            let (from, to) = (k * step, ((k + 1) * step).min(len));
+            self.stats.device_reads += 1;
+            self.dev
+                .read_framed(
+                    (pos + from as u64) / SECTOR_SIZE as u64,
+                    &mut frame[from..ROOM + to],
+                )
+                .map_err(StorageError::Device)?;
+        }
+        Ok(())
+    }
+
     /// Like [`write_at`](Self::write_at), but the whole sectors of a stretch of at least
     /// [`DIRECT_MIN`] bytes go to the device at once (after a dirty boot block: see
     /// [`write_back`](Self::write_back)) instead of into cache blocks; cached copies of them

@@ -40,10 +40,9 @@ pub const MAX_OPEN: usize = 8;
 /// Most runs a file's map keeps (24 bytes each); a file in more pieces is mapped up to there.
 const MAX_RUNS: usize = 1024;
 
-/// What reads that bypass lamfat need: the block cache and the volume's cluster size.
+/// What reads that bypass lamfat need: the block cache.
 pub(crate) struct Disk {
     cache: SharedCache,
-    cluster: u64,
 }
 
 /// Clusters of a file that lie one after another on the device.
@@ -79,12 +78,12 @@ pub(crate) struct OpenFiles<'a> {
 }
 
 impl<'a> OpenFiles<'a> {
-    /// No file open yet on a volume of clusters of `cluster` bytes over `cache`.
-    pub fn new(cache: SharedCache, cluster: u64) -> Self {
+    /// No file open yet on a volume over `cache`.
+    pub fn new(cache: SharedCache) -> Self {
         OpenFiles {
             files: Vec::with_capacity(MAX_OPEN),
             clock: 0,
-            disk: Disk { cache, cluster },
+            disk: Disk { cache },
         }
     }
 
@@ -155,22 +154,49 @@ pub(crate) fn seek(f: &mut File<'_>, offset: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The room a framed read leaves before its data for the device (`BlockDevice::read_framed`).
+const ROOM: usize = blkproto::HEADER_LEN;
+
 impl OpenFile<'_> {
-    /// Fills `buf` from `offset`; the caller keeps it inside the file.
-    pub fn read(&mut self, disk: &Disk, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        if self.read_mapped(disk, offset, buf)? {
-            return Ok(());
-        }
-        let at = lamfat::Seek::seek(&mut self.file, lamfat::SeekFrom::Current(0));
-        // lamfat's seek stays in the current cluster or walks from the first (it counts a
-        // position at a cluster's end as in that cluster).
-        let cluster_of = |o: u64| o.div_ceil(disk.cluster);
-        if offset != 0 && cluster_of(at.map_err(fs_error)?) != cluster_of(offset) {
+    /// Fills `frame[ROOM..]` from `offset` (inside the file), through the map when it covers
+    /// the bytes (mapping the file first if it does not), so the device reads into the frame
+    /// in place; `frame[..ROOM]` may be overwritten.
+    pub fn read_framed(&mut self, disk: &Disk, offset: u64, frame: &mut [u8]) -> Result<(), Error> {
+        let len = (frame.len() - ROOM) as u64;
+        if !self.covers(offset, len) {
             self.map()?;
-            if self.read_mapped(disk, offset, buf)? {
-                return Ok(());
-            }
         }
+        if !self.covers(offset, len) {
+            // More pieces than the map keeps: through lamfat.
+            return self.read_unmapped(offset, &mut frame[ROOM..]);
+        }
+        // The runs from the last to the first: a device read may overwrite the room before its
+        // bytes, which belong to the run before it (read later) or to the frame's own room.
+        let end = offset + len;
+        let first = self.map.partition_point(|r| r.file + r.len <= offset);
+        let last = self.map.partition_point(|r| r.file < end);
+        let mut cache = disk.cache.borrow_mut();
+        for r in self.map[first..last].iter().rev() {
+            let (from, to) = (offset.max(r.file), end.min(r.file + r.len));
+            let (a, b) = ((from - offset) as usize, (to - offset) as usize);
+            cache
+                .read_through_framed(r.disk + (from - r.file), &mut frame[a..ROOM + b])
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the map covers `len` bytes from `offset`.
+    fn covers(&self, offset: u64, len: u64) -> bool {
+        self.map
+            .last()
+            .is_some_and(|r| offset + len <= r.file + r.len)
+    }
+
+    /// Fills `buf` from `offset` through lamfat (for a file in more pieces than the map
+    /// keeps): from the file's position when the read continues there, else after a seek,
+    /// which walks the chain from the start.
+    fn read_unmapped(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         seek(&mut self.file, offset)?;
         let mut done = 0;
         while done < buf.len() {
@@ -181,31 +207,6 @@ impl OpenFile<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Reads through the map if it covers `buf.len()` bytes from `offset`.
-    fn read_mapped(&self, disk: &Disk, offset: u64, buf: &mut [u8]) -> Result<bool, Error> {
-        let covered = self.map.last().map_or(0, |r| r.file + r.len);
-        if offset + buf.len() as u64 > covered {
-            return Ok(false);
-        }
-        let mut i = self.map.partition_point(|r| r.file + r.len <= offset);
-        let mut cache = disk.cache.borrow_mut();
-        let mut done = 0;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let r = self.map[i];
-            let take = (r.file + r.len - at).min((buf.len() - done) as u64) as usize;
-            let n = cache
-                .read_through(r.disk + (at - r.file), &mut buf[done..done + take])
-                .map_err(storage_error)?;
-            if n != take {
-                return Err(Error::Corrupt);
-            }
-            done += take;
-            i += 1;
-        }
-        Ok(true)
     }
 
     /// Maps the clusters that hold the file's bytes: one walk of the chain, a run of

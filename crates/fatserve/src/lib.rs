@@ -44,6 +44,12 @@ pub trait BlockDevice: 'static {
     fn sectors(&mut self) -> Result<u64, blkproto::Error>;
     /// Reads `buf.len() / 512` sectors from `sector`.
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), blkproto::Error>;
+    /// Reads the sectors from `sector` into `frame[blkproto::HEADER_LEN..]`, using
+    /// `frame[..HEADER_LEN]` as it likes: a block-protocol client receives the whole reply
+    /// into the frame, its data landing in place, where a copy would otherwise follow.
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        self.read(sector, &mut frame[blkproto::HEADER_LEN..])
+    }
     /// Writes `buf` at `sector`.
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error>;
     /// Makes every completed write durable.
@@ -76,8 +82,7 @@ fn mount_volume<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Vo
     let shared: SharedCache = cache.clone();
     let fs = lamfat::FileSystem::new(Storage::new(shared.clone()), lamfat::FsOptions::new())
         .map_err(ops::fs_error)?;
-    let cluster = u64::from(fs.cluster_size());
-    Ok(Volume::new(fs, |_| OpenFiles::new(shared, cluster)))
+    Ok(Volume::new(fs, |_| OpenFiles::new(shared)))
 }
 
 /// Refuses a volume whose boot sector claims more sectors than the device has (a truncated
@@ -135,7 +140,8 @@ impl<D: BlockDevice> FatServer<D> {
         Ok(FatServer {
             cache,
             vol: Some(vol),
-            scratch: vec![0; fsproto::MAX_DATA],
+            // Room for the device's header before a read's data (`BlockDevice::read_framed`).
+            scratch: vec![0; blkproto::HEADER_LEN + fsproto::MAX_DATA],
         })
     }
 
@@ -144,6 +150,15 @@ impl<D: BlockDevice> FatServer<D> {
     /// reply of its operation with the error, or a rejection.
     pub fn serve(&mut self, msg: &[u8], out: &mut [u8]) -> usize {
         let reply = match Request::decode(msg) {
+            Ok(Request::Read {
+                id,
+                path,
+                offset,
+                len,
+            }) => match self.read_in_place(id, path, offset, len, out) {
+                Ok(n) => return n,
+                Err(e) => Reply::Read { id, result: Err(e) },
+            },
             Ok(req) => self.handle(&req),
             Err(e) => {
                 let id = fsproto::peek_id(msg).unwrap_or(0);
@@ -166,6 +181,26 @@ impl<D: BlockDevice> FatServer<D> {
             .encode(out)
             .unwrap_or(0),
         }
+    }
+
+    /// A read, its reply built in `out`: the file's bytes are read straight to where the
+    /// reply carries them, then the header is written before them; returns the reply's length.
+    fn read_in_place(
+        &mut self,
+        id: u32,
+        path: &str,
+        offset: u64,
+        len: u32,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let vol = self.vol.as_mut().ok_or(Error::Io)?;
+        if out.len() < fsproto::HEADER_LEN + len as usize {
+            return Err(Error::TooBig);
+        }
+        let (n, size) = vol.with_dependent_mut(|fs, files| {
+            ops::read_in_place(fs, files, path, offset, len, out)
+        })?;
+        Reply::encode_read_in_place(out, id, size, n).map_err(|_| Error::TooBig)
     }
 
     /// Carries out one decoded request.

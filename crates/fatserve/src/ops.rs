@@ -205,10 +205,37 @@ fn read<'a, 's>(
             return Ok((0, size));
         }
         let want = (len as u64).min(size - offset) as usize;
-        of.read(disk, offset, &mut scratch[..want])?;
+        of.read_framed(disk, offset, &mut scratch[..ROOM + want])?;
         Ok((want, size))
     })?;
-    Ok((&scratch[..want], size))
+    Ok((&scratch[ROOM..ROOM + want], size))
+}
+
+/// The room a device may use before the data of a framed read (`BlockDevice::read_framed`).
+const ROOM: usize = blkproto::HEADER_LEN;
+
+/// A read into `out`: the data at `out[fsproto::HEADER_LEN..]` (the reply's place for it),
+/// the bytes before it free for the device to use; returns the bytes read and the file's size.
+pub(crate) fn read_in_place<'a>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
+    p: &str,
+    offset: u64,
+    len: u32,
+    out: &mut [u8],
+) -> Result<(usize, u64), Error> {
+    // The device's room lies inside the reply's header.
+    const { assert!(ROOM <= fsproto::HEADER_LEN) };
+    let at = fsproto::HEADER_LEN - ROOM;
+    files.with(fs, p, |of, disk| {
+        let size = of.size;
+        if offset >= size {
+            return Ok((0, size));
+        }
+        let want = (len as u64).min(size - offset) as usize;
+        of.read_framed(disk, offset, &mut out[at..fsproto::HEADER_LEN + want])?;
+        Ok((want, size))
+    })
 }
 
 /// Zeros for filling gaps.
@@ -457,7 +484,7 @@ pub(crate) fn handle<'a, 's>(
         },
         Request::Readdir { path, cursor, .. } => Reply::Readdir {
             id,
-            result: readdir(fs, path, cursor, scratch),
+            result: readdir(fs, path, cursor, &mut scratch[..fsproto::MAX_DATA]),
         },
         Request::Remove { path, .. } => Reply::Remove {
             id,

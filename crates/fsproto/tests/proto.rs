@@ -103,6 +103,42 @@ fn requests_round_trip() {
 }
 
 #[test]
+fn messages_built_in_place_equal_the_encoded_ones() {
+    let data: Vec<u8> = (0..MAX_DATA).map(|i| i as u8).collect();
+    for len in [0, 1, 4096, MAX_DATA] {
+        let d = &data[..len];
+        // A write request: header and path, then the data put in place.
+        let mut buf = vec![0; MAX_MESSAGE];
+        let at = Request::encode_write_head(9, "/sys/a.img", 1 << 33, len, &mut buf).unwrap();
+        buf[at..at + len].copy_from_slice(d);
+        let whole = Request::Write {
+            id: 9,
+            path: "/sys/a.img",
+            offset: 1 << 33,
+            data: d,
+        };
+        assert_eq!(buf[..at + len], enc_req(&whole)[..]);
+        // A read reply: the data first, then the header.
+        let mut out = vec![0; MAX_MESSAGE];
+        out[HEADER_LEN..HEADER_LEN + len].copy_from_slice(d);
+        let n = Reply::encode_read_in_place(&mut out, 7, 5 << 20, len).unwrap();
+        let whole = Reply::Read {
+            id: 7,
+            result: Ok((d, 5 << 20)),
+        };
+        assert_eq!(out[..n], enc_rep(&whole)[..]);
+    }
+    let mut small = vec![0; HEADER_LEN + 100];
+    assert!(Request::encode_write_head(1, "/a", 0, 100, &mut small).is_err());
+    assert!(Request::encode_write_head(1, "a", 0, 1, &mut [0; 64]).is_err());
+    assert!(
+        Request::encode_write_head(1, "/a", 0, MAX_DATA + 1, &mut vec![0; MAX_MESSAGE]).is_err()
+    );
+    assert!(Reply::encode_read_in_place(&mut small, 1, 0, 200).is_err());
+    assert!(Reply::encode_read_in_place(&mut vec![0; MAX_MESSAGE], 1, 0, MAX_DATA + 1).is_err());
+}
+
+#[test]
 fn set_id_renumbers_every_kind() {
     let data = [1u8, 2, 3];
     for mut r in all_requests(&data) {

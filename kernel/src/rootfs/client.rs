@@ -111,6 +111,10 @@ fn fs_error(e: fsproto::Error) -> FsError {
     }
 }
 
+fn encode_error(e: fsproto::EncodeError) -> FsError {
+    FsError::Io(alloc::format!("cannot encode a request: {e:?}"))
+}
+
 /// Checks `path` before anything is sent, so that a bad one costs no round trip.
 fn check(path: &str) -> Result<(), FsError> {
     fsproto::path::check(path).map_err(FsError::BadPath)
@@ -139,14 +143,28 @@ impl Client {
         mut req: Request<'_>,
         f: impl FnOnce(Reply<'_>) -> Option<Result<T, FsError>>,
     ) -> Result<T, FsError> {
-        self.next_id = self.next_id.wrapping_add(1);
-        let id = self.next_id;
+        let id = self.new_id();
         req.set_id(id);
-        let len = req
-            .encode(&mut self.buf)
-            .map_err(|e| FsError::Io(alloc::format!("cannot encode a request: {e:?}")))?;
+        let len = req.encode(&mut self.buf).map_err(encode_error)?;
+        self.call_encoded(self.buf[..len].to_vec(), id, f)
+    }
+
+    /// The id of the next request.
+    fn new_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    /// Sends the encoded request `msg` (whose id is `id`) and runs `f` on its reply, as
+    /// [`Client::call`] does.
+    fn call_encoded<T>(
+        &mut self,
+        msg: Vec<u8>,
+        id: u32,
+        f: impl FnOnce(Reply<'_>) -> Option<Result<T, FsError>>,
+    ) -> Result<T, FsError> {
         self.chan
-            .send(channel::Message::new(self.buf[..len].to_vec(), Vec::new()))
+            .send(channel::Message::new(msg, Vec::new()))
             .map_err(|_| FsError::Io(gone()))?;
         let deadline = if NO_DEADLINE.load(Ordering::Relaxed) {
             abi::syscall::DEADLINE_NEVER
@@ -294,9 +312,10 @@ pub fn read_file_with(
 /// see [`mkdir_all`]). When a write fails the partial file is removed if the driver still
 /// answers, so that a full volume does not stay full of it.
 pub fn write_file(path: &str, bytes: &[u8]) -> Result<(), FsError> {
-    write_file_with(path, bytes.len() as u64, |offset, buf| {
+    // Each piece is copied once, from `bytes` into its message.
+    write_whole(path, bytes.len() as u64, |offset, len, msg| {
         let at = offset as usize;
-        buf.copy_from_slice(&bytes[at..at + buf.len()]);
+        msg.extend_from_slice(&bytes[at..at + len]);
         Ok(())
     })
 }
@@ -310,6 +329,20 @@ pub fn write_file_with(
     size: u64,
     mut fill: impl FnMut(u64, &mut [u8]) -> Result<(), FsError>,
 ) -> Result<(), FsError> {
+    write_whole(path, size, |offset, len, msg| {
+        let at = msg.len();
+        msg.resize(at + len, 0);
+        fill(offset, &mut msg[at..])
+    })
+}
+
+/// [`write_file`] with the data of each piece appended to its message by `put(offset, len,
+/// message)`, which adds exactly `len` bytes.
+fn write_whole(
+    path: &str,
+    size: u64,
+    mut put: impl FnMut(u64, usize, &mut Vec<u8>) -> Result<(), FsError>,
+) -> Result<(), FsError> {
     check(path)?;
     let mut c = Client::new()?;
     let create = Request::Create {
@@ -322,7 +355,7 @@ pub fn write_file_with(
         fsproto::Error::NotFound => FsError::NoParent,
         e => fs_error(e),
     })?;
-    if let Err(e) = write_pieces(&mut c, path, size, &mut fill) {
+    if let Err(e) = write_pieces(&mut c, path, size, &mut put) {
         if let Ok(Ok(())) = c.simple(Request::Remove { id: 0, path }) {
             let _ = c.fsync();
         }
@@ -331,26 +364,30 @@ pub fn write_file_with(
     c.fsync()
 }
 
-/// The writes of [`write_file_with`], in order from offset 0 into the emptied file.
+/// The writes of [`write_whole`], in order from offset 0 into the emptied file; each message
+/// is built where it is sent from (header and path, then the data `put` appends).
 fn write_pieces(
     c: &mut Client,
     path: &str,
     size: u64,
-    fill: &mut impl FnMut(u64, &mut [u8]) -> Result<(), FsError>,
+    put: &mut impl FnMut(u64, usize, &mut Vec<u8>) -> Result<(), FsError>,
 ) -> Result<(), FsError> {
-    let mut buf = alloc::vec![0u8; (size as usize).min(fsproto::MAX_DATA)];
     let mut offset = 0u64;
     while offset < size {
-        let data = &mut buf[..(size - offset).min(fsproto::MAX_DATA as u64) as usize];
-        fill(offset, data)?;
-        let end = offset + data.len() as u64;
-        let req = Request::Write {
-            id: 0,
-            path,
-            offset,
-            data,
-        };
-        let now = c.call(req, |r| match r {
+        let len = (size - offset).min(fsproto::MAX_DATA as u64) as usize;
+        let end = offset + len as u64;
+        let id = c.new_id();
+        let head =
+            Request::encode_write_head(id, path, offset, len, &mut c.buf).map_err(encode_error)?;
+        let mut msg = Vec::new();
+        msg.try_reserve_exact(head + len)
+            .map_err(|_| FsError::Io(alloc::format!("no kernel memory for {len} bytes")))?;
+        msg.extend_from_slice(&c.buf[..head]);
+        put(offset, len, &mut msg)?;
+        if msg.len() != head + len {
+            return Err(FsError::Io("a piece of the wrong size".into()));
+        }
+        let now = c.call_encoded(msg, id, |r| match r {
             Reply::Write { result, .. } => Some(result.map_err(fs_error)),
             _ => None,
         })?;

@@ -7,7 +7,7 @@
 
 extern crate alloc;
 
-use abi::syscall::{DEADLINE_NEVER, MAX_WAIT_ITEMS, WaitItem, signal};
+use abi::syscall::{DEADLINE_NEVER, DEADLINE_NOW, MAX_WAIT_ITEMS, WaitItem, signal};
 use abi::{Error, Handle};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -39,9 +39,7 @@ impl ChanDevice {
         let len = req
             .encode(&mut self.msg)
             .map_err(|_| blkproto::Error::BadRequest)?;
-        send(self.h, &self.msg[..len]).map_err(|_| blkproto::Error::Io)?;
-        let (n, _) = chan::recv(self.h, &mut self.reply, &mut [], DEADLINE_NEVER)
-            .map_err(|_| blkproto::Error::Io)?;
+        let n = exchange(self.h, &self.msg[..len], &mut self.reply)?;
         let reply = blkproto::Reply::decode(&self.reply[..n]).map_err(|_| blkproto::Error::Io)?;
         if reply.id() != req.id() {
             return Err(blkproto::Error::Io);
@@ -81,6 +79,34 @@ impl BlockDevice for ChanDevice {
         })
     }
 
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // The reply is received into the frame whole: its data lands where it belongs.
+        let id = self.id();
+        let len = frame.len() - blkproto::HEADER_LEN;
+        let count = (len / blkproto::SECTOR_SIZE) as u32;
+        let req = blkproto::Request::Read { id, sector, count };
+        let n = req
+            .encode(&mut self.msg)
+            .map_err(|_| blkproto::Error::BadRequest)?;
+        let got = match exchange(self.h, &self.msg[..n], frame) {
+            Ok(got) => got,
+            Err(e) => {
+                // A reply too big for the frame is not the one asked for; take it off the
+                // channel so that it does not answer the next request.
+                let _ = chan::recv(self.h, &mut self.reply, &mut [], DEADLINE_NOW);
+                return Err(e);
+            }
+        };
+        match blkproto::Reply::decode(&frame[..got]) {
+            Ok(blkproto::Reply::Read { id: r, result }) if r == id => match result {
+                Ok(data) if data.len() == len => Ok(()),
+                Ok(_) => Err(blkproto::Error::Io),
+                Err(e) => Err(e),
+            },
+            _ => Err(blkproto::Error::Io),
+        }
+    }
+
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error> {
         let id = self.id();
         let req = blkproto::Request::Write {
@@ -100,6 +126,21 @@ impl BlockDevice for ChanDevice {
             blkproto::Reply::Flush { result, .. } => result,
             _ => Err(blkproto::Error::Io),
         })
+    }
+}
+
+/// Sends `req` on `h` and receives the reply into `reply`, in one system call when the
+/// block driver's buffer has room (else after waiting for it); returns the reply's length.
+fn exchange(h: Handle, req: &[u8], reply: &mut [u8]) -> Result<usize, blkproto::Error> {
+    match chan::send_recv(h, req, reply, DEADLINE_NEVER) {
+        Ok(n) => Ok(n),
+        Err(Error::Full) => {
+            send(h, req).map_err(|_| blkproto::Error::Io)?;
+            chan::recv(h, reply, &mut [], DEADLINE_NEVER)
+                .map(|(n, _)| n)
+                .map_err(|_| blkproto::Error::Io)
+        }
+        Err(_) => Err(blkproto::Error::Io),
     }
 }
 

@@ -56,6 +56,14 @@ impl BlockDevice for FileDevice {
         Ok(())
     }
 
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // As a block-protocol client does: the room before the data gets the reply's header
+        // (here: bytes no file has), so a read that trusted those bytes would show it.
+        let (room, data) = frame.split_at_mut(blkproto::HEADER_LEN);
+        room.fill(0xEE);
+        self.read(sector, data)
+    }
+
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error> {
         assert!(
             buf.len().is_multiple_of(512) && buf.len() <= blkproto::MAX_DATA && !buf.is_empty()
