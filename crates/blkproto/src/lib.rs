@@ -387,6 +387,28 @@ impl<'a> Request<'a> {
         Ok(len)
     }
 
+    /// Writes the header of a write request whose `len` data bytes the caller has already
+    /// placed at `out[HEADER_LEN..]` (so a client can send data on from where it lies);
+    /// returns the message length.
+    pub fn encode_write_in_place(
+        out: &mut [u8],
+        id: u32,
+        sector: u64,
+        len: usize,
+    ) -> Result<usize, EncodeError> {
+        if len == 0 || len > MAX_DATA || !len.is_multiple_of(SECTOR_SIZE) {
+            return Err(EncodeError::BadData);
+        }
+        let h = Header {
+            op: Op::Write as u8,
+            status: 0,
+            id,
+            sector,
+            count: (len / SECTOR_SIZE) as u32,
+        };
+        h.write(out, len)
+    }
+
     /// Parses a request; the data of a write borrows from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Request<'a>, DecodeError> {
         let (h, data) = Header::read(bytes)?;

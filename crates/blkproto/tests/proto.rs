@@ -163,6 +163,31 @@ fn read_in_place_matches_encode() {
 }
 
 #[test]
+fn write_in_place_matches_encode() {
+    let data = sectors(5, 4);
+    let mut buf = vec![0; MAX_MESSAGE];
+    buf[HEADER_LEN..HEADER_LEN + data.len()].copy_from_slice(&data);
+    let n = Request::encode_write_in_place(&mut buf, 9, 1 << 40, data.len()).unwrap();
+    let whole = Request::Write {
+        id: 9,
+        sector: 1 << 40,
+        data: &data,
+    };
+    assert_eq!(&buf[..n], &enc_req(&whole)[..]);
+    for bad in [0, 100, MAX_DATA + SECTOR_SIZE] {
+        assert_eq!(
+            Request::encode_write_in_place(&mut buf, 1, 0, bad),
+            Err(EncodeError::BadData)
+        );
+    }
+    let mut small = vec![0; HEADER_LEN + 100];
+    assert_eq!(
+        Request::encode_write_in_place(&mut small, 1, 0, SECTOR_SIZE),
+        Err(EncodeError::BufferTooSmall)
+    );
+}
+
+#[test]
 fn encode_refuses_what_cannot_travel() {
     let mut buf = vec![0; MAX_MESSAGE];
     let big = vec![0; MAX_DATA + SECTOR_SIZE];

@@ -556,6 +556,64 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         pos / BLOCK_BYTES as u64..(pos + len as u64).div_ceil(BLOCK_BYTES as u64)
     }
 
+    /// Like [`write_through`](Self::write_through) of `frame[blkproto::HEADER_LEN..]`, every
+    /// byte of it inside the device; the device is given its part in place
+    /// ([`BlockDevice::write_framed`]), each request overwriting the room before its data: the
+    /// bytes before go into the cache first, and the requests go from the first to the last.
+    pub fn write_through_framed(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StorageError> {
+        const ROOM: usize = blkproto::HEADER_LEN;
+        let n = frame.len() - ROOM;
+        if pos + n as u64 > self.len() {
+            return Err(StorageError::UnexpectedEof);
+        }
+        let Some((a, b)) = direct_span(pos, n) else {
+            self.write_at(pos, &frame[ROOM..])?;
+            return Ok(());
+        };
+        self.write_at(pos, &frame[ROOM..ROOM + a])?;
+        self.write_at(pos + b as u64, &frame[ROOM + b..])?;
+        // Cached copies of the middle, while its bytes are all still there: a block it covers
+        // whole is dropped; one it covers in part takes the new sectors and stays dirty (the
+        // device may fail to take them).
+        let mid = pos + a as u64;
+        let end = pos + b as u64;
+        for block in Self::blocks_of(mid, b - a) {
+            let Some(i) = self.find(block) else {
+                continue;
+            };
+            let start = block * BLOCK_BYTES as u64;
+            let (from, to) = (mid.max(start), end.min(start + BLOCK_BYTES as u64));
+            let covered = sectors((from - start) as usize, (to - from) as usize).1;
+            if covered == self.full(block) {
+                self.unlink(i);
+                continue;
+            }
+            let at = (from - start) as usize;
+            let src = ROOM + (from - pos) as usize;
+            let s = &mut self.slots[i];
+            s.data[at..at + (to - from) as usize]
+                .copy_from_slice(&frame[src..src + (to - from) as usize]);
+            s.valid |= covered;
+            s.dirty = true;
+        }
+        // The boot block's dirty flag reaches the device before any other change.
+        if let Some(b0) = self.find(0).filter(|&b0| self.slots[b0].dirty) {
+            self.write_back(b0)?;
+        }
+        let step = blkproto::MAX_DATA;
+        for from in (a..b).step_by(step) {
+            let to = (from + step).min(b);
+            self.stats.device_writes += 1;
+            self.dev
+                .write_framed(
+                    (pos + from as u64) / SECTOR_SIZE as u64,
+                    &mut frame[from..ROOM + to],
+                )
+                .map_err(StorageError::Device)?;
+        }
+        Ok(())
+    }
+
     /// Reads whole sectors at `pos` from the device into `buf`, in requests of at most
     /// `blkproto::MAX_DATA`; dirty cached blocks among them are written back first, so the
     /// device has the newest bytes.

@@ -40,9 +40,17 @@ pub const MAX_OPEN: usize = 8;
 /// Most runs a file's map keeps (24 bytes each); a file in more pieces is mapped up to there.
 const MAX_RUNS: usize = 1024;
 
-/// What reads that bypass lamfat need: the block cache.
+/// What reads and writes that bypass lamfat need: the block cache.
 pub(crate) struct Disk {
     cache: SharedCache,
+}
+
+impl Disk {
+    /// Writes `frame[ROOM..]` at byte `pos` of the device through the cache
+    /// (`BlockCache::write_through_framed`).
+    pub fn write_framed(&self, pos: u64, frame: &mut [u8]) -> Result<(), crate::StorageError> {
+        self.cache.borrow_mut().write_through_framed(pos, frame)
+    }
 }
 
 /// Clusters of a file that lie one after another on the device.

@@ -30,6 +30,7 @@ pub use cache::{
 pub use files::MAX_OPEN;
 
 use alloc::rc::Rc;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -52,6 +53,11 @@ pub trait BlockDevice: 'static {
     }
     /// Writes `buf` at `sector`.
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error>;
+    /// Writes `frame[blkproto::HEADER_LEN..]` at `sector`, using `frame[..HEADER_LEN]` as it
+    /// likes: a block-protocol client builds its request around the data in place.
+    fn write_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        self.write(sector, &frame[blkproto::HEADER_LEN..])
+    }
     /// Makes every completed write durable.
     fn flush(&mut self) -> Result<(), blkproto::Error>;
 }
@@ -147,8 +153,25 @@ impl<D: BlockDevice> FatServer<D> {
 
     /// Decodes one request, carries it out and encodes the reply into `out` (at least
     /// [`fsproto::MAX_MESSAGE`] bytes); returns the reply's length. Undecodable input gets the
-    /// reply of its operation with the error, or a rejection.
-    pub fn serve(&mut self, msg: &[u8], out: &mut [u8]) -> usize {
+    /// reply of its operation with the error, or a rejection. The request's bytes may be
+    /// overwritten: a write's data goes on to the device from where it lies, with the block
+    /// protocol's header written before it.
+    pub fn serve(&mut self, msg: &mut [u8], out: &mut [u8]) -> usize {
+        if let Ok(Request::Write {
+            id,
+            path,
+            offset,
+            data,
+        }) = Request::decode(msg)
+        {
+            // The data ends the message; the room before it overlaps the path, so the path
+            // is kept aside.
+            let at = msg.len() - data.len();
+            let path = String::from(path);
+            let result = self.write_in_place(&path, offset, &mut msg[at - ops::ROOM..]);
+            let reply = Reply::Write { id, result };
+            return reply.encode(out).unwrap_or(0);
+        }
         let reply = match Request::decode(msg) {
             Ok(Request::Read {
                 id,
@@ -201,6 +224,13 @@ impl<D: BlockDevice> FatServer<D> {
             ops::read_in_place(fs, files, path, offset, len, out)
         })?;
         Reply::encode_read_in_place(out, id, size, n).map_err(|_| Error::TooBig)
+    }
+
+    /// A write of `frame[ops::ROOM..]` at `offset` of the file at `path`; the device may
+    /// overwrite the room before each piece it is given.
+    fn write_in_place(&mut self, path: &str, offset: u64, frame: &mut [u8]) -> Result<u64, Error> {
+        let vol = self.vol.as_mut().ok_or(Error::Io)?;
+        vol.with_dependent_mut(|fs, files| ops::write_in_place(fs, files, path, offset, frame))
     }
 
     /// Carries out one decoded request.

@@ -211,8 +211,9 @@ fn read<'a, 's>(
     Ok((&scratch[ROOM..ROOM + want], size))
 }
 
-/// The room a device may use before the data of a framed read (`BlockDevice::read_framed`).
-const ROOM: usize = blkproto::HEADER_LEN;
+/// The room a device may use before the data of a framed read or write
+/// (`BlockDevice::read_framed`, `BlockDevice::write_framed`).
+pub(crate) const ROOM: usize = blkproto::HEADER_LEN;
 
 /// A read into `out`: the data at `out[fsproto::HEADER_LEN..]` (the reply's place for it),
 /// the bytes before it free for the device to use; returns the bytes read and the file's size.
@@ -266,6 +267,45 @@ fn write<'a>(
             files::seek(f, offset)?;
         }
         f.write_all(data).map_err(fs_error)?;
+        // The directory entry (size, time) is written now, so other requests see it.
+        f.flush().map_err(fs_error)?;
+        of.size = size.max(end);
+        Ok(of.size)
+    })
+}
+
+/// A write of `frame[ROOM..]` at `offset`, as [`write`] does, the data sent on to the device
+/// from the frame (each piece's header written in the room before it, which belongs to the
+/// piece before, already written).
+pub(crate) fn write_in_place<'a>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
+    p: &str,
+    offset: u64,
+    frame: &mut [u8],
+) -> Result<u64, Error> {
+    let len = (frame.len() - ROOM) as u64;
+    files.with(fs, p, |of, disk| {
+        let size = of.size;
+        if len == 0 {
+            return Ok(size);
+        }
+        let end = offset.checked_add(len).ok_or(Error::TooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Error::TooBig);
+        }
+        let f = &mut of.file;
+        if offset > size {
+            // lamfat seeks no further than the end: fill the gap with zeros.
+            files::seek(f, size)?;
+            fill_zeros(f, offset - size)?;
+        } else {
+            files::seek(f, offset)?;
+        }
+        f.write_placed(len as usize, |at, from, n| {
+            disk.write_framed(at, &mut frame[from..ROOM + from + n])
+        })
+        .map_err(fs_error)?;
         // The directory entry (size, time) is written now, so other requests see it.
         f.flush().map_err(fs_error)?;
         of.size = size.max(end);

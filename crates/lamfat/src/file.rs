@@ -382,13 +382,49 @@ where
     }
 }
 
-impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> File<'_, IO, TP, OCC> {
+    /// Writes `len` bytes at the file's position as [`Write::write_all`] does, allocating
+    /// clusters and updating the position and the directory entry, except that the bytes are
+    /// the caller's to place: for each stretch, `put(disk_offset, from, n)` writes bytes
+    /// `from..from + n` of the caller's data at `disk_offset` of the storage (moxie: the driver
+    /// sends a file's data on from the buffer it arrived in, without a copy through lamfat).
+    ///
+    /// # Errors
+    ///
+    /// `put`'s error, or those of allocating clusters (`NotEnoughSpace`) and of the storage.
+    pub fn write_placed(
+        &mut self,
+        len: usize,
+        mut put: impl FnMut(u64, usize, usize) -> Result<(), IO::Error>,
+    ) -> Result<(), Error<IO::Error>> {
+        let mut done = 0;
+        while done < len {
+            let n = self.write_span(len - done, |at, n| {
+                put(at, done, n)?;
+                Ok(n)
+            })?;
+            if n == 0 {
+                return Err(Error::WriteZero);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes up to `want` bytes at the file's position, as many as the clusters from there
+    /// that lie one after another take (allocating them at the end of the chain), through
+    /// `put(disk_offset, n)`, which returns how many it wrote; updates the position and the
+    /// directory entry.
+    fn write_span(
+        &mut self,
+        want: usize,
+        put: impl FnOnce(u64, usize) -> Result<usize, IO::Error>,
+    ) -> Result<usize, Error<IO::Error>> {
         trace!("File::write");
         let cluster_size = self.fs.cluster_size();
         let offset_in_cluster = self.offset % cluster_size;
         let bytes_left_until_max_file_size = (MAX_FILE_SIZE - self.offset) as usize;
-        let want = buf.len().min(bytes_left_until_max_file_size);
+        let want = want.min(bytes_left_until_max_file_size);
         // Exit early if we are going to write no data
         if want == 0 {
             return Ok(0);
@@ -444,11 +480,7 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
         trace!("write {} bytes in cluster {}", write_size, current_cluster);
         let offset_in_fs =
             self.fs.offset_from_cluster(current_cluster) + u64::from(offset_in_cluster);
-        let written_bytes = {
-            let mut disk = self.fs.disk.borrow_mut();
-            disk.seek(SeekFrom::Start(offset_in_fs))?;
-            disk.write(&buf[..write_size])?
-        };
+        let written_bytes = put(offset_in_fs, write_size)?;
         if written_bytes == 0 {
             return Ok(0);
         }
@@ -462,6 +494,17 @@ impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
         ));
         self.update_dir_entry_after_write();
         Ok(written_bytes)
+    }
+}
+
+impl<IO: ReadWriteSeek, TP: TimeProvider, OCC> Write for File<'_, IO, TP, OCC> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        let disk = &self.fs.disk;
+        self.write_span(buf.len(), |at, n| {
+            let mut disk = disk.borrow_mut();
+            disk.seek(SeekFrom::Start(at))?;
+            disk.write(&buf[..n])
+        })
     }
 
     fn flush(&mut self) -> Result<(), Self::Error> {

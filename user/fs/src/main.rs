@@ -107,6 +107,19 @@ impl BlockDevice for ChanDevice {
         }
     }
 
+    fn write_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // The request is built around the data where it lies and sent from there.
+        let id = self.id();
+        let len = frame.len() - blkproto::HEADER_LEN;
+        let n = blkproto::Request::encode_write_in_place(frame, id, sector, len)
+            .map_err(|_| blkproto::Error::BadRequest)?;
+        let got = exchange(self.h, &frame[..n], &mut self.reply)?;
+        match blkproto::Reply::decode(&self.reply[..got]) {
+            Ok(blkproto::Reply::Write { id: r, result }) if r == id => result,
+            _ => Err(blkproto::Error::Io),
+        }
+    }
+
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error> {
         let id = self.id();
         let req = blkproto::Request::Write {
@@ -226,7 +239,7 @@ fn serve<D: BlockDevice>(srv: &mut FatServer<D>) {
             for g in &gifts[..k] {
                 let _ = chan::close(*g);
             }
-            let len = srv.serve(&msg[..n], &mut out);
+            let len = srv.serve(&mut msg[..n], &mut out);
             if send(h, &out[..len]).is_err() {
                 gone.push(h);
             }
