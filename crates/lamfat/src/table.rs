@@ -135,8 +135,9 @@ where
             while cluster < end_cluster {
                 let n = chunk_entries(fat_type, cluster).min(end_cluster - cluster);
                 let got = read_raw(fat, fat_type, cluster, &mut raws[..n as usize])?;
+                let (mask, special) = (value_bits(fat_type), first_special(fat_type));
                 for (c, &raw) in (cluster..).zip(raws[..got].iter()) {
-                    if decode(fat_type, raw, c) == FatValue::Free {
+                    if raw & mask == 0 && c < special {
                         return Ok(c);
                     }
                 }
@@ -174,6 +175,23 @@ fn reserved_bits(fat_type: FatType) -> u32 {
     match fat_type {
         FatType::Fat32 => 0xF000_0000,
         _ => 0,
+    }
+}
+
+/// The bits of an entry that hold its value (FAT16 and FAT32).
+fn value_bits(fat_type: FatType) -> u32 {
+    match fat_type {
+        FatType::Fat32 => 0x0FFF_FFFF,
+        _ => 0xFFFF,
+    }
+}
+
+/// The first value that is not a cluster number (bad cluster, end of chain), and so the first
+/// cluster number with a special meaning (FAT16 and FAT32).
+fn first_special(fat_type: FatType) -> u32 {
+    match fat_type {
+        FatType::Fat32 => 0x0FFF_FFF7,
+        _ => 0xFFF7,
     }
 }
 
@@ -220,12 +238,19 @@ where
     if got < size {
         return Err(Error::UnexpectedEof);
     }
-    for (o, b) in out.iter_mut().zip(buf[..got].chunks_exact(size)) {
-        *o = match b {
-            [x, y] => u32::from(u16::from_le_bytes([*x, *y])),
-            [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
-            _ => 0,
-        };
+    let bytes = &buf[..got];
+    if size == 2 {
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            if let [x, y] = *b {
+                *o = u32::from(u16::from_le_bytes([x, y]));
+            }
+        }
+    } else {
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            if let [a, b, c, d] = *b {
+                *o = u32::from_le_bytes([a, b, c, d]);
+            }
+        }
     }
     Ok(got / size)
 }
@@ -303,7 +328,14 @@ where
         // The entries of c and of at most the clusters the run may still take.
         let n = chunk_entries(fat_type, c).min(max.saturating_sub(count).saturating_add(1));
         let got = read_raw(fat, fat_type, c, &mut raws[..n as usize])?;
+        let (mask, special) = (value_bits(fat_type), first_special(fat_type));
         for &raw in raws[..got].iter() {
+            // The common case first: the next cluster follows.
+            let next = raw & mask;
+            if next == c + 1 && next < special && count < max {
+                (count, c) = (count + 1, next);
+                continue;
+            }
             match decode(fat_type, raw, c) {
                 FatValue::Data(n) if n == c + 1 && count < max => (count, c) = (count + 1, n),
                 v => return Ok((count, next_of(v))),
@@ -352,8 +384,9 @@ where
         let c = first + count;
         let n = chunk_entries(fat_type, c).min(limit - c);
         let got = read_raw(fat, fat_type, c, &mut raws[..n as usize])?;
+        let (mask, special) = (value_bits(fat_type), first_special(fat_type));
         for (c, &raw) in (c..).zip(raws[..got].iter()) {
-            if decode(fat_type, raw, c) != FatValue::Free {
+            if raw & mask != 0 || c >= special {
                 break 'scan;
             }
             count += 1;
