@@ -15,18 +15,30 @@ pub fn check(path: &str) -> Result<(), Error> {
     if path.len() > MAX_PATH {
         return Err(Error::NameTooLong);
     }
-    let Some(rest) = path.strip_prefix('/') else {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
         return Err(Error::BadPath);
-    };
-    if rest.is_empty() {
+    }
+    if b.len() == 1 {
         return Ok(());
     }
-    for c in rest.split('/') {
-        if c.is_empty() || c == "." || c == ".." || c.contains('\0') {
+    // One pass over the bytes (every request's path is checked on both ends); each component
+    // is judged when it ends, in order, as a split into components would.
+    let mut start = 1;
+    for i in 1..=b.len() {
+        let at = b.get(i).copied();
+        if at == Some(0) {
             return Err(Error::BadPath);
         }
-        if c.len() > MAX_NAME {
-            return Err(Error::NameTooLong);
+        if at.is_none() || at == Some(b'/') {
+            let c = &b[start..i];
+            if c.is_empty() || c == b"." || c == b".." {
+                return Err(Error::BadPath);
+            }
+            if c.len() > MAX_NAME {
+                return Err(Error::NameTooLong);
+            }
+            start = i + 1;
         }
     }
     Ok(())

@@ -495,8 +495,48 @@ fn malformed_replies_are_refused() {
 static DATA: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| (0..4096u32).map(|i| (i * 7) as u8).collect());
 
+/// The path rules as first written (split into components): `path::check` must agree.
+fn check_by_split(path: &str) -> Result<(), Error> {
+    if path.len() > path::MAX_PATH {
+        return Err(Error::NameTooLong);
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(Error::BadPath);
+    };
+    if rest.is_empty() {
+        return Ok(());
+    }
+    for c in rest.split('/') {
+        if c.is_empty() || c == "." || c == ".." || c.contains('\0') {
+            return Err(Error::BadPath);
+        }
+        if c.len() > path::MAX_NAME {
+            return Err(Error::NameTooLong);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn path_check_agrees_with_the_rules(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just("/".to_string()),
+                Just(".".to_string()),
+                Just("\0".to_string()),
+                Just("é".to_string()),
+                "[a-z]{1,8}",
+                (700usize..800).prop_map(|n| "x".repeat(n)),
+            ],
+            0..12,
+        )
+    ) {
+        let p: String = parts.concat();
+        prop_assert_eq!(path::check(&p), check_by_split(&p), "{:?}", p);
+    }
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
