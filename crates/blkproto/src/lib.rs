@@ -31,7 +31,7 @@ pub const HEADER_LEN: usize = 24;
 /// Bytes in a sector; every offset and length in the protocol counts sectors.
 pub const SECTOR_SIZE: usize = 512;
 /// Most data bytes in one message (read reply or write request).
-pub const MAX_DATA: usize = 32 * 1024;
+pub const MAX_DATA: usize = 60 * 1024;
 /// Most sectors one read or write moves.
 pub const MAX_SECTORS: u32 = (MAX_DATA / SECTOR_SIZE) as u32;
 /// The largest message this protocol produces; a receive buffer of this size always suffices.

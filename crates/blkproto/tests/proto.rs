@@ -248,7 +248,10 @@ fn malformed_requests_are_refused() {
     );
     assert_eq!(with(&|b| b.push(0)), Err(DecodeError::BadLength));
     assert_eq!(with(&|b| b[16] = 0), Err(DecodeError::BadField));
-    assert_eq!(with(&|b| b[16] = 65), Err(DecodeError::TooBig));
+    assert_eq!(
+        with(&|b| b[16] = MAX_SECTORS as u8 + 1),
+        Err(DecodeError::TooBig)
+    );
     assert_eq!(
         with(&|b| b[16..20].copy_from_slice(&u32::MAX.to_le_bytes())),
         Err(DecodeError::TooBig)
@@ -326,7 +329,8 @@ fn any_request(data: &[u8]) -> impl Strategy<Value = Request<'_>> {
     )
 }
 
-static DATA: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| sectors(64, 42));
+static DATA: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| sectors(MAX_SECTORS as usize, 42));
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]

@@ -2,17 +2,20 @@
 //! least-recently-used replacement, write-back. Dirty blocks reach the device when they are
 //! evicted or on [`BlockCache::flush`], which then flushes the device, so after a flush every
 //! write is durable. A sequential run of misses reads ahead in one device request, and a dirty
-//! block goes to the device together with the dirty blocks cached right after it, up to a
-//! request's 32 KiB: each request costs a round trip to the block driver. A block written in
-//! whole sectors is not read from the device first (a file's new clusters are written so);
-//! each block knows which of its sectors hold data. Blocks are found through a hash index
-//! (lamfat reads the FAT four bytes at a time, each read a look-up).
+//! block goes to the device together with the dirty blocks cached right after it, up to the
+//! largest request (`blkproto::MAX_DATA`): each request costs a round trip to the block
+//! driver. A block written in whole sectors is not read from the device first (a file's new
+//! clusters are written so); each block knows which of its sectors hold data. Blocks are found
+//! through a hash index (lamfat reads the FAT a sector at a time, each read a look-up).
 //!
 //! Large transfers bypass the blocks: [`BlockCache::read_through`] and
 //! [`BlockCache::write_through`] move the whole sectors of a stretch of at least [`DIRECT_MIN`]
-//! bytes between the device and the caller's buffer in requests of up to 32 KiB, keeping cached
-//! copies right (dirty ones are written before a read; a write updates or drops them), so a
-//! file's data is copied once on its way rather than into blocks and out again.
+//! bytes between the device and the caller's buffer in requests as large as the protocol
+//! allows, keeping cached copies right (dirty ones are written before a read; a write updates
+//! or drops them), so a file's data is copied once on its way rather than into blocks and out
+//! again. Their framed forms let the device use the room before each request's data for the
+//! message header ([`BlockDevice::read_framed`], [`BlockDevice::write_framed`]): no copy at
+//! all on this side.
 //!
 //! [`Storage`] is the byte-addressed view lamfat reads and writes (its `Read + Write + Seek`);
 //! several can share one cache, which is what lets the server unmount and remount the volume on
@@ -28,7 +31,7 @@ use core::cell::RefCell;
 const BLOCK_SECTORS: u64 = 8;
 /// Bytes per cache block.
 pub const BLOCK_BYTES: usize = BLOCK_SECTORS as usize * SECTOR_SIZE;
-/// Most blocks one device request moves (the block protocol's 32 KiB).
+/// Most blocks one device request moves (the block protocol's largest message).
 const MAX_RUN: u64 = (blkproto::MAX_DATA / BLOCK_BYTES) as u64;
 /// Marks an empty slot.
 const EMPTY: u64 = u64::MAX;

@@ -4,6 +4,11 @@
 //! other change, a short last block works, and many blocks stay findable (the hash index).
 use fatserve::{BLOCK_BYTES, BlockCache, BlockDevice};
 
+/// Blocks one device request moves (the block protocol's largest message).
+const RUN: usize = blkproto::MAX_DATA / BLOCK_BYTES;
+/// The smallest cache: two requests' worth of blocks.
+const SMALL: usize = 2 * RUN;
+
 /// A RAM disk that logs every request as (kind, first sector, sectors).
 struct Mem {
     data: Vec<u8>,
@@ -87,26 +92,31 @@ fn writes_wait_for_flush() {
 
 #[test]
 fn least_recently_used_is_evicted_and_written_back() {
-    let mut c = BlockCache::new(Mem::new(4096), 16).unwrap();
+    let n = SMALL as u64;
+    let mut c = BlockCache::new(Mem::new(4096), SMALL).unwrap();
     let mut b = [0u8; 1];
-    // Blocks 0..16 (non-sequential order so there is no read-ahead), block 3 dirty.
-    for blk in (0..16u64).rev() {
+    // Blocks 0..n (non-sequential order so there is no read-ahead), block 3 dirty.
+    for blk in (0..n).rev() {
         c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
     }
     c.write_at(3 * BLOCK_BYTES as u64, b"d").unwrap();
-    // Touch everything but block 15 (the oldest read), then miss on block 100.
-    for blk in 0..15u64 {
+    // Touch everything but block n - 1 (the oldest read), then miss on block 100.
+    for blk in 0..n - 1 {
         c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
     }
     let misses = c.stats().misses;
     c.read_at(100 * BLOCK_BYTES as u64, &mut b).unwrap();
     assert_eq!(c.stats().misses, misses + 1);
     c.read_at(3 * BLOCK_BYTES as u64, &mut b).unwrap();
-    assert_eq!(c.stats().misses, misses + 1, "block 3 was evicted, not 15");
-    c.read_at(15 * BLOCK_BYTES as u64, &mut b).unwrap();
-    assert_eq!(c.stats().misses, misses + 2, "block 15 is still cached");
+    assert_eq!(
+        c.stats().misses,
+        misses + 1,
+        "block 3 was evicted, not n - 1"
+    );
+    c.read_at((n - 1) * BLOCK_BYTES as u64, &mut b).unwrap();
+    assert_eq!(c.stats().misses, misses + 2, "block n - 1 is still cached");
     // Fill with other blocks until the dirty one goes: it reaches the device then.
-    for blk in 200..220u64 {
+    for blk in 200..200 + n + 4 {
         c.read_at(blk * BLOCK_BYTES as u64 * 2, &mut b).unwrap();
     }
     assert_eq!(writes(&mut c), [24]);
@@ -118,9 +128,9 @@ fn sequential_misses_read_ahead() {
     let mut c = BlockCache::new(Mem::new(8192), 64).unwrap();
     let mut buf = vec![0; 64 * BLOCK_BYTES];
     c.read_at(0, &mut buf).unwrap();
-    // The first miss reads one block, the following ones 32 KiB at a time.
-    assert_eq!(c.stats().device_reads, 1 + 63usize.div_ceil(8) as u64);
-    assert!(c.device().log.iter().all(|e| e.2 <= 64));
+    // The first miss reads one block, the following ones a request's worth at a time.
+    assert_eq!(c.stats().device_reads, 1 + 63usize.div_ceil(RUN) as u64);
+    assert!(c.device().log.iter().all(|e| e.2 <= RUN * 8));
     for (i, chunk) in buf.chunks(512).enumerate() {
         assert!(chunk.iter().all(|&x| x == i as u8), "sector {i}");
     }
@@ -128,12 +138,12 @@ fn sequential_misses_read_ahead() {
 
 #[test]
 fn boot_block_reaches_the_device_first() {
-    let mut c = BlockCache::new(Mem::new(4096), 16).unwrap();
+    let mut c = BlockCache::new(Mem::new(4096), SMALL).unwrap();
     c.write_at(70 * BLOCK_BYTES as u64, b"data").unwrap();
     c.write_at(65, &[1]).unwrap();
-    // Evict block 70 (the oldest) by reading 15 others.
+    // Evict block 70 (the oldest) by reading all the other slots' worth of blocks.
     let mut b = [0u8; 1];
-    for blk in (100..130u64).step_by(2) {
+    for blk in (100..100 + 2 * (SMALL as u64 - 1)).step_by(2) {
         c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
     }
     assert_eq!(writes(&mut c), [0, 560]);
@@ -166,19 +176,24 @@ fn write_requests(c: &mut BlockCache<Mem>) -> Vec<(u64, usize)> {
 #[test]
 fn neighbouring_dirty_blocks_are_written_together() {
     let mut c = BlockCache::new(Mem::new(8192), 64).unwrap();
-    // Blocks 5..=7, 9, and 20..=31 (more than one request holds), written out of order.
-    for blk in [
-        9u64, 6, 5, 7, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
-    ] {
+    // Blocks 5..=7, 9, and RUN + 4 from 20 on (more than one request holds), written out of
+    // order.
+    let last = 20 + RUN as u64 + 3;
+    for blk in [9u64, 6, 5, 7].into_iter().chain((20..=last).rev()) {
         c.write_at(blk * BLOCK_BYTES as u64 + 10, &[blk as u8; 3])
             .unwrap();
     }
     c.flush().unwrap();
     assert_eq!(
         write_requests(&mut c),
-        [(40, 24), (72, 8), (160, 64), (224, 32)]
+        [
+            (40, 24),
+            (72, 8),
+            (160, RUN * 8),
+            (160 + RUN as u64 * 8, 32)
+        ]
     );
-    for blk in [5u64, 6, 7, 9, 20, 25, 31] {
+    for blk in [5u64, 6, 7, 9, 20, 25, last] {
         let at = (blk * BLOCK_BYTES as u64 + 10) as usize;
         assert_eq!(c.device().data[at..at + 3], [blk as u8; 3], "block {blk}");
     }
@@ -189,15 +204,15 @@ fn neighbouring_dirty_blocks_are_written_together() {
 
 #[test]
 fn eviction_writes_the_run_after_the_victim() {
-    let mut c = BlockCache::new(Mem::new(8192), 16).unwrap();
-    // A sequential write of 64 blocks through a 16-block cache.
+    let mut c = BlockCache::new(Mem::new(8192), SMALL).unwrap();
+    // A sequential write of 64 blocks through the smallest cache.
     let data: Vec<u8> = (0..64 * BLOCK_BYTES).map(|i| (i / 4093) as u8).collect();
     c.write_at(0, &data).unwrap();
     c.flush().unwrap();
     let w = write_requests(&mut c);
-    // Block 0 on its own (it goes first), then 32 KiB requests.
+    // Block 0 on its own (it goes first), then requests of a run each.
     assert_eq!(w[0], (0, 8));
-    assert!(w.len() <= 1 + 63usize.div_ceil(8) + 1, "{w:?}");
+    assert!(w.len() <= 1 + 63usize.div_ceil(RUN) + 1, "{w:?}");
     assert_eq!(c.device().data[..data.len()], data[..]);
 }
 
@@ -334,12 +349,16 @@ fn a_sequential_write_in_sectors_reads_nothing() {
 fn write_through_sends_whole_sectors_at_once_after_the_boot_block() {
     let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
     c.write_at(0, b"dirty flag").unwrap();
-    // Sectors 9 to 90 whole, 100 bytes before them and 10 after.
-    let data: Vec<u8> = (0..100 + 82 * 512 + 10).map(|i| (i % 251) as u8).collect();
+    // A request's worth of sectors and 18 more from sector 9, 100 bytes before them and 10
+    // after.
+    let sectors = RUN * 8 + 18;
+    let data: Vec<u8> = (0..100 + sectors * 512 + 10)
+        .map(|i| (i % 251) as u8)
+        .collect();
     let pos = 9 * 512 - 100;
     assert_eq!(c.write_through(pos, &data).unwrap(), data.len());
-    // The boot block first, then 41 KiB of sectors in requests of at most 32 KiB; the edges
-    // wait in the cache.
+    // The boot block first, then the sectors in requests of at most a run; the edges wait in
+    // the cache.
     let reqs: Vec<_> = c
         .device()
         .log
@@ -347,7 +366,8 @@ fn write_through_sends_whole_sectors_at_once_after_the_boot_block() {
         .filter(|e| e.0 == 'w')
         .copied()
         .collect();
-    assert_eq!(reqs, [('w', 0, 8), ('w', 9, 64), ('w', 73, 18)]);
+    let second = 9 + RUN as u64 * 8;
+    assert_eq!(reqs, [('w', 0, 8), ('w', 9, RUN * 8), ('w', second, 18)]);
     let mut back = vec![0; data.len()];
     c.read_at(pos, &mut back).unwrap();
     assert_eq!(back, data);
@@ -417,15 +437,17 @@ fn read_through_writes_dirty_blocks_first_and_reads_sectors_at_once() {
 #[test]
 fn framed_transfers_keep_every_byte() {
     const ROOM: usize = blkproto::HEADER_LEN;
-    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    let mut c = BlockCache::new(Mem::new(1024), SMALL).unwrap();
     // Cached first: block 2 dirty in part, block 5 clean.
     c.write_at(2 * BLOCK_BYTES as u64 + 1000, &[5; 10]).unwrap();
     let mut b = [0u8; 1];
     c.read_at(5 * BLOCK_BYTES as u64, &mut b).unwrap();
-    // 70 KiB from the middle of a sector of block 1: three device requests, a cached edge at
-    // each end.
+    // Two requests' worth and more from the middle of a sector of block 1: three device
+    // requests, a cached edge at each end.
     let pos = BLOCK_BYTES as u64 + 300;
-    let data: Vec<u8> = (0..70 * 1024).map(|i| (i * 7 % 253) as u8).collect();
+    let data: Vec<u8> = (0..2 * blkproto::MAX_DATA + 6000)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
     let mut frame = vec![0u8; ROOM + data.len()];
     frame[ROOM..].copy_from_slice(&data);
     c.write_through_framed(pos, &mut frame).unwrap();
