@@ -282,12 +282,16 @@ where
             return Err(Error::UnexpectedEof);
         }
         let bytes = &mut buf[..n as usize * size];
-        for ((c, raw), b) in (cluster..)
-            .zip(raws.iter())
-            .zip(bytes.chunks_exact_mut(size))
-        {
-            let v = value(c) | (raw & keep);
-            b.copy_from_slice(&v.to_le_bytes()[..size]);
+        // Entries of a fixed size, so that each is a store rather than a call to copy bytes.
+        let entries = (cluster..).zip(raws.iter());
+        if size == 2 {
+            for ((c, raw), b) in entries.zip(bytes.chunks_exact_mut(2)) {
+                b.copy_from_slice(&((value(c) | (raw & keep)) as u16).to_le_bytes());
+            }
+        } else {
+            for ((c, raw), b) in entries.zip(bytes.chunks_exact_mut(4)) {
+                b.copy_from_slice(&(value(c) | (raw & keep)).to_le_bytes());
+            }
         }
         fat.seek(io::SeekFrom::Start(u64::from(cluster) * size as u64))?;
         fat.write_all(bytes)?;
