@@ -128,9 +128,14 @@ impl<'a> OpenFiles<'a> {
         if entry.is_dir() {
             return Err(Error::IsADirectory);
         }
+        Ok(self.adopt(entry, key))
+    }
+
+    /// The index of the open file for the file `entry` found under canonical path `key`,
+    /// opening it if it is not open yet (under another spelling of its path, say).
+    pub fn adopt(&mut self, entry: Entry<'a>, key: String) -> usize {
         if let Some(i) = self.find(&key) {
-            // Another spelling of an open file's path.
-            return Ok(i);
+            return i;
         }
         if self.files.len() >= MAX_OPEN {
             let lru = (0..self.files.len())
@@ -145,7 +150,7 @@ impl<'a> OpenFiles<'a> {
             file: entry.to_file(),
             map: Vec::new(),
         });
-        Ok(self.files.len() - 1)
+        self.files.len() - 1
     }
 
     fn find(&self, p: &str) -> Option<usize> {

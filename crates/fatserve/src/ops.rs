@@ -174,21 +174,28 @@ fn time_of(t: lamfat::DateTime) -> Time {
     }
 }
 
-fn stat(fs: &Fs, p: &str) -> Result<Stat, Error> {
-    Ok(match resolve(fs, p)? {
-        Node::Root => Stat {
+/// The stat of a checked path. A file is opened too (kept among the open files), since what
+/// usually follows a stat is reading the file, which then needs no walk of its path.
+fn stat<'a>(fs: &'a Fs, files: &mut OpenFiles<'a>, p: &str) -> Result<Stat, Error> {
+    if path::components(p).next().is_none() {
+        return Ok(Stat {
             kind: Kind::Dir,
             size: 0,
             read_only: false,
             modified: Time::default(),
-        },
-        Node::Entry(e) => Stat {
-            kind: if e.is_dir() { Kind::Dir } else { Kind::File },
-            size: if e.is_dir() { 0 } else { e.len() },
-            read_only: e.attributes().contains(lamfat::FileAttributes::READ_ONLY),
-            modified: time_of(e.modified()),
-        },
-    })
+        });
+    }
+    let (e, key) = resolve_keyed(fs, p)?;
+    let stat = Stat {
+        kind: if e.is_dir() { Kind::Dir } else { Kind::File },
+        size: if e.is_dir() { 0 } else { e.len() },
+        read_only: e.attributes().contains(lamfat::FileAttributes::READ_ONLY),
+        modified: time_of(e.modified()),
+    };
+    if !e.is_dir() {
+        files.adopt(e, key);
+    }
+    Ok(stat)
 }
 
 fn read<'a, 's>(
@@ -500,7 +507,7 @@ pub(crate) fn handle<'a, 's>(
         },
         Request::Stat { path, .. } => Reply::Stat {
             id,
-            result: stat(fs, path),
+            result: stat(fs, files, path),
         },
         Request::Read {
             path, offset, len, ..

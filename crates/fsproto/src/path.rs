@@ -23,23 +23,30 @@ pub fn check(path: &str) -> Result<(), Error> {
         return Ok(());
     }
     // One pass over the bytes (every request's path is checked on both ends); each component
-    // is judged when it ends, in order, as a split into components would.
-    let mut start = 1;
-    for i in 1..=b.len() {
-        let at = b.get(i).copied();
-        if at == Some(0) {
-            return Err(Error::BadPath);
-        }
-        if at.is_none() || at == Some(b'/') {
-            let c = &b[start..i];
-            if c.is_empty() || c == b"." || c == b".." {
-                return Err(Error::BadPath);
+    // is judged when it ends, in order, as a split into components would: `len` bytes so far,
+    // `dots` of them dots.
+    let (mut len, mut dots) = (0usize, 0usize);
+    for &x in &b[1..] {
+        match x {
+            b'/' => {
+                judge(len, dots)?;
+                (len, dots) = (0, 0);
             }
-            if c.len() > MAX_NAME {
-                return Err(Error::NameTooLong);
-            }
-            start = i + 1;
+            0 => return Err(Error::BadPath),
+            b'.' => (len, dots) = (len + 1, dots + 1),
+            _ => len += 1,
         }
+    }
+    judge(len, dots)
+}
+
+/// A component of `len` bytes, `dots` of them dots: none, `.` and `..` are no names.
+fn judge(len: usize, dots: usize) -> Result<(), Error> {
+    if len == 0 || (len <= 2 && dots == len) {
+        return Err(Error::BadPath);
+    }
+    if len > MAX_NAME {
+        return Err(Error::NameTooLong);
     }
     Ok(())
 }

@@ -202,20 +202,18 @@ fn serve<D: BlockDevice>(srv: &mut FatServer<D>) {
     let mut msg = vec![0u8; fsproto::MAX_MESSAGE];
     let mut out = vec![0u8; fsproto::MAX_MESSAGE];
     let mut gifts = [Handle(0); abi::limits::MAX_MESSAGE_HANDLES];
+    // Kept from one round to the next: a request is served without allocating.
+    let (mut items, mut gone, mut joined) = (Vec::new(), Vec::new(), Vec::new());
     while !clients.is_empty() {
-        let mut items: Vec<WaitItem> = clients
-            .iter()
-            .map(|h| WaitItem {
-                handle: h.0,
-                wanted: signal::READABLE | signal::PEER_CLOSED,
-                ..WaitItem::default()
-            })
-            .collect();
+        items.clear();
+        items.extend(clients.iter().map(|h| WaitItem {
+            handle: h.0,
+            wanted: signal::READABLE | signal::PEER_CLOSED,
+            ..WaitItem::default()
+        }));
         if chan::wait(&mut items, DEADLINE_NEVER).is_err() {
             return;
         }
-        let mut gone = Vec::new();
-        let mut joined = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let h = clients[i];
             if item.observed & signal::READABLE == 0 {
@@ -244,14 +242,14 @@ fn serve<D: BlockDevice>(srv: &mut FatServer<D>) {
                 gone.push(h);
             }
         }
-        for h in gone {
+        for h in gone.drain(..) {
             clients.retain(|&c| c != h);
             // The parent channel stays open for death reports of nothing; clients are closed.
             if h != PARENT {
                 let _ = chan::close(h);
             }
         }
-        for h in joined {
+        for h in joined.drain(..) {
             if clients.len() < MAX_WAIT_ITEMS {
                 clients.push(h);
             } else {
