@@ -12,10 +12,16 @@
 //! | `r9` | the caller's pid (the process whose handle made the call) |
 //! | `rax` | the calling thread's id (its scheduler slot) |
 //! | `rsp` | the top of the thread's visitor stack, less 8 (as if called) |
-//! | everything else | zero; FS base zero |
+//! | `rcx`, `r11` | what `sysret` leaves there (the entry point, the flags) |
+//! | everything else | zero; FS base zero; x87/SSE registers and MXCSR in their initial state |
 //!
 //! The entry ends the call with `portal_return(r0, r1)`: the caller's `portal_call` returns
-//! with status 0, `r0` in `rdx` and `r1` in `rsi`, every other register as it was.
+//! with status 0, `r0` in `rdx` and `r1` in `rsi`; `rbx`, `rbp`, `rsp`, `r12`–`r15` (the
+//! registers the System V ABI has a callee keep) as they were; `rdi`, `r8`, `r9`, `r10` zero;
+//! `rcx` and `r11` clobbered (as by any system call); the x87/SSE registers and MXCSR in their
+//! initial state. Nothing of the server's crosses but the two words. A call that fails before
+//! it enters (a bad handle, a revoked portal, ...) returns like any system call: the status
+//! in `rax`, `rdx` zero, the other registers as they were (but `r9` may be zero).
 
 /// Most portal calls one thread can have open (nested) at once.
 pub const MAX_DEPTH: usize = 8;

@@ -99,7 +99,8 @@ pub enum Sys {
     /// back with the two words the server passed to `portal_return`. `Closed` for a revoked
     /// portal, a server that is gone, or a server that died or faulted during the call;
     /// `Failed` for a call into a process the thread is already in (its own, or one on its
-    /// chain of calls); `Overloaded` past [`crate::portal::MAX_DEPTH`] nested calls.
+    /// chain of calls); `Overloaded` past [`crate::portal::MAX_DEPTH`] nested calls. Keeps only
+    /// the callee-saved registers (see [`crate::portal`] for the register contract).
     PortalCall = 27,
     /// `portal_return(r0, r1)`: ends the portal call the thread is in; the caller's
     /// `portal_call` returns `r0` and `r1`. `Failed` when the thread is not in a call.

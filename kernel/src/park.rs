@@ -79,7 +79,7 @@ pub fn wait(addr: u64, expected: u32, deadline: u64) -> Result<u64, Error> {
             sched::cut_short();
             return Err(Error::Failed);
         }
-        if sched::current_doomed() {
+        if sched::current_doomed() || sched::unwinding() {
             parked.remove(i);
             return Err(Error::Closed);
         }

@@ -2,17 +2,22 @@
 //!
 //! A portal names an entry point in a server process and a badge. A thread that calls it
 //! keeps its scheduler record (priority, deadline, CPU-time accounting) and changes only what
-//! it acts for: the scheduler pushes a [`sched::Call`] with the caller's user registers,
-//! address space, acting process and FS base, switches the thread to the server's space, and
-//! the trap frame is rewritten to enter the server. `portal_return` pops the call and puts the
-//! caller's registers back with the results. A server that dies (fault, exit, kill) while
-//! threads are inside it has them unwound: each returns `Closed` to the caller of the
-//! outermost dead server on its chain, at its next return to ring 3.
+//! it acts for: the scheduler pushes a call on the thread's record (`arch::portal_path`) with
+//! the registers the caller keeps, its address space and FS base, switches the thread to the
+//! server's space, and the trap frame is rewritten to enter the server. `portal_return` pops
+//! the call and puts the caller's registers back with the results. A server that dies (fault,
+//! exit, kill) while threads are inside it has them unwound: each returns `Closed` to the
+//! caller of the outermost dead server on its chain, at its next return to ring 3.
+//!
+//! This is the general path. The common call and return never come here: the fast path in
+//! `arch::portal_path` repeats a thread's last call from its own process without the trap
+//! frame, from what the general path cached (see `docs/portals.md`).
 use crate::arch::idt::TrapFrame;
 use crate::arch::paging::AddressSpace;
+use crate::arch::portal_path::{CacheTarget, Fill, Visits};
 use crate::ipc::Object;
 use crate::process::{self, Pid};
-use crate::sched::{self, EnterError};
+use crate::sched::{self, EnterError, Target};
 use crate::syscall::handle;
 use abi::{Error, Rights};
 use alloc::sync::Arc;
@@ -25,7 +30,8 @@ use spin::Mutex;
 struct Server {
     pid: Pid,
     space: Arc<AddressSpace>,
-    /// Set by [`server_died`] before the visitors are evicted (see [`sched::portal_enter`]).
+    /// Set by [`server_died`] before the visitors are evicted (see `arch::portal_path` for
+    /// the ordering with a call).
     dead: AtomicBool,
 }
 
@@ -38,6 +44,23 @@ pub struct Portal {
     entry: u64,
     badge: u64,
     revoked: AtomicBool,
+}
+
+impl Portal {
+    /// Whether its server is gone (died, or left the process table for a suspend).
+    pub fn is_dead(&self) -> bool {
+        self.server.dead.load(Ordering::Acquire)
+    }
+}
+
+impl CacheTarget for Portal {
+    fn revoked(&self) -> &AtomicBool {
+        &self.revoked
+    }
+
+    fn dead(&self) -> &AtomicBool {
+        &self.server.dead
+    }
 }
 
 impl core::fmt::Debug for Portal {
@@ -116,23 +139,47 @@ fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
     // The thread's visitor stack: its slot, at the same place in every server.
     let (_, top) = abi::portal::visit_stack(sched::current() as u64).ok_or(Error::Overloaded)?;
     // Entered under the look-up's lock (the process table before the scheduler), so the
-    // portal needs no reference of its own.
-    let (caller, tid, entry, badge) =
-        process::with_handles(|t| match t.check(h, Rights::SEND)? {
-            Object::Portal(p) if p.revoked.load(Ordering::Acquire) => Err(Error::Closed),
-            Object::Portal(p) => {
-                let s = &p.server;
-                let (caller, tid) =
-                    sched::portal_enter(frame, s.pid, &s.space, &s.dead).map_err(|e| match e {
-                        EnterError::Reentry => Error::Failed,
-                        EnterError::TooDeep => Error::Overloaded,
-                        EnterError::Unwinding | EnterError::Dead => Error::Closed,
-                    })?;
-                Ok((caller, tid, p.entry, p.badge))
+    // portal needs no reference of its own beyond the one the fast path keeps.
+    let (caller, tid, entry, badge) = process::with_handles(|t| {
+        // The table's change counter, read under its lock: the fast path repeats this call
+        // while it is unchanged.
+        let seen = t.watch();
+        let t = &*t;
+        let p = match t.check(h, Rights::SEND)? {
+            Object::Portal(p) if p.revoked.load(Ordering::Acquire) => return Err(Error::Closed),
+            Object::Portal(p) => p,
+            _ => return Err(Error::WrongType),
+        };
+        let s = &p.server;
+        let to = Target {
+            server: s.pid,
+            root: s.space.root_of(),
+            dead: &s.dead,
+        };
+        // For the fast path, unless it has this call already.
+        let fill = |v: &Visits| {
+            if v.caches(h.0, seen, &p.revoked) {
+                return None;
             }
-            _ => Err(Error::WrongType),
-        })
-        .ok_or(Error::Failed)??;
+            Some(Fill {
+                handle: h.0,
+                changes: (t.watcher()?, seen),
+                portal: p.clone(),
+                server: s.pid,
+                root: s.space.root_of(),
+                entry: p.entry,
+                badge: p.badge,
+                stack: top - 8,
+            })
+        };
+        let (caller, tid) = sched::portal_enter(frame, to, fill).map_err(|e| match e {
+            EnterError::Reentry => Error::Failed,
+            EnterError::TooDeep => Error::Overloaded,
+            EnterError::Unwinding | EnterError::Dead => Error::Closed,
+        })?;
+        Ok((caller, tid, p.entry, p.badge))
+    })
+    .ok_or(Error::Failed)??;
     let args = [frame.rsi, frame.rdx, frame.r10, frame.r8];
     *frame = TrapFrame {
         rdi: args[0],
@@ -150,14 +197,19 @@ fn enter(frame: &mut TrapFrame) -> Result<(), Error> {
         vector: frame.vector,
         ..TrapFrame::default()
     };
+    // Nothing of the caller's crosses in the vector registers either.
+    crate::arch::context::clear_fpu();
     Ok(())
 }
 
-/// `portal_return(r0, r1)`: back to the caller with the results; `Failed` outside a call.
+/// `portal_return(r0, r1)`: back to the caller with the results (the registers it keeps
+/// restored, the others zero); `Failed` outside a call.
 #[inline(never)]
 pub fn ret(frame: &mut TrapFrame) {
     let (r0, r1) = (frame.rdi, frame.rsi);
     if sched::portal_leave(frame) {
+        // Nor anything of the server's on the way back.
+        crate::arch::context::clear_fpu();
         frame.rax = 0;
         frame.rdx = r0;
         frame.rsi = r1;
@@ -185,6 +237,7 @@ fn unwind(frame: &mut TrapFrame) {
         return;
     };
     if sched::portal_unwind_from(i, frame) {
+        crate::arch::context::clear_fpu();
         frame.rax = Error::Closed as u64;
         frame.rdx = 0;
     }
@@ -195,7 +248,9 @@ fn unwind(frame: &mut TrapFrame) {
 pub fn server_died(server: Pid) {
     let mut servers = SERVERS.lock();
     if let Some(i) = servers.iter().position(|s| s.pid == server) {
-        servers.swap_remove(i).dead.store(true, Ordering::Release);
+        // Sequentially consistent: see `arch::portal_path` (a call publishes itself, then reads
+        // this; the eviction below reads calls after this store).
+        servers.swap_remove(i).dead.store(true, Ordering::SeqCst);
     }
     drop(servers);
     sched::portal_evict(server);

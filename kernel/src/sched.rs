@@ -10,8 +10,9 @@
 //! for every core's state), a CPU's APIC. The scheduler's lock is never held across a switch.
 use crate::arch::apic;
 use crate::arch::context::{Context, Start, SwitchPair, switch_to};
-use crate::arch::paging::{AddressSpace, MapError, kernel_space};
+use crate::arch::paging::{AddressSpace, MapError, Root, kernel_space};
 use crate::arch::percpu::cpu_id;
+use crate::arch::portal_path::{Fill, Visits};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -96,71 +97,15 @@ struct Thread {
     space: Option<Arc<AddressSpace>>,
     /// The process it belongs to.
     pid: Option<crate::process::Pid>,
-    /// The server it is visiting through a portal (`None`: its own process); see
-    /// `crate::portal`.
-    acting: Option<crate::process::Pid>,
-    /// Its open portal calls, innermost last: what each call's return restores.
-    calls: Calls,
+    /// Its portal calls and the space and process it runs in for them, from its first call
+    /// on (`crate::portal`); until then it runs in `space` for its own process.
+    visits: Option<Box<Visits>>,
     /// A server on its chain of calls died: unwind at its next return to ring 3.
     unwind: bool,
     /// Asked to freeze for a suspend: it stops at its next way back to ring 3.
     freeze: bool,
     /// Its system call was cut short by the freeze: the call is made again when it resumes.
     rewind: bool,
-}
-
-/// A thread's open portal calls, innermost last. Room for [`abi::portal::MAX_DEPTH`] of them
-/// is allocated at the thread's first call and kept: a call and its return write in place.
-#[derive(Default)]
-struct Calls {
-    frames: Option<Box<[Call; abi::portal::MAX_DEPTH]>>,
-    len: usize,
-}
-
-impl Calls {
-    /// Room for a thread's calls (its first call; out of line, as it runs once).
-    #[inline(never)]
-    fn room() -> Box<[Call; abi::portal::MAX_DEPTH]> {
-        Box::new(core::array::from_fn(|_| Call::empty()))
-    }
-
-    fn as_slice(&self) -> &[Call] {
-        self.frames.as_deref().map_or(&[], |f| &f[..self.len])
-    }
-
-    fn iter(&self) -> core::slice::Iter<'_, Call> {
-        self.as_slice().iter()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// One open portal call: the caller's state, restored by the call's return.
-pub struct Call {
-    /// The caller's user registers at the call.
-    pub saved: crate::arch::idt::TrapFrame,
-    /// The caller's address space.
-    space: Option<Arc<AddressSpace>>,
-    /// The process the caller acted for (`None`: the thread's own).
-    acting: Option<crate::process::Pid>,
-    /// The caller's FS base.
-    fs_base: u64,
-    /// The server the call entered.
-    pub server: crate::process::Pid,
-}
-
-impl Call {
-    fn empty() -> Call {
-        Call {
-            saved: crate::arch::idt::TrapFrame::default(),
-            space: None,
-            acting: None,
-            fs_base: 0,
-            server: 0,
-        }
-    }
 }
 
 struct Core {
@@ -307,8 +252,7 @@ fn thread(
         wake_pending: false,
         space,
         pid,
-        acting: None,
-        calls: Calls::default(),
+        visits: None,
         unwind: false,
         freeze: false,
         rewind: false,
@@ -545,11 +489,18 @@ pub fn current_ref() -> ThreadRef {
     }
 }
 
-/// The running thread's FS base.
+/// The running thread's FS base (out of line: the dispatcher stays small).
+#[inline(never)]
 pub fn fs_base() -> u64 {
     with(|s| {
         let cur = s.cores[cpu_id()].current;
-        s.threads[cur].as_ref().map_or(0, |t| t.fs_base)
+        s.threads[cur].as_ref().map_or(0, |t| {
+            // Inside a portal call: the one it has there.
+            t.visits
+                .as_ref()
+                .and_then(|v| v.fs_in_call())
+                .unwrap_or(t.fs_base)
+        })
     })
 }
 
@@ -558,7 +509,9 @@ pub fn fs_base() -> u64 {
 pub fn set_fs_base(value: u64) {
     with(|s| {
         let cur = s.cores[cpu_id()].current;
-        if let Some(t) = s.threads[cur].as_mut() {
+        if let Some(t) = s.threads[cur].as_mut()
+            && !t.visits.as_ref().is_some_and(|v| v.set_fs_in_call(value))
+        {
             t.fs_base = value;
         }
     });
@@ -1096,16 +1049,15 @@ fn switch(
     }
     to.state = State::Running;
     crate::arch::percpu::set_current(next, to.generation, to.pid);
-    if to.acting.is_some() {
-        crate::arch::percpu::set_acting(to.acting);
-    }
-    match &to.space {
-        Some(space) => {
+    match (&to.visits, &to.space) {
+        // Where its portal calls took it.
+        (Some(visits), _) => visits.resume(to.fs_base),
+        (None, Some(space)) => {
             space.activate();
             // FS base is the thread's own, even between threads of one address space.
             crate::arch::cpu::set_fs_base(to.fs_base);
         }
-        None => kernel_space().activate(),
+        (None, None) => kernel_space().activate(),
     }
     SwitchPair::new(&mut from.ctx, &to.ctx)
 }
@@ -1137,6 +1089,12 @@ fn reap(cpu: usize) {
 }
 
 // ---- Portal calls (`crate::portal`): the thread's stack of calls and its unwinding ----
+//
+// A thread's calls live in its `Visits` record (`arch::portal_path`), which only the thread
+// itself writes while it runs (the fast path does so without this lock); the general path
+// below writes it as the running thread under this lock, and other CPUs read it under this
+// lock. A server's death (`portal_evict`) sets the server's death mark before it looks, and a
+// call checks the mark after it has published itself: see `arch::portal_path`.
 
 /// Why a portal call cannot enter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1151,18 +1109,27 @@ pub enum EnterError {
     Dead,
 }
 
-/// The running thread enters `server` (whose space is `space`) through a portal: its
-/// caller's registers `saved`, address space, acting process and FS base are pushed, and it
-/// runs in the server's space with FS base zero. Returns the acting process before the call
-/// (the caller) and the thread's slot. `dead` is the server's death mark, read under the
-/// scheduler's lock: [`portal_evict`] takes that lock after the mark is set, so a call either
-/// is entered before it looks (and is unwound by it) or sees the mark.
+/// Where a portal call goes.
+pub struct Target<'a> {
+    /// The server.
+    pub server: crate::process::Pid,
+    /// Its address space.
+    pub root: Root,
+    /// Its death mark (set by `crate::portal::server_died` before the eviction looks).
+    pub dead: &'a AtomicBool,
+}
+
+/// The running thread enters `to.server` through a portal: the registers its caller keeps
+/// (from `saved`), its space and FS base are pushed, and it runs in the server's space, for
+/// the server, with FS base zero (the thread's own FS base stays in its record). A call from
+/// the thread's own process is remembered for the fast path with what `fill` gives (`None`:
+/// the cache holds it already). Returns the process it acted for before (the caller) and the
+/// thread's slot.
 #[inline(always)]
 pub fn portal_enter(
     saved: &crate::arch::idt::TrapFrame,
-    server: crate::process::Pid,
-    space: &Arc<AddressSpace>,
-    dead: &AtomicBool,
+    to: Target<'_>,
+    fill: impl FnOnce(&Visits) -> Option<Fill>,
 ) -> Result<(crate::process::Pid, Tid), EnterError> {
     let cur = current();
     // The lock taken here rather than through `with`, so that all of it inlines.
@@ -1176,34 +1143,44 @@ pub fn portal_enter(
     if t.unwind {
         return Err(EnterError::Unwinding);
     }
-    if dead.load(Ordering::Acquire) {
-        return Err(EnterError::Dead);
-    }
-    if t.pid == Some(server) || (!t.calls.is_empty() && t.calls.iter().any(|c| c.server == server))
-    {
+    if t.pid == Some(to.server) {
         return Err(EnterError::Reentry);
     }
-    let depth = t.calls.len;
-    if t.calls.frames.is_none() {
-        t.calls.frames = Some(Calls::room());
-    }
-    let Some(c) = t.calls.frames.as_deref_mut().and_then(|f| f.get_mut(depth)) else {
-        return Err(EnterError::TooDeep);
+    let visits = match &mut t.visits {
+        Some(v) => v,
+        None => {
+            // The first call: the record, for as long as the thread lives (out of line).
+            let own = t
+                .space
+                .as_ref()
+                .map_or_else(|| kernel_space().root_of(), |s| s.root_of());
+            t.visits.insert(first_visit(own))
+        }
     };
+    if visits.servers().any(|p| p == to.server) {
+        return Err(EnterError::Reentry);
+    }
+    let depth = visits.depth();
+    if depth >= abi::portal::MAX_DEPTH {
+        return Err(EnterError::TooDeep);
+    }
     // The process the thread acts for now (its own, or the server of its innermost call).
     let caller = crate::arch::percpu::acting().unwrap_or(0);
-    space.activate();
-    c.saved.copy_from(saved);
-    c.space = t.space.replace(space.clone());
-    c.acting = t.acting.replace(server);
-    c.fs_base = core::mem::take(&mut t.fs_base);
-    c.server = server;
-    t.calls.len = depth + 1;
-    if c.fs_base != 0 {
-        crate::arch::cpu::set_fs_base(0);
+    visits
+        .push(saved, to.server, to.dead)
+        .map_err(|_| EnterError::Dead)?;
+    visits.enter(to.server, to.root);
+    if depth == 0
+        && let Some(f) = fill(visits)
+    {
+        visits.cache(f);
     }
-    crate::arch::percpu::set_acting(Some(server));
     Ok((caller, cur))
+}
+
+#[inline(never)]
+fn first_visit(own: Root) -> Box<Visits> {
+    Visits::new_for_running(own)
 }
 
 impl Thread {
@@ -1212,35 +1189,18 @@ impl Thread {
     /// nothing changed, when fewer calls are open.
     #[inline(always)]
     fn pop_calls(&mut self, i: usize, frame: &mut crate::arch::idt::TrapFrame) -> bool {
-        let len = self.calls.len;
-        let Some(frames) = self.calls.frames.as_deref_mut() else {
-            return false;
-        };
-        if i >= len {
-            return false;
-        }
-        // The spaces of abandoned inner calls go.
-        for c in &mut frames[i + 1..len] {
-            c.space = None;
-        }
-        let first = &mut frames[i];
-        self.calls.len = i;
-        self.space = first.space.take();
-        self.acting = first.acting;
-        self.fs_base = first.fs_base;
-        frame.copy_from(&first.saved);
-        match &self.space {
-            Some(space) => space.activate(),
-            None => kernel_space().activate(),
-        }
-        crate::arch::cpu::set_fs_base(self.fs_base);
-        crate::arch::percpu::set_acting(self.acting.or(self.pid));
-        true
+        self.visits.as_ref().is_some_and(|v| v.pop(i, frame))
+    }
+
+    /// The servers of its open calls, outermost first.
+    fn servers(&self) -> impl Iterator<Item = crate::process::Pid> + '_ {
+        self.visits.iter().flat_map(|v| v.servers())
     }
 }
 
 /// The running thread leaves its innermost portal call: its caller's state comes back and
-/// the caller's saved registers are written to `frame`. False when it is not in a call.
+/// the caller's kept registers are written to `frame` (the others zero). False when it is not
+/// in a call.
 #[inline(always)]
 pub fn portal_leave(frame: &mut crate::arch::idt::TrapFrame) -> bool {
     let cur = current();
@@ -1249,7 +1209,7 @@ pub fn portal_leave(frame: &mut crate::arch::idt::TrapFrame) -> bool {
     let Some(t) = s.threads.get_mut(cur).and_then(Option::as_deref_mut) else {
         return false;
     };
-    match t.calls.len.checked_sub(1) {
+    match t.visits.as_ref().map_or(0, |v| v.depth()).checked_sub(1) {
         Some(n) => t.pop_calls(n, frame),
         None => false,
     }
@@ -1276,9 +1236,9 @@ pub fn take_unwind() -> Option<Vec<crate::process::Pid>> {
     let cpu = cpu_id();
     with(|s| {
         let cur = s.cores[cpu].current;
-        let mine = s.threads[cur].as_mut().and_then(|t| {
-            core::mem::take(&mut t.unwind).then(|| t.calls.iter().map(|c| c.server).collect())
-        });
+        let mine = s.threads[cur]
+            .as_mut()
+            .and_then(|t| core::mem::take(&mut t.unwind).then(|| t.servers().collect()));
         let others = s
             .threads
             .iter()
@@ -1304,13 +1264,16 @@ pub fn portal_unwind_from(i: usize, frame: &mut crate::arch::idt::TrapFrame) -> 
     })
 }
 
-/// `server` died: every thread with an open call into it is told to unwind. A visitor that
-/// is off its CPU and inside `server` right now leaves the server's space at once (it runs
-/// in the kernel's until it unwinds) and is woken if it blocks; one running on another core
-/// is kicked, and this returns only once it has unwound, or is off its CPU and moved out, so
-/// that the server's space can be torn down. The caller (on this core) unwinds at its own
-/// return to ring 3.
+/// `server` died (its death mark is set): every thread with an open call into it is told to
+/// unwind. A visitor that is off its CPU and inside `server` right now leaves the server's
+/// space at once (it runs in the kernel's until it unwinds) and is woken if it blocks; one
+/// running on another core is kicked, and this returns only once it has unwound, or is off
+/// its CPU and moved out, so that the server's space can be torn down. The caller (on this
+/// core) unwinds at its own return to ring 3.
 pub fn portal_evict(server: crate::process::Pid) {
+    // The death mark was stored before this; no call's publication may be read before it
+    // (see `arch::portal_path`).
+    core::sync::atomic::fence(Ordering::SeqCst);
     let me = cpu_id();
     loop {
         let busy = with(|s| {
@@ -1319,13 +1282,12 @@ pub fn portal_evict(server: crate::process::Pid) {
                 let Some(t) = s.threads[tid].as_mut() else {
                     continue;
                 };
-                if t.state == State::Dead || !t.calls.iter().any(|c| c.server == server) {
+                if t.state == State::Dead || !t.servers().any(|p| p == server) {
                     continue;
                 }
                 let c = t.core;
                 t.unwind = true;
                 raise(c, UNWIND_PENDING);
-                let inside = t.acting == Some(server);
                 let on_cpu = s.cores[c].current == tid && t.state == State::Running;
                 if on_cpu && c != me {
                     // It unwinds at its next trap; wait for that (or for it to leave the CPU).
@@ -1333,9 +1295,11 @@ pub fn portal_evict(server: crate::process::Pid) {
                     busy = true;
                     continue;
                 }
-                if inside {
+                if let Some(v) = &t.visits
+                    && v.acting() == Some(server)
+                {
                     // Off its CPU, or the caller here: out of the server's space now.
-                    t.space = None;
+                    v.move_to(kernel_space().root_of());
                 }
                 if t.state == State::Blocked && s.cores[c].idle != tid {
                     s.cores[c].sleepers.retain(|&(_, x, _)| x != tid);
@@ -1363,10 +1327,10 @@ pub fn portal_presence(pid: crate::process::Pid) -> (usize, usize) {
         let mut visitors = 0;
         let mut away = 0;
         for t in live {
-            if t.calls.iter().any(|c| c.server == pid) {
+            if t.servers().any(|p| p == pid) {
                 visitors += 1;
             }
-            if t.pid == Some(pid) && !t.calls.is_empty() {
+            if t.pid == Some(pid) && t.visits.as_ref().is_some_and(|v| v.depth() > 0) {
                 away += 1;
             }
         }

@@ -51,10 +51,10 @@ static DORMANT: Mutex<Vec<(u64, u16, u16, Endpoint)>> = Mutex::new(Vec::new());
 /// The next image id (0: not yet known; found from the directory at the first suspend).
 static NEXT_ID: Mutex<u64> = Mutex::new(0);
 
-/// SHA-256 of module files already hashed: (path, length, CRC-32, hash).
+/// SHA-256 of module files already hashed: (path, length, CRC-32C, hash).
 static HASHES: Mutex<Vec<KnownHash>> = Mutex::new(Vec::new());
 
-/// A module file's path, length and CRC-32, and its SHA-256.
+/// A module file's path, length and CRC-32C, and its SHA-256.
 type KnownHash = (String, u64, u32, [u8; 32]);
 
 /// When the phases of the last suspend and resume ended: the start, frozen and serialized,
@@ -436,7 +436,9 @@ fn serialize(tree: &[Pid]) -> Result<Vec<u8>, Error> {
         return Err(Error::NoMemory);
     }
     out.resize(len, 0);
-    builder.write(&mut out).map_err(fail)?;
+    builder
+        .write_with(&mut out, crate::arch::crc::crc32c)
+        .map_err(fail)?;
     Ok(out)
 }
 
@@ -609,19 +611,20 @@ fn snapshot(
 }
 
 /// The SHA-256 of `file` (the module at `path`): from the cache when a file of the same path,
-/// length and CRC-32 was hashed before in this boot.
-fn known_hash(path: &str, file: &[u8]) -> [u8; 32] {
+/// length and CRC-32C was hashed before in this boot.
+/// Returns the file's fingerprint too (the resumed process keeps it).
+fn known_hash(path: &str, file: &[u8]) -> (process::Module, [u8; 32]) {
     let m = process::Module::of(path, file);
     if let Some(h) = HASHES
         .lock()
         .iter()
         .find(|(p, l, c, _)| *p == m.path && *l == m.len && *c == m.crc)
     {
-        return h.3;
+        return (m, h.3);
     }
     let hash = procimage::module_hash(file);
-    HASHES.lock().push((m.path, m.len, m.crc, hash));
-    hash
+    HASHES.lock().push((m.path.clone(), m.len, m.crc, hash));
+    (m, hash)
 }
 
 /// The SHA-256 of a process's module file, which must still be the file it was loaded from.
@@ -637,7 +640,7 @@ fn module_hash(m: &process::Module) -> Result<[u8; 32], Error> {
         ::log::warn!("suspend: module {} cannot be read again: {e}", m.path);
         Error::Io
     })?;
-    if file.len() as u64 != m.len || crc32fast::hash(&file) != m.crc {
+    if file.len() as u64 != m.len || crate::arch::crc::crc32c(&file) != m.crc {
         ::log::warn!(
             "suspend: module {} changed since the process was spawned",
             m.path
@@ -677,7 +680,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
     let bytes = rootfs::read_file_limited(&path, rootfs::MAX_IMAGE_BYTES)
         .map_err(|e| io(&format!("read {path}"), e))?;
     mark(phase::READ);
-    let image = Image::parse(&bytes).map_err(|e| {
+    let image = Image::parse_with(&bytes, crate::arch::crc::crc32c).map_err(|e| {
         ::log::warn!("resume {id}: {path} refused: {e}");
         Error::Corrupt
     })?;
@@ -696,7 +699,8 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
                 _ => Error::Io,
             }
         })?;
-        if known_hash(m.path, &file) != m.hash {
+        let (module, hash) = known_hash(m.path, &file);
+        if hash != m.hash {
             ::log::warn!(
                 "resume {id}: module {} changed since the suspend (its SHA-256 differs)",
                 m.path
@@ -713,7 +717,7 @@ fn resume_locked(id: u64, core: Option<usize>) -> Result<Resumed, Error> {
             ::log::warn!("resume {id}: messages carrying handles are not supported");
             return Err(Error::Corrupt);
         }
-        files.push(file);
+        files.push((file, module));
     }
     mark(phase::VERIFIED);
     let dormant: Vec<(u16, u16, Endpoint)> = take_dormant(id)
@@ -754,7 +758,7 @@ struct Rebuilt {
 /// Builds every process of `image`, or nothing.
 fn build(
     image: &Image<'_>,
-    files: &[alloc::borrow::Cow<'static, [u8]>],
+    files: &[(alloc::borrow::Cow<'static, [u8]>, process::Module)],
     core: Option<usize>,
     mut dormant: Vec<(u16, u16, Endpoint)>,
 ) -> Result<(ResumeInfo, Option<Endpoint>), Error> {
@@ -769,9 +773,9 @@ fn build(
         }
     };
     // Memory and threads.
-    for (p, file) in image.processes().zip(files) {
+    for (p, (file, module)) in image.processes().zip(files) {
         let pid = process::new_pid();
-        let space = match process::resume_space(file) {
+        let space = match process::resume_space(module, file) {
             Ok(s) => s,
             Err(e) => {
                 ::log::warn!("resume: module of process {}: {e}", p.index());
@@ -965,7 +969,7 @@ fn build(
         reattached,
     };
     let mut starts = Vec::new();
-    for (((p, r), ended), file) in image.processes().zip(done).zip(enders).zip(files) {
+    for (((p, r), ended), (_, module)) in image.processes().zip(done).zip(enders).zip(files) {
         let rec = p.record();
         let mut table = handles::HandleTable::new(abi::limits::MAX_HANDLES);
         for (h, o, rights) in r.objects {
@@ -986,7 +990,7 @@ fn build(
             r.pid,
             process::Resumed {
                 name: String::from(rec.name),
-                module: process::Module::of(p.module().path, file),
+                module: module.clone(),
                 parent: parent_pid,
                 handles: table,
                 space: r.space,

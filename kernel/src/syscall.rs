@@ -96,23 +96,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Some(Sys::Kill) => kill(a(0)),
         Some(Sys::Panic) => panic(a(0), a(1)),
         Some(Sys::Now) => Ok(crate::arch::apic::now_ns()),
-        Some(Sys::Sleep) => {
-            // A thread killed while it sleeps is woken to end (see `sched::kill`).
-            while crate::arch::apic::now_ns() < a(0)
-                && !sched::current_doomed()
-                && !sched::unwinding()
-            {
-                sched::block_until(a(0));
-                if sched::freeze_asked() {
-                    break;
-                }
-            }
-            if sched::freeze_asked() {
-                Err(cut_short())
-            } else {
-                Ok(0)
-            }
-        }
+        Some(Sys::Sleep) => sleep(a(0)),
         Some(Sys::CpuTime) => Ok(sched::cpu_time(sched::current_ref()).unwrap_or(0)),
         Some(Sys::DeviceInfo) => device::device_info(a(0), a(1), a(2)),
         Some(Sys::ConfigRead) => device::config_read(a(0), a(1)),
@@ -156,6 +140,24 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
     // A server on the thread's chain of portal calls died: back to that call's caller.
     crate::portal::on_user_return(frame);
+}
+
+/// `sleep(deadline)`.
+#[inline(never)]
+fn sleep(deadline: u64) -> Result<u64, Error> {
+    // A thread killed while it sleeps is woken to end (see `sched::kill`).
+    while crate::arch::apic::now_ns() < deadline && !sched::current_doomed() && !sched::unwinding()
+    {
+        sched::block_until(deadline);
+        if sched::freeze_asked() {
+            break;
+        }
+    }
+    if sched::freeze_asked() {
+        Err(cut_short())
+    } else {
+        Ok(0)
+    }
 }
 
 /// Points a frame whose system call was cut short by a freeze back at its `syscall`
@@ -481,6 +483,9 @@ fn send_recv(f: &TrapFrame) -> Result<u64, Error> {
             if sched::freeze_asked() {
                 return Err(cut_short());
             }
+            if sched::unwinding() {
+                return Err(Error::Closed);
+            }
         }
         // An inert parent channel: the send goes into the void, the receive says `Closed`.
         Some(Err(Error::Closed)) if h == Handle::PARENT => {}
@@ -538,6 +543,11 @@ fn recv(h: u64, buf: u64, cap: u64, hptr: u64, hcap: u64, deadline: u64) -> Resu
                 }
                 if sched::freeze_asked() {
                     return Err(cut_short());
+                }
+                // A server on its chain of portal calls died: the wait is given up, and the
+                // way back to ring 3 unwinds the call (the result is never seen).
+                if sched::unwinding() {
+                    return Err(Error::Closed);
                 }
             }
         }
@@ -644,6 +654,9 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
         }
         if sched::freeze_asked() {
             return Err(cut_short());
+        }
+        if sched::unwinding() {
+            return Err(Error::Closed);
         }
     }
 }

@@ -26,6 +26,13 @@
 //! exactly 65535 times (a full cycle through 1..=65535); every shorter stale period is refused.
 //! A process that keeps such a handle has a bug of its own; it can only reach objects it holds
 //! anyway, never another process's.
+//!
+//! # Watching for removals
+//!
+//! [`HandleTable::watch`] returns a counter that every later removal, rights reduction or
+//! mutable access advances: a look-up remembered outside the table's lock, together with the
+//! counter's value at the look-up, is still good while the counter has not moved (the kernel's
+//! portal fast path). Tables nobody watches pay one test per such operation.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -33,7 +40,9 @@ extern crate alloc;
 
 use abi::limits::{MAX_HANDLES, MAX_MESSAGE_HANDLES};
 use abi::{Error, Handle, Rights};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A handle that names nothing in this table: never issued, already removed, stale, or out of
 /// range. Converts to [`abi::Error::InvalidHandle`].
@@ -128,6 +137,8 @@ pub struct HandleTable<T> {
     slots: Vec<Slot<T>>,
     len: usize,
     capacity: usize,
+    /// Advanced by every removal once someone watches (see *Watching for removals*).
+    changes: Option<Arc<AtomicU64>>,
 }
 
 impl<T> HandleTable<T> {
@@ -143,6 +154,30 @@ impl<T> HandleTable<T> {
             slots: Vec::new(),
             len: 0,
             capacity,
+            changes: None,
+        }
+    }
+
+    /// Starts counting changes (see *Watching for removals*; the counter is the one allocation
+    /// here that is not fallible) and returns the counter's value: a look-up made now, while
+    /// the table is held, stays valid while the value is unchanged.
+    pub fn watch(&mut self) -> u64 {
+        self.changes
+            .get_or_insert_with(|| Arc::new(AtomicU64::new(0)))
+            .load(Ordering::Acquire)
+    }
+
+    /// The change counter, for a watcher to compare later (`None` before [`watch`](Self::watch)).
+    pub fn watcher(&self) -> Option<Arc<AtomicU64>> {
+        self.changes.clone()
+    }
+
+    /// A removal, a rights reduction or a mutable access: watchers' look-ups may be stale.
+    fn changed(&self) {
+        if let Some(c) = &self.changes {
+            // Only the table's holder writes it (it has the table mutably); readers elsewhere
+            // compare the value.
+            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
         }
     }
 
@@ -288,6 +323,7 @@ impl<T> HandleTable<T> {
 
     /// The object `h` names, mutably, and its rights.
     pub fn get_mut(&mut self, h: Handle) -> Result<(&mut T, Rights), InvalidHandle> {
+        self.changed();
         match self.live_mut(h).and_then(|s| s.entry.as_mut()) {
             Some((obj, rights)) => Ok((obj, *rights)),
             None => Err(InvalidHandle),
@@ -319,6 +355,7 @@ impl<T> HandleTable<T> {
     /// Shrinks the rights of `h` to those also in `keep` (rights are never added) and returns
     /// the new rights.
     pub fn reduce_rights(&mut self, h: Handle, keep: Rights) -> Result<Rights, InvalidHandle> {
+        self.changed();
         match self.live_mut(h).and_then(|s| s.entry.as_mut()) {
             Some((_, rights)) => {
                 *rights = rights.intersect(keep);
@@ -331,6 +368,7 @@ impl<T> HandleTable<T> {
     /// Takes the object `h` names out of the table, freeing its slot and advancing the slot's
     /// generation so `h` never resolves again (see the crate docs on wrap-around).
     pub fn remove(&mut self, h: Handle) -> Result<(T, Rights), InvalidHandle> {
+        self.changed();
         let slot = self.live_mut(h).ok_or(InvalidHandle)?;
         let entry = slot.entry.take().ok_or(InvalidHandle)?;
         slot.generation = next_generation(slot.generation);
@@ -445,6 +483,7 @@ impl<T> HandleTable<T> {
     /// generation, as [`remove`](Self::remove) does. Objects not yet yielded when the iterator
     /// is dropped stay in the table.
     pub fn drain(&mut self) -> Drain<'_, T> {
+        self.changed();
         Drain {
             table: self,
             next: 0,

@@ -25,6 +25,38 @@ fn first_insert_is_the_parent_handle() {
 }
 
 #[test]
+fn a_watched_table_counts_removals_rights_changes_and_mutable_access() {
+    let mut t = HandleTable::new(8);
+    let a = t.insert(1u32, RW).unwrap();
+    let b = t.insert(2u32, RW).unwrap();
+    assert!(t.watcher().is_none());
+    let start = t.watch();
+    let w = t.watcher().unwrap();
+    let seen = |w: &Arc<AtomicU64>| w.load(Ordering::Acquire);
+    assert_eq!(seen(&w), start);
+    // Looking and inserting leave look-ups valid.
+    let _ = t.check(a, Rights::SEND);
+    let c = t.insert(3u32, RW).unwrap();
+    assert_eq!(seen(&w), start);
+    assert_eq!(t.watch(), start);
+    assert!(Arc::ptr_eq(&w, &t.watcher().unwrap()));
+    let _ = t.remove(c);
+    assert_ne!(seen(&w), start);
+    let v = seen(&w);
+    let _ = t.reduce_rights(b, Rights::SEND);
+    assert_ne!(seen(&w), v);
+    let v = seen(&w);
+    let _ = t.get_mut(a);
+    assert_ne!(seen(&w), v);
+    let v = seen(&w);
+    let _ = t.remove_many(&[a], Rights::NONE);
+    assert_ne!(seen(&w), v);
+    let v = seen(&w);
+    let _: Vec<_> = t.drain().collect();
+    assert_ne!(seen(&w), v);
+}
+
+#[test]
 fn new_allocates_nothing_and_clamps_capacity() {
     let t: HandleTable<u32> = HandleTable::new(usize::MAX);
     assert_eq!(t.capacity(), MAX_HANDLES);

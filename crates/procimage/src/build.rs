@@ -196,7 +196,8 @@ impl<'a> Body<'a> {
         })
     }
 
-    /// Writes its bytes into `out` (exactly its length, zeroed beforehand).
+    /// Writes its bytes into `out` (exactly its length, zeroed beforehand except for a page
+    /// body, which writes every byte after its count header).
     fn write(&self, out: &mut [u8]) -> Result<(), BuildError> {
         let short = BuildError::BufferTooSmall {
             need: self.len()?,
@@ -428,6 +429,12 @@ impl<'a> ImageBuilder<'a> {
     /// returns the length written. Allocates only the section list; checks nothing beyond the
     /// field widths (see [`ImageBuilder::build`]).
     pub fn write(&self, out: &mut [u8]) -> Result<usize, BuildError> {
+        self.write_with(out, crate::checksum::crc32c)
+    }
+
+    /// [`ImageBuilder::write`] with another implementation of the checksum (a faster one of
+    /// the same function).
+    pub fn write_with(&self, out: &mut [u8], crc: crate::Crc32c) -> Result<usize, BuildError> {
         if self.processes.is_empty() {
             return Err(BuildError::Empty);
         }
@@ -437,7 +444,6 @@ impl<'a> ImageBuilder<'a> {
         let out = out
             .get_mut(..total_usize)
             .ok_or(BuildError::BufferTooSmall { need: total, have })?;
-        out.fill(0);
         let sections = self.layout();
         let count = fits_u32("section count", sections.len())?;
         let table_end = record_offset(sections.len())?;
@@ -446,23 +452,34 @@ impl<'a> ImageBuilder<'a> {
             let len = idx(body.len()?).ok_or_else(overflow)?;
             let end = offset.checked_add(len).ok_or_else(overflow)?;
             let dst = out.get_mut(offset..end).ok_or_else(overflow)?;
+            // Zeroed first where the body leaves bytes alone (reserved fields, padding); page
+            // bodies are written whole after their count (the bulk of an image: not zeroed
+            // twice).
+            match body {
+                Body::Pages(_) => dst.iter_mut().take(COUNT_LEN).for_each(|b| *b = 0),
+                _ => dst.fill(0),
+            }
             body.write(dst)?;
-            let crc = crc32fast::hash(dst);
+            let sum = crc(dst);
             let entry = record_offset(i)?;
             let mut e = [0u8; ENTRY_LEN];
             put(&mut e, 0, &body.kind(*kind).to_le_bytes());
             put(&mut e, 2, &process.to_le_bytes());
             put(&mut e, 8, &(offset as u64).to_le_bytes());
             put(&mut e, 16, &(len as u64).to_le_bytes());
-            put(&mut e, 24, &crc.to_le_bytes());
+            put(&mut e, 24, &sum.to_le_bytes());
             if !put(out, entry, &e) {
                 return Err(overflow());
             }
             offset = idx(align_up(end as u64, SECTION_ALIGN).ok_or_else(overflow)?)
                 .ok_or_else(overflow)?;
+            // The padding up to the next section.
+            out.get_mut(end..offset.min(total_usize))
+                .ok_or_else(overflow)?
+                .fill(0);
         }
         let processes = fits_u16("process count", self.processes.len())?;
-        let table_crc = crc32fast::hash(out.get(HEADER_LEN..table_end).unwrap_or(&[]));
+        let table_crc = crc(out.get(HEADER_LEN..table_end).unwrap_or(&[]));
         let flags = if self.tree { FLAG_TREE } else { 0 };
         let mut h = [0u8; HEADER_LEN];
         put(&mut h, 0, &MAGIC);
@@ -472,7 +489,7 @@ impl<'a> ImageBuilder<'a> {
         put(&mut h, 16, &total.to_le_bytes());
         put(&mut h, 24, &processes.to_le_bytes());
         put(&mut h, 28, &table_crc.to_le_bytes());
-        let header_crc = crc32fast::hash(h.get(..60).unwrap_or(&[]));
+        let header_crc = crc(h.get(..60).unwrap_or(&[]));
         put(&mut h, 60, &header_crc.to_le_bytes());
         put(out, 0, &h);
         Ok(total_usize)

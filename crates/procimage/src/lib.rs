@@ -40,12 +40,14 @@ extern crate alloc;
 
 mod build;
 mod bytes;
+pub mod checksum;
 mod error;
 mod parse;
 mod records;
 pub mod sample;
 
 pub use build::{BuildError, ImageBuilder, Message, ProcessParts};
+pub use checksum::Crc32c;
 pub use error::{ContentError, Defect, ImageError, LinkDefect, ObjectDefect, Place};
 pub use parse::{
     CarriedHandles, Handles, Header, Image, Layout, MessageView, Messages, Pages, Process, Section,

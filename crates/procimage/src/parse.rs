@@ -11,7 +11,7 @@ use crate::records::{
     Receiver, ThreadDefect, ThreadRecord, decode_object, decode_thread,
 };
 use crate::{
-    COUNT_LEN, ENTRY_LEN, FLAG_TREE, HANDLE_LEN, HEADER_LEN, KNOWN_FLAGS, MAGIC, MAX_NAME,
+    COUNT_LEN, Crc32c, ENTRY_LEN, FLAG_TREE, HANDLE_LEN, HEADER_LEN, KNOWN_FLAGS, MAGIC, MAX_NAME,
     MESSAGE_LEN, MODULE_LEN, NO_PROCESS, OBJECT_LEN, OPTIONAL_KIND, PAGE, PROCESS_LEN,
     SECTION_ALIGN, SectionKind, THREAD_LEN, VERSION,
 };
@@ -25,7 +25,7 @@ fn at(base: usize, i: usize, size: usize) -> Option<usize> {
 }
 
 fn crc(b: &[u8]) -> u32 {
-    crc32fast::hash(b)
+    crate::checksum::crc32c(b)
 }
 
 /// The header's fields.
@@ -41,9 +41,9 @@ pub struct Header {
     pub total: u64,
     /// Processes in the image.
     pub processes: u16,
-    /// CRC-32 of the section table.
+    /// CRC-32C of the section table.
     pub table_crc: u32,
-    /// CRC-32 of header bytes 0..60.
+    /// CRC-32C of header bytes 0..60.
     pub header_crc: u32,
 }
 
@@ -60,14 +60,14 @@ pub struct Section<'a> {
     pub offset: u64,
     /// Length in bytes.
     pub length: u64,
-    /// CRC-32 from the table.
+    /// CRC-32C from the table.
     pub crc: u32,
     /// Its bytes.
     pub bytes: &'a [u8],
 }
 
 impl Section<'_> {
-    /// The CRC-32 of its bytes.
+    /// The CRC-32C of its bytes (portable code: [`crate::checksum::crc32c`]).
     pub fn computed_crc(&self) -> u32 {
         crc(self.bytes)
     }
@@ -112,6 +112,11 @@ impl<'a> Layout<'a> {
     /// image ends where its last section does, and that every process has its required
     /// sections.
     pub fn parse(bytes: &'a [u8]) -> Result<Layout<'a>, ImageError> {
+        Layout::parse_with(bytes, crate::checksum::crc32c)
+    }
+
+    /// [`Layout::parse`] with another implementation of the checksum.
+    pub fn parse_with(bytes: &'a [u8], crc: Crc32c) -> Result<Layout<'a>, ImageError> {
         let have = bytes.len() as u64;
         let head = bytes
             .get(..HEADER_LEN)
@@ -967,9 +972,15 @@ impl<'a> Image<'a> {
     /// ([`Layout::parse`]), every section's CRC in table order, every section's contents in table
     /// order, then the links between places (channel peers). Allocates nothing.
     pub fn parse(bytes: &'a [u8]) -> Result<Image<'a>, ImageError> {
-        let layout = Layout::parse(bytes)?;
+        Image::parse_with(bytes, crate::checksum::crc32c)
+    }
+
+    /// [`Image::parse`] with another implementation of the checksum (a faster one of the same
+    /// function).
+    pub fn parse_with(bytes: &'a [u8], crc: Crc32c) -> Result<Image<'a>, ImageError> {
+        let layout = Layout::parse_with(bytes, crc)?;
         for s in layout.sections() {
-            let computed = s.computed_crc();
+            let computed = crc(s.bytes);
             if computed != s.crc {
                 return Err(s.error(Defect::Crc {
                     stored: s.crc,

@@ -68,7 +68,7 @@ fn header_errors() {
     let mut c = b.clone();
     c[40] = 1;
     let stored = rd32(&c, 60);
-    let computed = crc32fast::hash(&c[..60]);
+    let computed = procimage::checksum::crc32c(&c[..60]);
     assert_eq!(err(&c), ImageError::HeaderCrc { stored, computed });
     assert_eq!(
         err(&c).to_string(),
@@ -130,7 +130,7 @@ fn table_errors() {
     let mut t = b.clone();
     wr64(&mut t, es[3].at + 8, 12345);
     let stored = rd32(&t, 28);
-    let computed = crc32fast::hash(&t[64..64 + 32 * es.len()]);
+    let computed = procimage::checksum::crc32c(&t[64..64 + 32 * es.len()]);
     assert_eq!(err(&t), ImageError::TableCrc { stored, computed });
 
     let e = es[2];
@@ -312,7 +312,7 @@ fn section_crc() {
     let mut c = b.clone();
     c[e.offset + 100] ^= 0x10;
     let stored = rd32(&c, e.at + 24);
-    let computed = crc32fast::hash(&c[e.offset..e.offset + e.length]);
+    let computed = procimage::checksum::crc32c(&c[e.offset..e.offset + e.length]);
     let got = err(&c);
     assert_eq!(got, section_err(e, Defect::Crc { stored, computed }));
     assert_eq!(

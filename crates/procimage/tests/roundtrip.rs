@@ -423,3 +423,66 @@ proptest! {
         assert_matches(&img, &procs);
     }
 }
+
+/// A checksum that is not CRC-32C: what a wrong accelerated implementation would be.
+fn not_crc32c(b: &[u8]) -> u32 {
+    checksum::crc32c(b) ^ 0x8000_0001
+}
+
+#[test]
+fn the_checksum_is_crc32c_and_pluggable() {
+    let procs = rich();
+    let bytes = build(true, &procs, &[]).expect("builds");
+    // The header's CRC is CRC-32C of its first 60 bytes.
+    let stored = u32::from_le_bytes(bytes[60..64].try_into().unwrap());
+    assert_eq!(stored, checksum::crc32c(&bytes[..60]));
+    assert!(Image::parse_with(&bytes, checksum::crc32c).is_ok());
+    assert!(matches!(
+        Image::parse_with(&bytes, not_crc32c),
+        Err(ImageError::HeaderCrc { .. })
+    ));
+    // Written with another function, read back only with that one.
+    let other = build_then(true, &procs, &[], |b| {
+        let mut out = vec![0u8; b.len()? as usize];
+        b.write_with(&mut out, not_crc32c)?;
+        Ok(out)
+    })
+    .expect("writes");
+    let img = Image::parse_with(&other, not_crc32c).expect("parses with its function");
+    assert_matches(&img, &procs);
+    assert!(matches!(
+        Image::parse(&other),
+        Err(ImageError::HeaderCrc { .. })
+    ));
+    // Sections too: with the header and table resealed by the standard function, the first
+    // section's CRC is the other function's and is refused.
+    let mut resealed = other.clone();
+    let count = u32::from_le_bytes(resealed[12..16].try_into().unwrap()) as usize;
+    let table = checksum::crc32c(&resealed[64..64 + 32 * count]);
+    resealed[28..32].copy_from_slice(&table.to_le_bytes());
+    let head = checksum::crc32c(&resealed[..60]);
+    resealed[60..64].copy_from_slice(&head.to_le_bytes());
+    assert!(matches!(
+        Image::parse(&resealed),
+        Err(ImageError::Section {
+            index: 0,
+            defect: Defect::Crc { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn write_sets_every_byte_of_its_buffer() {
+    // The builder zeroes only what its sections leave alone: a buffer full of old bytes must
+    // come out as a fresh zeroed one does.
+    let procs = rich();
+    let fresh = build(true, &procs, &[(1, 0x8001, b"notes")]).expect("builds");
+    let reused = build_then(true, &procs, &[(1, 0x8001, b"notes")], |b| {
+        let mut out = vec![0xa5u8; b.len()? as usize];
+        b.write(&mut out)?;
+        Ok(out)
+    })
+    .expect("writes");
+    assert_eq!(fresh, reused);
+}

@@ -5,6 +5,7 @@ use super::paging::{MapError, Perms, kernel_space};
 use super::phys::Frame;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::cell::UnsafeCell;
 use spin::Mutex;
 
 /// Pages in one kernel stack.
@@ -14,6 +15,11 @@ const KSTACK_AREA: u64 = abi::layout::KERNEL_STACKS_BASE + (1 << 20);
 
 /// Kernel-stack slots given back, for reuse.
 static FREE_SLOTS: Mutex<(Vec<u64>, u64)> = Mutex::new((Vec::new(), 0));
+
+/// Bytes kept free above a kernel stack's [`KernelStack::top`]: the first word is the thread's
+/// portal anchor (its record of portal calls, which the fast path finds from the stack
+/// pointer the `syscall` entry loads; see `portal_path`), the second keeps the top 16-aligned.
+const ANCHOR_ROOM: u64 = 16;
 
 /// A thread's kernel stack: `KSTACK_PAGES` fresh frames at the top of a 64 KiB virtual slot whose
 /// lower part stays unmapped, so an overflow faults instead of corrupting a neighbour.
@@ -34,7 +40,7 @@ impl KernelStack {
         let ks = KernelStack { slot };
         for i in 0..KSTACK_PAGES {
             let frame = frames::alloc_zeroed().ok_or(MapError::NoMemory)?;
-            let va = ks.top() - (i + 1) * 4096;
+            let va = ks.end() - (i + 1) * 4096;
             if let Err(e) =
                 kernel_space().map(va, frame.phys(), Perms::ReadWrite, false, &mut KernelTables)
             {
@@ -46,16 +52,22 @@ impl KernelStack {
         Ok(ks)
     }
 
-    /// One past the highest byte.
-    pub fn top(&self) -> u64 {
+    /// One past the highest mapped byte.
+    fn end(&self) -> u64 {
         KSTACK_AREA + (self.slot + 1) * KSTACK_SLOT
+    }
+
+    /// Where the stack starts (the ring-0 stack pointer an entry from ring 3 loads): below the
+    /// portal anchor, which is the word at this address.
+    pub fn top(&self) -> u64 {
+        self.end() - ANCHOR_ROOM
     }
 }
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
         for i in 0..KSTACK_PAGES {
-            if let Ok(phys) = kernel_space().unmap(self.top() - (i + 1) * 4096) {
+            if let Ok(phys) = kernel_space().unmap(self.end() - (i + 1) * 4096) {
                 let _ = frames::free_phys(phys);
             }
         }
@@ -69,6 +81,27 @@ pub struct FpuState([u8; 512]);
 
 /// The state in which every thread's FPU starts (captured at boot after `fninit`).
 static FPU_INIT: Mutex<Option<FpuState>> = Mutex::new(None);
+
+/// The initial FPU state again, at a fixed address for `fxrstor` (see [`clear_fpu`]): written
+/// once by [`init_fpu`] on the boot CPU before any other CPU or any thread runs, read-only
+/// after.
+pub(super) struct CleanFpu(UnsafeCell<FpuState>);
+// SAFETY: written only by `init_fpu` before anything can read it concurrently (see above).
+unsafe impl Sync for CleanFpu {}
+pub(super) static FPU_CLEAN: CleanFpu = CleanFpu(UnsafeCell::new(FpuState([0; 512])));
+
+/// Puts the running thread's x87, MMX and SSE registers (and MXCSR) back in their initial
+/// state, so that none of what they held crosses to the code that runs next in ring 3 (a
+/// portal call's server, or its caller after the return).
+#[inline]
+pub fn clear_fpu() {
+    // SAFETY: `fxrstor` loads the 512-byte, 16-aligned initial state `init_fpu` captured (a
+    // valid image for this CPU: it was saved by `fxsave` on the boot CPU, and every CPU is
+    // the same model); it changes only FPU/SSE registers, which the kernel does not use.
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) FPU_CLEAN.0.get(), options(nostack, readonly, preserves_flags));
+    }
+}
 
 /// Enables SSE for ring 3 on this CPU (CR4.OSFXSR/OSXMMEXCPT, CR0.MP, not EM).
 fn enable_sse() {
@@ -92,6 +125,9 @@ pub fn init_fpu() {
     unsafe {
         core::arch::asm!("fninit", "fxsave64 [{}]", in(reg) st.0.as_mut_ptr(), options(nostack));
     }
+    // SAFETY: the boot CPU at start-up, before any other CPU or thread runs: nothing reads
+    // the clean state yet (see `CleanFpu`).
+    unsafe { (*FPU_CLEAN.0.get()).0 = st.0 };
     *FPU_INIT.lock() = Some(st);
 }
 

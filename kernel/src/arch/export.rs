@@ -46,9 +46,12 @@ moxie_syscall6_stub:
     ret
     .balign 16
 moxie_sys_portal_call_stub:
+    // The call keeps only the callee-saved registers: r9 (where r1 goes) waits on the stack.
+    push r9
     mov r10, rcx
     mov eax, 27
     syscall
+    pop r9
     test r9, r9
     jz 1f
     mov [r9], rsi

@@ -97,6 +97,43 @@ pub struct AddressSpace {
     epoch: AtomicU64,
 }
 
+/// The top-level table of an address space, without a reference to the space: what a portal
+/// call records for the space it leaves and the space it enters (`arch::portal_path`). Made
+/// only from a space ([`AddressSpace::root_of`]); activating one is sound as long as that space
+/// has not been torn down, which the portal death protocol guarantees for every root a thread
+/// can be switched to (see `sched::portal_evict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Root(u64);
+
+impl Root {
+    /// The physical address (for the portal fast path's assembly).
+    pub(super) const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// A root the portal path stored from [`Root::raw`].
+    pub(super) const fn from_raw(raw: u64) -> Root {
+        Root(raw)
+    }
+
+    /// Makes this the active address space on this CPU (nothing when it already is).
+    #[inline(always)]
+    pub fn activate(self) {
+        let cr3: u64;
+        // SAFETY: reading CR3 has no side effect.
+        unsafe {
+            core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+        };
+        if cr3 & 0x000f_ffff_ffff_f000 != self.0 {
+            // SAFETY: as in `AddressSpace::activate`: the root of a space that still exists
+            // (see the type's documentation), sharing the kernel half.
+            unsafe {
+                core::arch::asm!("mov cr3, {}", in(reg) self.0, options(nostack, preserves_flags))
+            };
+        }
+    }
+}
+
 /// One user page's frame in one address space, remembered by [`AddressSpace::write_user`] so
 /// that the next write to the same page skips the walk while the space's tables have not
 /// changed (the epoch). The default remembers nothing.
@@ -349,6 +386,12 @@ impl AddressSpace {
                 core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags))
             };
         }
+    }
+
+    /// The space's top-level table as a thread records it while it runs there (see [`Root`]).
+    #[inline]
+    pub fn root_of(&self) -> Root {
+        Root(self.root.load(Ordering::Relaxed))
     }
 
     /// Physical address of the top-level table.

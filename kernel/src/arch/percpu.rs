@@ -151,6 +151,17 @@ pub fn set_kernel_rsp(top: u64) {
     }
 }
 
+/// The top of the running thread's kernel stack, as the last switch recorded it.
+#[inline]
+pub fn kernel_rsp() -> u64 {
+    let v: u64;
+    // SAFETY: reads one field of this CPU's block through GS (see `cpu_id`).
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{off}]", out(reg) v, off = const OFF_KERNEL_RSP, options(nostack, readonly, preserves_flags));
+    }
+    v
+}
+
 /// Records the thread this CPU is about to run (called by the scheduler at every switch).
 #[inline]
 pub fn set_current(tid: usize, generation: u32, pid: Option<u64>) {

@@ -5,7 +5,8 @@
 //! stack, builds a [`TrapFrame`] identical in layout to an interrupt's (vector
 //! [`SYSCALL_VECTOR`]) and calls [`crate::syscall::dispatch`]. The return path reloads the
 //! frame (the dispatcher may have changed it: results in rax/rdx, or a new thread's state) and
-//! leaves with `sysretq`.
+//! leaves with `sysretq`. `portal_call` and `portal_return` go to the portal fast path first
+//! (`portal_path`), which comes back here when it cannot take the call.
 use super::gdt::Selectors;
 use super::idt::TrapFrame;
 use super::percpu::{OFF_KERNEL_RSP, OFF_USER_RSP};
@@ -24,6 +25,12 @@ moxie_syscall_entry:
     swapgs
     mov gs:[{user_rsp}], rsp
     mov rsp, gs:[{kernel_rsp}]
+    // portal_call and portal_return first try the fast path (arch::portal_path); every call
+    // below them pays this one test.
+    cmp rax, {portal_call}
+    jae moxie_portal_fast
+    .global moxie_syscall_general
+moxie_syscall_general:
     push {user_ss}
     push qword ptr gs:[{user_rsp}]
     push r11
@@ -52,6 +59,7 @@ moxie_syscall_entry:
     user_ss = const 0x1b,
     user_cs = const 0x23,
     vector = const SYSCALL_VECTOR,
+    portal_call = const abi::syscall::Sys::PortalCall as u64,
     dispatch = sym syscall_dispatch,
 );
 

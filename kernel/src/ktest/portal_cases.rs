@@ -53,6 +53,23 @@ pub fn portal_nested_calls_unwind() -> Result<(), String> {
     scenario(4, "nested")
 }
 
+/// A -> B -> C with the thread blocked in a channel receive in C: B dies, A's call returns
+/// `Closed`, C lives on.
+pub fn portal_blocked_in_c_unwinds_when_b_dies() -> Result<(), String> {
+    scenario(7, "blocked in C")
+}
+
+/// Vector registers do not cross a call in either direction.
+pub fn portal_vector_registers_do_not_cross() -> Result<(), String> {
+    scenario(8, "vector registers")
+}
+
+/// The same call repeated (the fast path) follows closes, FS bases, moves, revocation and
+/// death.
+pub fn portal_repeated_calls_follow_every_change() -> Result<(), String> {
+    scenario(9, "repeated calls")
+}
+
 /// The suspend rule: refused while a thread of the process is inside a server, and for the
 /// server while a visitor is inside; allowed once the call is over.
 pub fn portal_suspend_rule() -> Result<(), String> {
@@ -94,5 +111,27 @@ pub fn portal_suspend_rule() -> Result<(), String> {
     let _ = ch.send(Msg::new(b"ok".to_vec(), Vec::new()));
     let d = process::wait(client).ok_or("client vanished")?;
     ensure!(d == Death::Exit(0), "client ended with {d:?}");
+    Ok(())
+}
+
+/// A process leaving the table without dying (a suspend retires it) closes its portals like a
+/// death: a portal whose handle went elsewhere must not lead into the torn-down space.
+pub fn portal_of_a_retired_server_is_closed() -> Result<(), String> {
+    use crate::ipc::Object;
+    let (server, ch) = process::spawn_watched(PROBE, 47, SpawnOptions::default(), Vec::new())
+        .map_err(|(e, _)| format!("spawn: {e}"))?;
+    let mut msg = ch
+        .recv_blocking(abi::syscall::DEADLINE_NEVER)
+        .map_err(|e| format!("recv: {e}"))?;
+    ensure!(&msg.bytes[..] == b"portal", "unexpected message");
+    let Some(Object::Portal(p)) = msg.handles.pop() else {
+        return Err("no portal in the server's message".into());
+    };
+    ensure!(!p.is_dead(), "the portal is closed before the server left");
+    drop(process::retire(server));
+    ensure!(
+        p.is_dead(),
+        "the retired server's portal still leads into it"
+    );
     Ok(())
 }

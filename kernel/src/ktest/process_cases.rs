@@ -165,3 +165,37 @@ pub fn malformed_modules_are_refused_with_their_message() -> Result<(), String> 
     );
     Ok(())
 }
+
+/// A spawn or resume reuses a module loaded before only when its fingerprint (path, length,
+/// CRC-32C) is the same: a changed file is loaded afresh, and the loaded image is the file's.
+pub fn loaded_modules_are_kept_by_fingerprint() -> Result<(), String> {
+    let file = crate::bundle::file("bin/probe").ok_or("no bin/probe in the bundle")?;
+    let m = process::Module::of("bin/probe", file);
+    let a = process::loaded(&m, file).map_err(|e| format!("{e}"))?;
+    let b = process::loaded(&m, file).map_err(|e| format!("{e}"))?;
+    ensure!(
+        alloc::sync::Arc::ptr_eq(&a, &b),
+        "the same file was loaded twice"
+    );
+    let changed = process::Module {
+        crc: m.crc ^ 1,
+        ..m.clone()
+    };
+    let c = process::loaded(&changed, file).map_err(|e| format!("{e}"))?;
+    ensure!(
+        !alloc::sync::Arc::ptr_eq(&a, &c),
+        "a file with another CRC got the old load"
+    );
+    let fresh = crate::loader::load(file).map_err(|e| format!("{e:?}"))?;
+    ensure!(
+        fresh.entry == a.entry
+            && fresh.pages.len() == a.pages.len()
+            && fresh
+                .pages
+                .iter()
+                .zip(&a.pages)
+                .all(|(x, y)| x.vaddr == y.vaddr && x.perms == y.perms && x.bytes == y.bytes),
+        "the kept image differs from a fresh load"
+    );
+    Ok(())
+}

@@ -259,12 +259,12 @@ fn reseal(img: &mut [u8]) {
     for i in 0..count {
         let e = 64 + 32 * i;
         let (off, len) = (u64_at(img, e + 8), u64_at(img, e + 16));
-        let crc = crc32fast::hash(&img[off..off + len]);
+        let crc = procimage::checksum::crc32c(&img[off..off + len]);
         img[e + 24..e + 28].copy_from_slice(&crc.to_le_bytes());
     }
-    let table = crc32fast::hash(&img[64..64 + 32 * count]);
+    let table = procimage::checksum::crc32c(&img[64..64 + 32 * count]);
     img[28..32].copy_from_slice(&table.to_le_bytes());
-    let header = crc32fast::hash(&img[..60]);
+    let header = procimage::checksum::crc32c(&img[..60]);
     img[60..64].copy_from_slice(&header.to_le_bytes());
 }
 

@@ -22,6 +22,9 @@ mod op {
     pub const CRASH: u64 = 5;
     pub const NESTED: u64 = 6;
     pub const WAIT: u64 = 7;
+    pub const RECV: u64 = 8;
+    pub const VECTORS: u64 = 9;
+    pub const FS: u64 = 10;
 }
 
 static INSIDE: AtomicU32 = AtomicU32::new(0);
@@ -78,7 +81,169 @@ fn handler(c: &Call) -> (u64, u64) {
             }
             (1, 0)
         }
+        op::RECV => {
+            // Blocks in a wait that nothing ever ends (both channel ends stay here): a1 says
+            // which: 0 a receive, 1 a send-and-receive, 2 a multi-wait, 3 a park, 4 a join.
+            let Ok((a, b)) = chan::channel_create() else {
+                return (2, 0);
+            };
+            let mut buf = [0u8; 8];
+            let r = match a1 {
+                0 => chan::recv(a, &mut buf, &mut [], DEADLINE_NEVER).map(drop),
+                1 => {
+                    // The peer end's receive side fills up with nothing: the send goes into
+                    // b's queue, nobody answers on a.
+                    chan::send_recv(a, b"x", &mut buf, DEADLINE_NEVER).map(drop)
+                }
+                2 => {
+                    let mut items = [abi::syscall::WaitItem {
+                        handle: a.0,
+                        wanted: abi::syscall::signal::READABLE,
+                        observed: 0,
+                        reserved: 0,
+                    }];
+                    chan::wait(&mut items, DEADLINE_NEVER).map(drop)
+                }
+                3 => {
+                    static WORD: AtomicU32 = AtomicU32::new(0);
+                    thread::park_wait(&WORD, 0, DEADLINE_NEVER).map(drop)
+                }
+                _ => {
+                    // A join of a thread of C's that never ends.
+                    static WORD: AtomicU32 = AtomicU32::new(0);
+                    match thread::spawn(|| {
+                        let _ = thread::park_wait(&WORD, 0, DEADLINE_NEVER);
+                        0
+                    }) {
+                        Ok(t) => t.join().map(drop).map_err(|_| Failed),
+                        Err(_) => Err(Failed),
+                    }
+                }
+            };
+            let _ = (chan::close(a), chan::close(b));
+            (3, r.is_ok() as u64)
+        }
+        op::VECTORS => {
+            // What the caller left in the vector registers (seen on entry), then a secret of
+            // the server's in all of them for the return.
+            let seen = vectors::holding(a1);
+            vectors::fill(a2);
+            if a3 == 1 {
+                // Dies holding them: the caller is unwound.
+                // SAFETY: deliberately faults.
+                unsafe {
+                    core::ptr::read_volatile(core::hint::black_box(
+                        core::ptr::without_provenance::<u64>(8),
+                    ))
+                };
+            }
+            (seen as u64, 0)
+        }
+        op::FS => {
+            // The FS base the visitor has here (a1 = 1: set one first, and read through it).
+            if a1 == 1 {
+                static MARK: [u64; 1] = [0xf5_f5];
+                if thread::set_fs_base(MARK.as_ptr() as u64).is_err() {
+                    return (u64::MAX, 0);
+                }
+                return (thread::fs_base(), thread::fs_self());
+            }
+            (thread::fs_base(), 0)
+        }
         _ => (u64::MAX, 0),
+    }
+}
+
+/// The SSE registers as a portal call leaves them (see `docs/portals.md`).
+mod vectors {
+    /// Writes `v` into both halves of xmm0..xmm15.
+    #[inline(always)]
+    pub fn fill(v: u64) {
+        // SAFETY: only writes vector registers, which the calling convention lets any call
+        // clobber.
+        unsafe {
+            core::arch::asm!(
+                "movq xmm0, {v}", "punpcklqdq xmm0, xmm0",
+                "movdqa xmm1, xmm0", "movdqa xmm2, xmm0", "movdqa xmm3, xmm0",
+                "movdqa xmm4, xmm0", "movdqa xmm5, xmm0", "movdqa xmm6, xmm0",
+                "movdqa xmm7, xmm0", "movdqa xmm8, xmm0", "movdqa xmm9, xmm0",
+                "movdqa xmm10, xmm0", "movdqa xmm11, xmm0", "movdqa xmm12, xmm0",
+                "movdqa xmm13, xmm0", "movdqa xmm14, xmm0", "movdqa xmm15, xmm0",
+                v = in(reg) v,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                options(nostack, nomem)
+            );
+        }
+    }
+
+    /// How many of xmm0..xmm15 hold `v` in their low half right now.
+    #[inline(always)]
+    pub fn holding(v: u64) -> u32 {
+        let mut out = [0u64; 16];
+        // SAFETY: stores the sixteen registers' low halves into `out`, 16 words.
+        unsafe {
+            core::arch::asm!(
+                "movq [{o}], xmm0", "movq [{o} + 8], xmm1", "movq [{o} + 16], xmm2",
+                "movq [{o} + 24], xmm3", "movq [{o} + 32], xmm4", "movq [{o} + 40], xmm5",
+                "movq [{o} + 48], xmm6", "movq [{o} + 56], xmm7", "movq [{o} + 64], xmm8",
+                "movq [{o} + 72], xmm9", "movq [{o} + 80], xmm10", "movq [{o} + 88], xmm11",
+                "movq [{o} + 96], xmm12", "movq [{o} + 104], xmm13", "movq [{o} + 112], xmm14",
+                "movq [{o} + 120], xmm15",
+                o = in(reg) out.as_mut_ptr(),
+                options(nostack)
+            );
+        }
+        out.iter().filter(|&&x| x == v).count() as u32
+    }
+
+    /// Calls portal `h` with operation `op` and `a1 = mine`, `a2 = theirs`, with `mine` in
+    /// every vector register at the `syscall` and the registers read right after it: (status,
+    /// r0, how many registers hold `theirs` after the return).
+    pub fn call(h: u64, op: u64, mine: u64, theirs: u64, a3: u64) -> (u64, u64, u32) {
+        let (status, r0): (u64, u64);
+        let mut out = [0u64; 16];
+        // SAFETY: `mine` into every vector register, then the portal_call system call with the
+        // registers its ABI names (the kernel keeps rbx, rbp, rsp, r12-r15; everything else is
+        // declared clobbered), then the vector registers' low halves are stored into `out`, 16
+        // words.
+        unsafe {
+            core::arch::asm!(
+                "movq xmm0, rdx", "punpcklqdq xmm0, xmm0",
+                "movdqa xmm1, xmm0", "movdqa xmm2, xmm0", "movdqa xmm3, xmm0",
+                "movdqa xmm4, xmm0", "movdqa xmm5, xmm0", "movdqa xmm6, xmm0",
+                "movdqa xmm7, xmm0", "movdqa xmm8, xmm0", "movdqa xmm9, xmm0",
+                "movdqa xmm10, xmm0", "movdqa xmm11, xmm0", "movdqa xmm12, xmm0",
+                "movdqa xmm13, xmm0", "movdqa xmm14, xmm0", "movdqa xmm15, xmm0",
+                "syscall",
+                "movq [{o}], xmm0", "movq [{o} + 8], xmm1", "movq [{o} + 16], xmm2",
+                "movq [{o} + 24], xmm3", "movq [{o} + 32], xmm4", "movq [{o} + 40], xmm5",
+                "movq [{o} + 48], xmm6", "movq [{o} + 56], xmm7", "movq [{o} + 64], xmm8",
+                "movq [{o} + 72], xmm9", "movq [{o} + 80], xmm10", "movq [{o} + 88], xmm11",
+                "movq [{o} + 96], xmm12", "movq [{o} + 104], xmm13", "movq [{o} + 112], xmm14",
+                "movq [{o} + 120], xmm15",
+                o = in(reg) out.as_mut_ptr(),
+                inout("rax") abi::syscall::Sys::PortalCall as u64 => status,
+                inout("rdi") h => _,
+                inout("rsi") op => _,
+                inout("rdx") mine => r0,
+                inout("r10") theirs => _,
+                inout("r8") a3 => _,
+                out("r9") _, out("rcx") _, out("r11") _,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                options(nostack)
+            );
+        }
+        (
+            status,
+            r0,
+            out.iter().filter(|&&x| x == theirs).count() as u32,
+        )
     }
 }
 
@@ -166,6 +331,9 @@ pub fn client(arg: u64) -> i32 {
         4 => nested(),
         5 => suspend_rule(),
         6 => return bench(),
+        7 => blocked_in_c_when_b_dies(),
+        8 => vector_registers(),
+        9 => repeated_calls(),
         _ => Err(99),
     };
     match r {
@@ -458,6 +626,188 @@ fn nested() -> Result<(), i32> {
         "C lives on",
     )?;
     let _ = chc;
+    Ok(())
+}
+
+/// A -> B -> C with the thread blocked in a channel receive inside C: B dies, and A's call
+/// returns `Closed` (the receive is given up, C lives on).
+fn blocked_in_c_when_b_dies() -> Result<(), i32> {
+    let mut s = Steps(0);
+    let Some((_chc, _procc, pc)) = spawn_server() else {
+        return Err(100);
+    };
+    // A receive, a send-and-receive, a multi-wait, a park, a join.
+    for mode in 0..5u64 {
+        let Some((chb, procb, pb)) = spawn_server() else {
+            return Err(101);
+        };
+        let pc2 = portal::duplicate(pc, Rights::SEND.union(Rights::TRANSFER)).map_err(|_| 102)?;
+        s.check(request(chb, b"nest", &[pc2]), "B gets C's portal")?;
+        static DONE: AtomicU64 = AtomicU64::new(0);
+        DONE.store(0, Ordering::Release);
+        let t = thread::spawn(move || {
+            let r = portal::call(pb, [op::NESTED, op::RECV, mode, 0]);
+            DONE.store(1, Ordering::Release);
+            match r {
+                Err(Closed) => 0,
+                _ => 1,
+            }
+        })
+        .map_err(|_| 103)?;
+        moxie_rt::sleep_until(moxie_rt::now() + 30_000_000);
+        s.check(chan::kill(procb).is_ok(), "kill B")?;
+        // Not a join: a thread left blocked in C would hang it.
+        let end = moxie_rt::now() + 2_000_000_000;
+        while DONE.load(Ordering::Acquire) == 0 && moxie_rt::now() < end {
+            moxie_rt::sleep_until(moxie_rt::now() + 5_000_000);
+        }
+        if DONE.load(Ordering::Acquire) == 0 {
+            println!("probe portals: wait {mode} in C not given up");
+        }
+        s.check(
+            DONE.load(Ordering::Acquire) == 1,
+            "the thread blocked in C came back when B died",
+        )?;
+        s.check(t.join() == Ok(0), "A's call returns Closed")?;
+        s.check(death(chb).is_some(), "B's death report")?;
+        s.check(
+            portal::call(pc, [op::ADD, 3, 4, 0]).map(|r| r.0) == Ok(7),
+            "C lives on",
+        )?;
+    }
+    Ok(())
+}
+
+/// Neither side of a call sees the other's vector registers: the server finds none of the
+/// caller's values on entry, the caller none of the server's after the return, both on the
+/// first call and on the later ones, and when the server dies holding them.
+fn vector_registers() -> Result<(), i32> {
+    let mut s = Steps(0);
+    let Some((_ch, _proc, p)) = spawn_server() else {
+        return Err(100);
+    };
+    const MINE: u64 = 0x0c11_e27e_c2e7_0001;
+    const THEIRS: u64 = 0x5e2f_e25e_c2e7_0002;
+    for i in 0..3 {
+        let (status, seen, leaked) = vectors::call(p.0 as u64, op::VECTORS, MINE, THEIRS, 0);
+        if status != 0 {
+            println!("probe portals: call {i}: status {status}");
+        }
+        s.check(status == 0, "the call succeeds")?;
+        if seen != 0 || leaked != 0 {
+            println!(
+                "probe portals: call {i}: the server saw {seen} of the caller's registers, the caller {leaked} of the server's"
+            );
+        }
+        s.check(
+            seen == 0,
+            "the server sees none of the caller's vector registers",
+        )?;
+        s.check(
+            leaked == 0,
+            "the caller sees none of the server's vector registers",
+        )?;
+    }
+    // A server that dies holding a secret in them: the caller is unwound without it.
+    let (status, _, leaked) = vectors::call(p.0 as u64, op::VECTORS, MINE, THEIRS, 1);
+    s.check(
+        status == Closed as u64,
+        "the call into a dying server returns Closed",
+    )?;
+    s.check(
+        leaked == 0,
+        "the unwound caller sees none of the dead server's registers",
+    )?;
+    Ok(())
+}
+
+/// The same call made again and again (what the kernel's fast path repeats from its cache)
+/// follows every change: another handle closed meanwhile, a thread with an FS base of its own
+/// (and a server that sets one during the call), the handle moved away, the portal revoked,
+/// the server dead.
+fn repeated_calls() -> Result<(), i32> {
+    let mut s = Steps(0);
+    let Some((ch, proc_h, p)) = spawn_server() else {
+        return Err(100);
+    };
+    let again = |n: u64| (0..n).all(|i| portal::call(p, [op::ADD, i, 1, 0]) == Ok((i + 1, BADGE)));
+    s.check(again(4), "repeated calls")?;
+    let (me, _) = identity();
+    let (tid, _) = thread::thread_self();
+    s.check(
+        (0..3).all(|_| portal::call(p, [op::WHO, 0, 0, 0]) == Ok((me, tid))),
+        "the caller's pid and tid on repeated calls",
+    )?;
+    // Another handle comes and goes (a removal from the table): still the same portal.
+    let d = portal::duplicate(p, Rights::SEND).map_err(|_| 101)?;
+    s.check(again(2), "with another handle added")?;
+    s.check(
+        chan::close(d).is_ok() && again(3),
+        "with another handle closed",
+    )?;
+    // A thread with an FS base of its own (its thread block): the server starts with zero,
+    // the caller gets its own back, also when the server set one meanwhile.
+    let t = thread::spawn(move || {
+        let block = thread::fs_self();
+        let mut bad = 0;
+        for i in 0..6u64 {
+            let set = i % 3 == 2;
+            let r = portal::call(p, [op::FS, set as u64, 0, 0]);
+            let ok = match r {
+                Ok((0, 0)) => !set,
+                Ok((fs, 0xf5_f5)) => set && fs != 0,
+                _ => false,
+            };
+            if !ok || thread::fs_base() != block || thread::fs_self() != block {
+                println!("probe portals: FS call {i}: {r:?}");
+                bad += 1;
+            }
+        }
+        bad
+    })
+    .map_err(|_| 102)?;
+    s.check(
+        t.join() == Ok(0),
+        "FS bases on both sides of repeated calls",
+    )?;
+    s.check(again(2), "after another thread's calls")?;
+    // Moved away: the handle names nothing here any more.
+    let Some((ch2, proc2, _)) = spawn_server() else {
+        return Err(103);
+    };
+    s.check(request(ch2, b"nest", &[p]), "the portal moves away")?;
+    s.check(
+        (0..2).all(|_| portal::call(p, [op::ADD, 1, 1, 0]) == Err(InvalidHandle)),
+        "a handle moved away after repeated calls",
+    )?;
+    // Revoked by the server.
+    let Some((ch3, proc3, q)) = spawn_server() else {
+        return Err(104);
+    };
+    s.check(
+        (0..3).all(|_| portal::call(q, [op::ADD, 2, 2, 0]).map(|r| r.0) == Ok(4)),
+        "repeated calls to another server",
+    )?;
+    s.check(request(ch3, b"revoke", &[]), "the server revokes")?;
+    s.check(
+        (0..2).all(|_| portal::call(q, [0; 4]) == Err(Closed)),
+        "a portal revoked after repeated calls",
+    )?;
+    // Dead.
+    let Some((ch4, proc4, r)) = spawn_server() else {
+        return Err(105);
+    };
+    s.check(
+        (0..3).all(|_| portal::call(r, [op::ADD, 3, 3, 0]).map(|r| r.0) == Ok(6)),
+        "repeated calls to a third server",
+    )?;
+    s.check(chan::kill(proc4).is_ok(), "kill it")?;
+    s.check(death(ch4).is_some(), "its death report")?;
+    s.check(
+        (0..2).all(|_| portal::call(r, [0; 4]) == Err(Closed)),
+        "a dead server after repeated calls",
+    )?;
+    let _ = (ch, proc_h, proc2, proc3);
     Ok(())
 }
 

@@ -35,6 +35,16 @@ pub fn build(
     procs: &[Proc],
     extra: &[(u16, u16, &[u8])],
 ) -> Result<Vec<u8>, BuildError> {
+    build_then(tree, procs, extra, |b| b.build())
+}
+
+/// [`build`], finished by `finish` instead of [`ImageBuilder::build`].
+pub fn build_then(
+    tree: bool,
+    procs: &[Proc],
+    extra: &[(u16, u16, &[u8])],
+    finish: impl FnOnce(&ImageBuilder) -> Result<Vec<u8>, BuildError>,
+) -> Result<Vec<u8>, BuildError> {
     let messages: Vec<Vec<Message<'_>>> = procs
         .iter()
         .map(|p| {
@@ -73,7 +83,7 @@ pub fn build(
     for &(process, kind, bytes) in extra {
         b.add_optional(process, kind, bytes)?;
     }
-    b.build()
+    finish(&b)
 }
 
 fn pages(v: &[(u64, Box<[u8; PAGE]>)]) -> Vec<Page<'_>> {
@@ -479,13 +489,13 @@ pub fn repair(b: &mut [u8]) {
             if let Some(end) = off.checked_add(len)
                 && end <= b.len() as u64
             {
-                let crc = crc32fast::hash(&b[off as usize..end as usize]);
+                let crc = procimage::checksum::crc32c(&b[off as usize..end as usize]);
                 wr32(b, at + 24, crc);
             }
         }
-        let crc = crc32fast::hash(&b[HEADER_LEN..table_end]);
+        let crc = procimage::checksum::crc32c(&b[HEADER_LEN..table_end]);
         wr32(b, 28, crc);
     }
-    let crc = crc32fast::hash(&b[..60]);
+    let crc = procimage::checksum::crc32c(&b[..60]);
     wr32(b, 60, crc);
 }
