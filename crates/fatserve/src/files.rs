@@ -1,30 +1,30 @@
-//! The open-file cache: lamfat files kept open between requests, so that a read or write that
-//! starts where the previous one on the same file ended continues from the cluster reached
-//! instead of walking the cluster chain from the start of the file (lamfat's seek walks it from
-//! the first cluster). Sequential reading or writing of a file thus costs time proportional to
-//! its length, not to the square of it.
+//! The open-file cache: lamfat files kept open between requests, so that a write that starts
+//! where the previous one on the same file ended continues from the cluster reached instead of
+//! walking the cluster chain from the start of the file, and reads go through a map of the
+//! file's clusters. Sequential reading or writing of a file thus costs time proportional to its
+//! length, not to the square of it.
 //!
 //! What is cached: at most [`MAX_OPEN`] files, least recently used replaced first, each under
 //! its canonical path (every component's stored long name, ASCII lower-cased: FAT compares
 //! names without ASCII case), so the short-name alias of a path finds the same open file and
 //! a file is never open twice. A request whose path is, without ASCII case, the canonical path
-//! of an open file skips the path walk as well.
+//! of an open file skips the path walk as well; a stat of a file opens it.
 //!
-//! Random reads: a read that lamfat could only reach by walking the chain from the start
-//! (another cluster than the file's position) first maps the file instead: one walk records
-//! where its clusters lie on the device, as runs of neighbouring clusters (lamfat's `extents`),
-//! and from then on every read the map covers goes straight to the block cache. The map stays
-//! right while the file is open: its clusters only change by truncation, removal or renaming
-//! (which close the file); a write that grows the file adds clusters after the mapped ones,
-//! which the next read that needs them maps again.
+//! Reads: the first read that needs it maps the file: one walk records where its clusters lie
+//! on the device, as runs of neighbouring clusters (lamfat's `runs`), and every read the map
+//! covers goes to the block cache from there, split into device requests by the driver itself,
+//! each read in place into the reply (`OpenFile::read_framed`). The map stays right while the
+//! file is open: its clusters only change by truncation, removal or renaming (which close the
+//! file); a write that grows the file adds clusters after the mapped ones, which the next read
+//! that needs them maps again. A file in more pieces than the map keeps is read through lamfat.
 //!
 //! Consistency: reads and writes of a cached file go through its one open file, which writes
 //! its directory entry (size, modification time) after every write, so lookups, stats and
 //! directory listings read the same entry from the block cache. Every request that changes
 //! the tree or a size in another way (create, mkdir, remove, rename, truncate) closes every
 //! open file first, and so does fsync (it remounts the volume); a failed read or write closes
-//! its file. Nothing here touches durability: the data and entries go to the block cache as
-//! before, and fsync still writes everything to the device.
+//! its file. Nothing here touches durability: the data and entries go to the block cache, or
+//! past it to the device, as before, and fsync still writes everything to the device.
 use crate::ops::{Entry, Fs, fs_error, resolve_keyed, storage_error};
 use crate::{SharedCache, Storage};
 use alloc::string::String;
