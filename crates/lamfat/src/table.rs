@@ -373,43 +373,133 @@ where
         Some(n) if n < end_cluster => n,
         _ => RESERVED_FAT_ENTRIES,
     };
-    let first = match find_free_cluster(fat, fat_type, start_cluster, end_cluster) {
-        Ok(n) => n,
-        Err(_) if start_cluster > RESERVED_FAT_ENTRIES => {
-            find_free_cluster(fat, fat_type, RESERVED_FAT_ENTRIES, start_cluster)?
-        }
-        Err(e) => return Err(e),
+    // At most a chunk's worth: the run is written in one or two pieces per FAT.
+    let cap = want.min(CHUNK_BYTES as u32 / entry_bytes(fat_type));
+    // The common case, a file growing at the hint: the scan starts at the previous cluster, so
+    // that its entry is read with the run's and written with them.
+    let from = match prev_cluster {
+        Some(p) if p >= RESERVED_FAT_ENTRIES && p + 1 == start_cluster => p,
+        _ => start_cluster,
     };
-    // How many free clusters follow.
-    let limit = first.saturating_add(want).min(end_cluster);
-    let mut raws = [0_u32; CHUNK_BYTES / 2];
-    let mut count = 1;
-    'scan: while first + count < limit {
-        let c = first + count;
-        let n = chunk_entries(fat_type, c).min(limit - c);
-        let got = read_raw(fat, fat_type, c, &mut raws[..n as usize])?;
-        let (mask, special) = (value_bits(fat_type), first_special(fat_type));
-        for (c, &raw) in (c..).zip(raws[..got].iter()) {
-            if raw & mask != 0 || c >= special {
-                break 'scan;
-            }
-            count += 1;
+    // keep[0]: the entry before the run when the scan saw it; keep[1..]: the run's entries.
+    let mut keep = [0_u32; CHUNK_BYTES / 2 + 1];
+    let found = match free_run(fat, fat_type, from, end_cluster, cap, &mut keep)? {
+        Some(f) => f,
+        None if from > RESERVED_FAT_ENTRIES => {
+            free_run(fat, fat_type, RESERVED_FAT_ENTRIES, from, cap, &mut keep)?
+                .ok_or(Error::NotEnoughSpace)?
         }
-    }
+        None => return Err(Error::NotEnoughSpace),
+    };
+    let (first, count, before_seen) = found;
     let last = first + count - 1;
     let eoc = end_of_chain(fat_type);
-    write_run(fat, fat_type, first, count, |c| {
-        if c == last {
-            eoc
-        } else {
-            c + 1
+    let value = |c: u32| if c == last { eoc } else { c + 1 };
+    match prev_cluster {
+        Some(p) if before_seen && p + 1 == first => {
+            // The previous cluster's entry and the run's, in one write.
+            let link = |c: u32| if c == p { first } else { value(c) };
+            write_entries(fat, fat_type, p, &keep[..=count as usize], link)?;
         }
-    })?;
-    if let Some(n) = prev_cluster {
-        write_fat(fat, fat_type, n, FatValue::Data(first))?;
+        _ => {
+            write_entries(fat, fat_type, first, &keep[1..=count as usize], value)?;
+            if let Some(n) = prev_cluster {
+                write_fat(fat, fat_type, n, FatValue::Data(first))?;
+            }
+        }
     }
     trace!("allocated clusters {}..={}", first, last);
     Ok((first, count))
+}
+
+/// Finds the first free cluster in `from..to` and the free ones right after it, at most `cap`
+/// in all, reading the FAT a chunk at a time: (first, count, whether the entry before the
+/// first was read in the same scan). The raw entries go to `keep[1..]`, the one before the
+/// first to `keep[0]`.
+fn free_run<S, E>(
+    fat: &mut S,
+    fat_type: FatType,
+    from: u32,
+    to: u32,
+    cap: u32,
+    keep: &mut [u32; CHUNK_BYTES / 2 + 1],
+) -> Result<Option<(u32, u32, bool)>, Error<E>>
+where
+    S: Read + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    let (mask, special) = (value_bits(fat_type), first_special(fat_type));
+    let mut raws = [0_u32; CHUNK_BYTES / 2];
+    let mut first: Option<u32> = None;
+    let mut count = 0;
+    let mut c = from;
+    while c < to {
+        let n = chunk_entries(fat_type, c).min(to - c);
+        let got = read_raw(fat, fat_type, c, &mut raws[..n as usize])?;
+        for (cl, &raw) in (c..).zip(raws[..got].iter()) {
+            let free = raw & mask == 0 && cl < special;
+            match first {
+                Some(f) if !free || count == cap => return Ok(Some((f, count, f > from))),
+                Some(_) => {
+                    count += 1;
+                    keep[count as usize] = raw;
+                }
+                None if free => {
+                    first = Some(cl);
+                    count = 1;
+                    keep[1] = raw;
+                }
+                // The entry before the run, if the run starts at the next one.
+                None => keep[0] = raw,
+            }
+        }
+        if let Some(f) = first.filter(|_| count == cap) {
+            return Ok(Some((f, count, f > from)));
+        }
+        c += got as u32;
+    }
+    Ok(first.map(|f| (f, count, f > from)))
+}
+
+/// Writes the entries of the clusters `first..first + raws.len()` (FAT16 and FAT32), entry `c`
+/// getting `value(c)` with the reserved bits of its old raw value in `raws`, a chunk at a time.
+fn write_entries<S, E>(
+    fat: &mut S,
+    fat_type: FatType,
+    first: u32,
+    raws: &[u32],
+    value: impl Fn(u32) -> u32,
+) -> Result<(), Error<E>>
+where
+    S: Read + Write + Seek,
+    E: IoError,
+    Error<E>: From<S::Error>,
+{
+    let size = entry_bytes(fat_type) as usize;
+    let keep = reserved_bits(fat_type);
+    let mut buf = [0_u8; CHUNK_BYTES];
+    let mut done = 0;
+    while done < raws.len() {
+        let cluster = first + done as u32;
+        let n = (chunk_entries(fat_type, cluster) as usize).min(raws.len() - done);
+        let bytes = &mut buf[..n * size];
+        let entries = (cluster..).zip(raws[done..done + n].iter());
+        // Entries of a fixed size, so that each is a store rather than a call to copy bytes.
+        if size == 2 {
+            for ((c, raw), b) in entries.zip(bytes.chunks_exact_mut(2)) {
+                b.copy_from_slice(&((value(c) | (raw & keep)) as u16).to_le_bytes());
+            }
+        } else {
+            for ((c, raw), b) in entries.zip(bytes.chunks_exact_mut(4)) {
+                b.copy_from_slice(&(value(c) | (raw & keep)).to_le_bytes());
+            }
+        }
+        fat.seek(io::SeekFrom::Start(u64::from(cluster) * size as u64))?;
+        fat.write_all(bytes)?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// Frees the chain that starts at `cluster`, a run of neighbouring clusters at a time; returns
@@ -1178,7 +1268,11 @@ mod tests {
         assert_eq!(get(&mut cur, 6), FatValue::Data(7));
         assert_eq!(get(&mut cur, 7), FatValue::Data(8));
         assert_eq!(get(&mut cur, 8), FatValue::EndOfChain);
-        // Cut short by a cluster in use; linked after the previous run.
+        // Cut short by a cluster in use; linked after the previous run (whose last entry is
+        // written with the run's: its reserved bits kept).
+        if fat_type == FatType::Fat32 {
+            Fat32::set_raw(&mut cur, 8, 0x2FFF_FFFF).unwrap();
+        }
         let one = alloc_run(&mut cur, fat_type, Some(8), Some(9), 5, total).ok();
         let four = alloc_run(&mut cur, fat_type, Some(9), Some(10), 4, total).ok();
         assert_eq!((one, four), (Some((9, 1)), Some((11, 4))));
@@ -1192,6 +1286,7 @@ mod tests {
         assert_eq!(free(&mut cur), 49);
         if fat_type == FatType::Fat32 {
             assert_eq!(Fat32::get_raw(&mut cur, 12).unwrap(), 0x1000_000D);
+            assert_eq!(Fat32::get_raw(&mut cur, 8).unwrap(), 0x2000_0009);
         }
         // Wrapping to the volume's start when nothing is free after the hint.
         for c in 15..64 {
