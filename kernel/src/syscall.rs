@@ -622,14 +622,13 @@ fn wait(items_ptr: u64, count: u64, deadline: u64) -> Result<u64, Error> {
             ends.push(e);
         }
         if let Some(i) = ready {
-            let out: Vec<u8> = items
-                .iter()
-                .flat_map(|it| {
-                    [it.handle, it.wanted, it.observed, 0]
-                        .into_iter()
-                        .flat_map(u32::to_le_bytes)
-                })
-                .collect();
+            // A plain loop: collecting nested `flat_map`s cost ~30 instructions a byte.
+            let mut out = Vec::with_capacity(items.len() * size);
+            for it in &items {
+                for v in [it.handle, it.wanted, it.observed, 0] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
             user.write_from(&out)?;
             return Ok(i as u64);
         }

@@ -107,7 +107,7 @@ const SHELL_UP: &str = "moxie shell: type help";
 fn disk_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
     let root = crate::disk::default_root_disk()?;
     let disk = artifacts::out_dir()?.join("root-bench.img");
-    std::fs::copy(&root, &disk)?;
+    crate::disk::copy_image(&root, &disk)?;
     // The default log level: the console input starts at the core's "up" line (info).
     let mut args = qemu::machine_args(1, true);
     args.extend(qemu::boot_args(a, &a.moxie_elf, None, ""));
@@ -122,7 +122,7 @@ fn disk_figures(a: &artifacts::Artifacts) -> Result<Vec<Figure>> {
             o.tail(30)
         );
     }
-    std::fs::copy(&root, &disk)?;
+    crate::disk::copy_image(&root, &disk)?;
     let mut args = qemu::machine_args(1, false);
     args.extend(qemu::boot_args(a, &a.moxie_elf, None, "log=warn"));
     args.extend(qemu::disk_args(&disk));

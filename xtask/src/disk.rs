@@ -1,13 +1,19 @@
-//! `cargo xtask disk OUT.img`: the default root disk, a 64 MiB FAT32 image made by `mkfs.fat`
-//! and filled with mtools: system programs in `/sbin`, other programs in `/bin`, the files of
-//! `rootfs/etc/` in `/etc`, and an empty `/sys/suspended` for suspended-process images.
+//! `cargo xtask disk OUT.img`: the default root disk, a 264 MiB FAT32 image with 4 KiB
+//! clusters made by `mkfs.fat` and filled with mtools: system programs in `/sbin`, other
+//! programs in `/bin`, the files of `rootfs/etc/` in `/etc`, and an empty `/sys/suspended` for
+//! suspended-process images. The file is sparse (a few MiB on the host's disk), and
+//! [`copy_image`] keeps its copies so.
 use crate::{artifacts, prereq};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Size of the image in KiB (FAT32 needs at least about 33 MiB).
-const DISK_KIB: u64 = 64 * 1024;
+/// Size of the image in KiB: FAT32 needs at least 65,525 clusters, which with 4 KiB clusters
+/// is about 260 MiB (with mkfs.fat's default of 512 bytes for smaller volumes every cluster
+/// of a file costs the driver its own FAT work: eight times as much).
+const DISK_KIB: u64 = 264 * 1024;
+/// Sectors per cluster: 4 KiB clusters, the size of the FAT driver's cache blocks.
+const CLUSTER_SECTORS: &str = "8";
 /// Programs that belong in `/sbin`: the ones the system itself runs.
 const SYSTEM_PROGRAMS: &[&str] = &["init", "fs", "blk"];
 /// Folders every root disk has.
@@ -59,6 +65,8 @@ pub fn make_image(out: &Path, programs: &[(&str, PathBuf)], etc: &Path) -> Resul
         &[
             "-F",
             "32",
+            "-s",
+            CLUSTER_SECTORS,
             "-n",
             "MOXIE",
             "-i",
@@ -93,6 +101,40 @@ pub fn make_image(out: &Path, programs: &[(&str, PathBuf)], etc: &Path) -> Resul
     Ok(())
 }
 
+/// Copies the image `src` to `dst`, leaving out the runs of zeros so that the copy stays as
+/// sparse as the original (`std::fs::copy` writes every byte: 264 MiB per copy of a disk
+/// that holds a few).
+pub fn copy_image(src: &Path, dst: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut from = std::fs::File::open(src).with_context(|| format!("{}", src.display()))?;
+    let len = from.metadata()?.len();
+    if dst.exists() {
+        std::fs::remove_file(dst).with_context(|| format!("replacing {}", dst.display()))?;
+    }
+    let mut to = std::fs::File::create(dst).with_context(|| format!("{}", dst.display()))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = 0u64;
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match from.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            to.seek(SeekFrom::Start(at))?;
+            to.write_all(&buf[..n])?;
+        }
+        at += n as u64;
+    }
+    to.set_len(len)?;
+    Ok(())
+}
+
 /// The built user programs, as `make_image` takes them (after `artifacts::build`).
 fn built_programs() -> Result<Vec<(&'static str, PathBuf)>> {
     let dir = artifacts::out_dir()?;
@@ -117,12 +159,14 @@ pub fn run_command(out: &Path) -> Result<()> {
 }
 
 /// The default root disk in `target/moxie/root.img` (after `artifacts::build`), written again
-/// when it is missing or its inputs (the programs, `rootfs/etc`) changed since it was made;
-/// a stamp file beside it holds a hash of those inputs.
+/// when it is missing or its inputs (the programs, `rootfs/etc`, the format) changed since it
+/// was made; a stamp file beside it holds a hash of those inputs.
 pub fn default_root_disk() -> Result<PathBuf> {
     let out = artifacts::out_dir()?.join("root.img");
     let stamp_path = out.with_extension("img.stamp");
-    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    // The format too: a disk made before it changed is stale.
+    let format = format!("{DISK_KIB} KiB, {CLUSTER_SECTORS} sectors per cluster");
+    let mut inputs: Vec<(String, Vec<u8>)> = vec![("format".into(), format.into_bytes())];
     for (name, path) in built_programs()? {
         inputs.push((name.to_string(), std::fs::read(&path)?));
     }
@@ -223,6 +267,17 @@ mod tests {
         let img = dir.join("root.img");
         make_image(&img, &programs, &dir.join("etc")).unwrap();
         assert_eq!(std::fs::metadata(&img).unwrap().len(), DISK_KIB * 1024);
+        // FAT32 with 4 KiB clusters (the boot sector's sectors per cluster and FAT size).
+        let boot = std::fs::read(&img).unwrap()[..512].to_vec();
+        assert_eq!(boot[13], 8, "sectors per cluster");
+        assert_eq!(&boot[82..90], b"FAT32   ");
+        // A copy holds the same bytes and stays sparse.
+        let copy = dir.join("copy.img");
+        copy_image(&img, &copy).unwrap();
+        assert!(std::fs::read(&copy).unwrap() == std::fs::read(&img).unwrap());
+        use std::os::unix::fs::MetadataExt;
+        let used = std::fs::metadata(&copy).unwrap().blocks() * 512;
+        assert!(used < 16 << 20, "the copy takes {used} bytes");
         let i = img.to_str().unwrap();
         let ls = |p: &str| run("mdir", &["-i", i, "-b", &format!("::{p}")]).unwrap();
         let root = ls("/");

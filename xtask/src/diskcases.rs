@@ -21,7 +21,7 @@ const ROOT_UP: &str = "root filesystem: virtio-blk0 (block driver pid 1, filesys
 pub(crate) fn default_disk_copy(name: &str) -> Result<PathBuf> {
     let root = disk::default_root_disk()?;
     let copy = artifacts::out_dir()?.join(name);
-    std::fs::copy(&root, &copy)?;
+    disk::copy_image(&root, &copy)?;
     Ok(copy)
 }
 
@@ -294,7 +294,7 @@ pub(crate) fn mcopy_out(img: &Path, path: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// An image made by `mkfs.fat -F 32` (the default root disk's, 64 MiB) filled by `mcopy`
+/// An image made by `mkfs.fat -F 32` (the default root disk's, 264 MiB) filled by `mcopy`
 /// with [`HOST_FILES`]; the shell's `crc` must print the host's CRC-32 and size of each.
 fn host_image_read(a: &Artifacts) -> Result<Result<(), String>> {
     let disk = default_disk_copy("root-host-files.img")?;

@@ -68,7 +68,8 @@ enum Command {
         #[arg(long)]
         cases: Option<String>,
     },
-    /// Write the default root disk (64 MiB FAT32: /sbin, /bin, /etc, /sys/suspended) to a file.
+    /// Write the default root disk (264 MiB FAT32, 4 KiB clusters: /sbin, /bin, /etc,
+    /// /sys/suspended) to a file.
     Disk {
         /// The image file to write (replaced if it exists).
         out: PathBuf,

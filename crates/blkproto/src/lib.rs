@@ -31,7 +31,7 @@ pub const HEADER_LEN: usize = 24;
 /// Bytes in a sector; every offset and length in the protocol counts sectors.
 pub const SECTOR_SIZE: usize = 512;
 /// Most data bytes in one message (read reply or write request).
-pub const MAX_DATA: usize = 32 * 1024;
+pub const MAX_DATA: usize = 60 * 1024;
 /// Most sectors one read or write moves.
 pub const MAX_SECTORS: u32 = (MAX_DATA / SECTOR_SIZE) as u32;
 /// The largest message this protocol produces; a receive buffer of this size always suffices.
@@ -385,6 +385,28 @@ impl<'a> Request<'a> {
         let len = h.write(out, data.len())?;
         out[HEADER_LEN..len].copy_from_slice(data);
         Ok(len)
+    }
+
+    /// Writes the header of a write request whose `len` data bytes the caller has already
+    /// placed at `out[HEADER_LEN..]` (so a client can send data on from where it lies);
+    /// returns the message length.
+    pub fn encode_write_in_place(
+        out: &mut [u8],
+        id: u32,
+        sector: u64,
+        len: usize,
+    ) -> Result<usize, EncodeError> {
+        if len == 0 || len > MAX_DATA || !len.is_multiple_of(SECTOR_SIZE) {
+            return Err(EncodeError::BadData);
+        }
+        let h = Header {
+            op: Op::Write as u8,
+            status: 0,
+            id,
+            sector,
+            count: (len / SECTOR_SIZE) as u32,
+        };
+        h.write(out, len)
     }
 
     /// Parses a request; the data of a write borrows from `bytes`.

@@ -163,6 +163,31 @@ fn read_in_place_matches_encode() {
 }
 
 #[test]
+fn write_in_place_matches_encode() {
+    let data = sectors(5, 4);
+    let mut buf = vec![0; MAX_MESSAGE];
+    buf[HEADER_LEN..HEADER_LEN + data.len()].copy_from_slice(&data);
+    let n = Request::encode_write_in_place(&mut buf, 9, 1 << 40, data.len()).unwrap();
+    let whole = Request::Write {
+        id: 9,
+        sector: 1 << 40,
+        data: &data,
+    };
+    assert_eq!(&buf[..n], &enc_req(&whole)[..]);
+    for bad in [0, 100, MAX_DATA + SECTOR_SIZE] {
+        assert_eq!(
+            Request::encode_write_in_place(&mut buf, 1, 0, bad),
+            Err(EncodeError::BadData)
+        );
+    }
+    let mut small = vec![0; HEADER_LEN + 100];
+    assert_eq!(
+        Request::encode_write_in_place(&mut small, 1, 0, SECTOR_SIZE),
+        Err(EncodeError::BufferTooSmall)
+    );
+}
+
+#[test]
 fn encode_refuses_what_cannot_travel() {
     let mut buf = vec![0; MAX_MESSAGE];
     let big = vec![0; MAX_DATA + SECTOR_SIZE];
@@ -223,7 +248,10 @@ fn malformed_requests_are_refused() {
     );
     assert_eq!(with(&|b| b.push(0)), Err(DecodeError::BadLength));
     assert_eq!(with(&|b| b[16] = 0), Err(DecodeError::BadField));
-    assert_eq!(with(&|b| b[16] = 65), Err(DecodeError::TooBig));
+    assert_eq!(
+        with(&|b| b[16] = MAX_SECTORS as u8 + 1),
+        Err(DecodeError::TooBig)
+    );
     assert_eq!(
         with(&|b| b[16..20].copy_from_slice(&u32::MAX.to_le_bytes())),
         Err(DecodeError::TooBig)
@@ -301,7 +329,8 @@ fn any_request(data: &[u8]) -> impl Strategy<Value = Request<'_>> {
     )
 }
 
-static DATA: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| sectors(64, 42));
+static DATA: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| sectors(MAX_SECTORS as usize, 42));
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]

@@ -2,11 +2,20 @@
 //! least-recently-used replacement, write-back. Dirty blocks reach the device when they are
 //! evicted or on [`BlockCache::flush`], which then flushes the device, so after a flush every
 //! write is durable. A sequential run of misses reads ahead in one device request, and a dirty
-//! block goes to the device together with the dirty blocks cached right after it, up to a
-//! request's 32 KiB: each request costs a round trip to the block driver. A block written in
-//! whole sectors is not read from the device first (a file's new clusters are written so);
-//! each block knows which of its sectors hold data. Blocks are found through a hash index
-//! (lamfat reads the FAT four bytes at a time, each read a look-up).
+//! block goes to the device together with the dirty blocks cached right after it, up to the
+//! largest request (`blkproto::MAX_DATA`): each request costs a round trip to the block
+//! driver. A block written in whole sectors is not read from the device first (a file's new
+//! clusters are written so); each block knows which of its sectors hold data. Blocks are found
+//! through a hash index (lamfat reads the FAT a sector at a time, each read a look-up).
+//!
+//! Large transfers bypass the blocks: [`BlockCache::read_through`] and
+//! [`BlockCache::write_through`] move the whole sectors of a stretch of at least [`DIRECT_MIN`]
+//! bytes between the device and the caller's buffer in requests as large as the protocol
+//! allows, keeping cached copies right (dirty ones are written before a read; a write updates
+//! or drops them), so a file's data is copied once on its way rather than into blocks and out
+//! again. Their framed forms let the device use the room before each request's data for the
+//! message header ([`BlockDevice::read_framed`], [`BlockDevice::write_framed`]): no copy at
+//! all on this side.
 //!
 //! [`Storage`] is the byte-addressed view lamfat reads and writes (its `Read + Write + Seek`);
 //! several can share one cache, which is what lets the server unmount and remount the volume on
@@ -22,7 +31,7 @@ use core::cell::RefCell;
 const BLOCK_SECTORS: u64 = 8;
 /// Bytes per cache block.
 pub const BLOCK_BYTES: usize = BLOCK_SECTORS as usize * SECTOR_SIZE;
-/// Most blocks one device request moves (the block protocol's 32 KiB).
+/// Most blocks one device request moves (the block protocol's largest message).
 const MAX_RUN: u64 = (blkproto::MAX_DATA / BLOCK_BYTES) as u64;
 /// Marks an empty slot.
 const EMPTY: u64 = u64::MAX;
@@ -466,6 +475,204 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         Ok(n)
     }
 
+    /// Like [`read_at`](Self::read_at), but the whole sectors of a stretch of at least
+    /// [`DIRECT_MIN`] bytes come from the device straight into `buf` (dirty cached blocks among
+    /// them are written first), without passing through cache blocks: a file's data read in
+    /// large pieces is read once and copied once. The bytes before and after go through the
+    /// cache.
+    pub fn read_through(&mut self, pos: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
+        let n = (buf.len() as u64).min(self.len().saturating_sub(pos)) as usize;
+        let Some((a, b)) = direct_span(pos, n) else {
+            return self.read_at(pos, &mut buf[..n]);
+        };
+        let (head, rest) = buf[..n].split_at_mut(a);
+        let (mid, tail) = rest.split_at_mut(b - a);
+        self.read_direct(pos + a as u64, mid)?;
+        self.read_at(pos, head)?;
+        self.read_at(pos + b as u64, tail)?;
+        Ok(n)
+    }
+
+    /// Like [`read_through`](Self::read_through) into `frame[blkproto::HEADER_LEN..]`, every
+    /// byte of it inside the device; the device reads its part in place
+    /// ([`BlockDevice::read_framed`]), so `frame[..HEADER_LEN]` may be overwritten.
+    pub fn read_through_framed(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StorageError> {
+        const ROOM: usize = blkproto::HEADER_LEN;
+        let n = frame.len() - ROOM;
+        if pos + n as u64 > self.len() {
+            return Err(StorageError::UnexpectedEof);
+        }
+        let Some((a, b)) = direct_span(pos, n) else {
+            self.read_at(pos, &mut frame[ROOM..])?;
+            return Ok(());
+        };
+        // The tail, the middle (whose device reads may overwrite the room before them: bytes of
+        // the head), then the head.
+        self.read_at(pos + b as u64, &mut frame[ROOM + b..])?;
+        self.read_direct_framed(pos + a as u64, &mut frame[a..ROOM + b])?;
+        self.read_at(pos, &mut frame[ROOM..ROOM + a])?;
+        Ok(())
+    }
+
+    /// [`read_direct`](Self::read_direct) into `frame[HEADER_LEN..]`, each request's data read
+    /// in place by the device; the requests go from the last to the first, since each may
+    /// overwrite the bytes before its own (those of the request before it).
+    fn read_direct_framed(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StorageError> {
+        const ROOM: usize = blkproto::HEADER_LEN;
+        let len = frame.len() - ROOM;
+        for block in Self::blocks_of(pos, len) {
+            if let Some(i) = self.find(block).filter(|&i| self.slots[i].dirty) {
+                self.write_back(i)?;
+            }
+        }
+        let step = blkproto::MAX_DATA;
+        for k in (0..len.div_ceil(step)).rev() {
+            let (from, to) = (k * step, ((k + 1) * step).min(len));
+            self.stats.device_reads += 1;
+            self.dev
+                .read_framed(
+                    (pos + from as u64) / SECTOR_SIZE as u64,
+                    &mut frame[from..ROOM + to],
+                )
+                .map_err(StorageError::Device)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`write_at`](Self::write_at), but the whole sectors of a stretch of at least
+    /// [`DIRECT_MIN`] bytes go to the device at once (after a dirty boot block: see
+    /// [`write_back`](Self::write_back)) instead of into cache blocks; cached copies of them
+    /// are updated or dropped. The bytes before and after go into the cache.
+    pub fn write_through(&mut self, pos: u64, buf: &[u8]) -> Result<usize, StorageError> {
+        let n = (buf.len() as u64).min(self.len().saturating_sub(pos)) as usize;
+        let Some((a, b)) = direct_span(pos, n) else {
+            return self.write_at(pos, &buf[..n]);
+        };
+        self.write_direct(pos + a as u64, &buf[a..b])?;
+        self.write_at(pos, &buf[..a])?;
+        self.write_at(pos + b as u64, &buf[b..n])?;
+        Ok(n)
+    }
+
+    /// The blocks that hold some of the `len` bytes from `pos`.
+    fn blocks_of(pos: u64, len: usize) -> core::ops::Range<u64> {
+        pos / BLOCK_BYTES as u64..(pos + len as u64).div_ceil(BLOCK_BYTES as u64)
+    }
+
+    /// Like [`write_through`](Self::write_through) of `frame[blkproto::HEADER_LEN..]`, every
+    /// byte of it inside the device; the device is given its part in place
+    /// ([`BlockDevice::write_framed`]), each request overwriting the room before its data: the
+    /// bytes before go into the cache first, and the requests go from the first to the last.
+    pub fn write_through_framed(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StorageError> {
+        const ROOM: usize = blkproto::HEADER_LEN;
+        let n = frame.len() - ROOM;
+        if pos + n as u64 > self.len() {
+            return Err(StorageError::UnexpectedEof);
+        }
+        let Some((a, b)) = direct_span(pos, n) else {
+            self.write_at(pos, &frame[ROOM..])?;
+            return Ok(());
+        };
+        self.write_at(pos, &frame[ROOM..ROOM + a])?;
+        self.write_at(pos + b as u64, &frame[ROOM + b..])?;
+        // Cached copies of the middle, while its bytes are all still there: a block it covers
+        // whole is dropped; one it covers in part takes the new sectors and stays dirty (the
+        // device may fail to take them).
+        let mid = pos + a as u64;
+        let end = pos + b as u64;
+        for block in Self::blocks_of(mid, b - a) {
+            let Some(i) = self.find(block) else {
+                continue;
+            };
+            let start = block * BLOCK_BYTES as u64;
+            let (from, to) = (mid.max(start), end.min(start + BLOCK_BYTES as u64));
+            let covered = sectors((from - start) as usize, (to - from) as usize).1;
+            if covered == self.full(block) {
+                self.unlink(i);
+                continue;
+            }
+            let at = (from - start) as usize;
+            let src = ROOM + (from - pos) as usize;
+            let s = &mut self.slots[i];
+            s.data[at..at + (to - from) as usize]
+                .copy_from_slice(&frame[src..src + (to - from) as usize]);
+            s.valid |= covered;
+            s.dirty = true;
+        }
+        // The boot block's dirty flag reaches the device before any other change.
+        if let Some(b0) = self.find(0).filter(|&b0| self.slots[b0].dirty) {
+            self.write_back(b0)?;
+        }
+        let step = blkproto::MAX_DATA;
+        for from in (a..b).step_by(step) {
+            let to = (from + step).min(b);
+            self.stats.device_writes += 1;
+            self.dev
+                .write_framed(
+                    (pos + from as u64) / SECTOR_SIZE as u64,
+                    &mut frame[from..ROOM + to],
+                )
+                .map_err(StorageError::Device)?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole sectors at `pos` from the device into `buf`, in requests of at most
+    /// `blkproto::MAX_DATA`; dirty cached blocks among them are written back first, so the
+    /// device has the newest bytes.
+    fn read_direct(&mut self, pos: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        for block in Self::blocks_of(pos, buf.len()) {
+            if let Some(i) = self.find(block).filter(|&i| self.slots[i].dirty) {
+                self.write_back(i)?;
+            }
+        }
+        for (k, chunk) in buf.chunks_mut(blkproto::MAX_DATA).enumerate() {
+            let at = pos + (k * blkproto::MAX_DATA) as u64;
+            self.stats.device_reads += 1;
+            self.dev
+                .read(at / SECTOR_SIZE as u64, chunk)
+                .map_err(StorageError::Device)?;
+        }
+        Ok(())
+    }
+
+    /// Writes whole sectors at `pos` to the device from `buf`, in requests of at most
+    /// `blkproto::MAX_DATA`, then brings cached copies up to date: a block it covers whole is
+    /// dropped, one it covers in part takes the new sectors.
+    fn write_direct(&mut self, pos: u64, buf: &[u8]) -> Result<(), StorageError> {
+        // The boot block's dirty flag reaches the device before any other change.
+        if let Some(b0) = self.find(0).filter(|&b0| self.slots[b0].dirty) {
+            self.write_back(b0)?;
+        }
+        for (k, chunk) in buf.chunks(blkproto::MAX_DATA).enumerate() {
+            let at = pos + (k * blkproto::MAX_DATA) as u64;
+            self.stats.device_writes += 1;
+            self.dev
+                .write(at / SECTOR_SIZE as u64, chunk)
+                .map_err(StorageError::Device)?;
+        }
+        let end = pos + buf.len() as u64;
+        for block in Self::blocks_of(pos, buf.len()) {
+            let Some(i) = self.find(block) else {
+                continue;
+            };
+            let start = block * BLOCK_BYTES as u64;
+            let from = pos.max(start);
+            let to = end.min(start + BLOCK_BYTES as u64);
+            let covered = sectors((from - start) as usize, (to - from) as usize).1;
+            if covered == self.full(block) {
+                self.unlink(i);
+                continue;
+            }
+            let s = &mut self.slots[i];
+            let at = (from - start) as usize;
+            s.data[at..at + (to - from) as usize]
+                .copy_from_slice(&buf[(from - pos) as usize..(to - pos) as usize]);
+            s.valid |= covered;
+        }
+        Ok(())
+    }
+
     /// Writes every dirty block (in block order, runs of neighbours together) and flushes the
     /// device.
     pub fn flush(&mut self) -> Result<(), StorageError> {
@@ -488,6 +695,19 @@ impl<D: BlockDevice + ?Sized> BlockCache<D> {
         }
         self.index.fill(NONE);
     }
+}
+
+/// Bytes from which [`BlockCache::read_through`] and [`BlockCache::write_through`] bypass the
+/// cache blocks: a block's worth.
+pub const DIRECT_MIN: usize = BLOCK_BYTES;
+
+/// The whole sectors of `len` bytes from `pos`, as offsets into them, when they are at least
+/// [`DIRECT_MIN`] bytes.
+fn direct_span(pos: u64, len: usize) -> Option<(usize, usize)> {
+    let sector = SECTOR_SIZE as u64;
+    let a = (pos.next_multiple_of(sector) - pos) as usize;
+    let b = ((pos + len as u64) / sector * sector).saturating_sub(pos) as usize;
+    (b >= a + DIRECT_MIN).then_some((a, b))
 }
 
 /// The sectors of a block that `len` bytes from byte `off` touch, and those they cover whole.
@@ -524,7 +744,7 @@ impl lamfat::IoBase for Storage {
 
 impl lamfat::Read for Storage {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StorageError> {
-        let n = self.cache.borrow_mut().read_at(self.pos, buf)?;
+        let n = self.cache.borrow_mut().read_through(self.pos, buf)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -532,7 +752,7 @@ impl lamfat::Read for Storage {
 
 impl lamfat::Write for Storage {
     fn write(&mut self, buf: &[u8]) -> Result<usize, StorageError> {
-        let n = self.cache.borrow_mut().write_at(self.pos, buf)?;
+        let n = self.cache.borrow_mut().write_through(self.pos, buf)?;
         self.pos += n as u64;
         Ok(n)
     }

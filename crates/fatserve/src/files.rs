@@ -1,30 +1,30 @@
-//! The open-file cache: lamfat files kept open between requests, so that a read or write that
-//! starts where the previous one on the same file ended continues from the cluster reached
-//! instead of walking the cluster chain from the start of the file (lamfat's seek walks it from
-//! the first cluster). Sequential reading or writing of a file thus costs time proportional to
-//! its length, not to the square of it.
+//! The open-file cache: lamfat files kept open between requests, so that a write that starts
+//! where the previous one on the same file ended continues from the cluster reached instead of
+//! walking the cluster chain from the start of the file, and reads go through a map of the
+//! file's clusters. Sequential reading or writing of a file thus costs time proportional to its
+//! length, not to the square of it.
 //!
 //! What is cached: at most [`MAX_OPEN`] files, least recently used replaced first, each under
 //! its canonical path (every component's stored long name, ASCII lower-cased: FAT compares
 //! names without ASCII case), so the short-name alias of a path finds the same open file and
 //! a file is never open twice. A request whose path is, without ASCII case, the canonical path
-//! of an open file skips the path walk as well.
+//! of an open file skips the path walk as well; a stat of a file opens it.
 //!
-//! Random reads: a read that lamfat could only reach by walking the chain from the start
-//! (another cluster than the file's position) first maps the file instead: one walk records
-//! where its clusters lie on the device, as runs of neighbouring clusters (lamfat's `extents`),
-//! and from then on every read the map covers goes straight to the block cache. The map stays
-//! right while the file is open: its clusters only change by truncation, removal or renaming
-//! (which close the file); a write that grows the file adds clusters after the mapped ones,
-//! which the next read that needs them maps again.
+//! Reads: the first read that needs it maps the file: one walk records where its clusters lie
+//! on the device, as runs of neighbouring clusters (lamfat's `runs`), and every read the map
+//! covers goes to the block cache from there, split into device requests by the driver itself,
+//! each read in place into the reply (`OpenFile::read_framed`). The map stays right while the
+//! file is open: its clusters only change by truncation, removal or renaming (which close the
+//! file); a write that grows the file adds clusters after the mapped ones, which the next read
+//! that needs them maps again. A file in more pieces than the map keeps is read through lamfat.
 //!
 //! Consistency: reads and writes of a cached file go through its one open file, which writes
 //! its directory entry (size, modification time) after every write, so lookups, stats and
 //! directory listings read the same entry from the block cache. Every request that changes
 //! the tree or a size in another way (create, mkdir, remove, rename, truncate) closes every
 //! open file first, and so does fsync (it remounts the volume); a failed read or write closes
-//! its file. Nothing here touches durability: the data and entries go to the block cache as
-//! before, and fsync still writes everything to the device.
+//! its file. Nothing here touches durability: the data and entries go to the block cache, or
+//! past it to the device, as before, and fsync still writes everything to the device.
 use crate::ops::{Entry, Fs, fs_error, resolve_keyed, storage_error};
 use crate::{SharedCache, Storage};
 use alloc::string::String;
@@ -40,10 +40,17 @@ pub const MAX_OPEN: usize = 8;
 /// Most runs a file's map keeps (24 bytes each); a file in more pieces is mapped up to there.
 const MAX_RUNS: usize = 1024;
 
-/// What reads that bypass lamfat need: the block cache and the volume's cluster size.
+/// What reads and writes that bypass lamfat need: the block cache.
 pub(crate) struct Disk {
     cache: SharedCache,
-    cluster: u64,
+}
+
+impl Disk {
+    /// Writes `frame[ROOM..]` at byte `pos` of the device through the cache
+    /// (`BlockCache::write_through_framed`).
+    pub fn write_framed(&self, pos: u64, frame: &mut [u8]) -> Result<(), crate::StorageError> {
+        self.cache.borrow_mut().write_through_framed(pos, frame)
+    }
 }
 
 /// Clusters of a file that lie one after another on the device.
@@ -79,12 +86,12 @@ pub(crate) struct OpenFiles<'a> {
 }
 
 impl<'a> OpenFiles<'a> {
-    /// No file open yet on a volume of clusters of `cluster` bytes over `cache`.
-    pub fn new(cache: SharedCache, cluster: u64) -> Self {
+    /// No file open yet on a volume over `cache`.
+    pub fn new(cache: SharedCache) -> Self {
         OpenFiles {
             files: Vec::with_capacity(MAX_OPEN),
             clock: 0,
-            disk: Disk { cache, cluster },
+            disk: Disk { cache },
         }
     }
 
@@ -121,9 +128,14 @@ impl<'a> OpenFiles<'a> {
         if entry.is_dir() {
             return Err(Error::IsADirectory);
         }
+        Ok(self.adopt(entry, key))
+    }
+
+    /// The index of the open file for the file `entry` found under canonical path `key`,
+    /// opening it if it is not open yet (under another spelling of its path, say).
+    pub fn adopt(&mut self, entry: Entry<'a>, key: String) -> usize {
         if let Some(i) = self.find(&key) {
-            // Another spelling of an open file's path.
-            return Ok(i);
+            return i;
         }
         if self.files.len() >= MAX_OPEN {
             let lru = (0..self.files.len())
@@ -138,7 +150,7 @@ impl<'a> OpenFiles<'a> {
             file: entry.to_file(),
             map: Vec::new(),
         });
-        Ok(self.files.len() - 1)
+        self.files.len() - 1
     }
 
     fn find(&self, p: &str) -> Option<usize> {
@@ -155,22 +167,49 @@ pub(crate) fn seek(f: &mut File<'_>, offset: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The room a framed read leaves before its data for the device (`BlockDevice::read_framed`).
+const ROOM: usize = blkproto::HEADER_LEN;
+
 impl OpenFile<'_> {
-    /// Fills `buf` from `offset`; the caller keeps it inside the file.
-    pub fn read(&mut self, disk: &Disk, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
-        if self.read_mapped(disk, offset, buf)? {
-            return Ok(());
+    /// Fills `frame[ROOM..]` from `offset` (inside the file), through the map when it covers
+    /// the bytes (mapping the file first if it does not), so the device reads into the frame
+    /// in place; `frame[..ROOM]` may be overwritten.
+    pub fn read_framed(&mut self, disk: &Disk, offset: u64, frame: &mut [u8]) -> Result<(), Error> {
+        let len = (frame.len() - ROOM) as u64;
+        if !self.covers(offset, len) {
+            self.map()?;
         }
-        let at = lamfat::Seek::seek(&mut self.file, lamfat::SeekFrom::Current(0));
-        // lamfat's seek stays in the current cluster or walks from the first (it counts a
-        // position at a cluster's end as in that cluster).
-        let cluster_of = |o: u64| o.div_ceil(disk.cluster);
-        if offset != 0 && cluster_of(at.map_err(fs_error)?) != cluster_of(offset) {
-            self.map(disk)?;
-            if self.read_mapped(disk, offset, buf)? {
-                return Ok(());
-            }
+        if !self.covers(offset, len) {
+            // More pieces than the map keeps: through lamfat.
+            return self.read_unmapped(offset, &mut frame[ROOM..]);
         }
+        // The runs from the last to the first: a device read may overwrite the room before its
+        // bytes, which belong to the run before it (read later) or to the frame's own room.
+        let end = offset + len;
+        let first = self.map.partition_point(|r| r.file + r.len <= offset);
+        let last = self.map.partition_point(|r| r.file < end);
+        let mut cache = disk.cache.borrow_mut();
+        for r in self.map[first..last].iter().rev() {
+            let (from, to) = (offset.max(r.file), end.min(r.file + r.len));
+            let (a, b) = ((from - offset) as usize, (to - offset) as usize);
+            cache
+                .read_through_framed(r.disk + (from - r.file), &mut frame[a..ROOM + b])
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the map covers `len` bytes from `offset`.
+    fn covers(&self, offset: u64, len: u64) -> bool {
+        self.map
+            .last()
+            .is_some_and(|r| offset + len <= r.file + r.len)
+    }
+
+    /// Fills `buf` from `offset` through lamfat (for a file in more pieces than the map
+    /// keeps): from the file's position when the read continues there, else after a seek,
+    /// which walks the chain from the start.
+    fn read_unmapped(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
         seek(&mut self.file, offset)?;
         let mut done = 0;
         while done < buf.len() {
@@ -183,51 +222,26 @@ impl OpenFile<'_> {
         Ok(())
     }
 
-    /// Reads through the map if it covers `buf.len()` bytes from `offset`.
-    fn read_mapped(&self, disk: &Disk, offset: u64, buf: &mut [u8]) -> Result<bool, Error> {
-        let covered = self.map.last().map_or(0, |r| r.file + r.len);
-        if offset + buf.len() as u64 > covered {
-            return Ok(false);
-        }
-        let mut i = self.map.partition_point(|r| r.file + r.len <= offset);
-        let mut cache = disk.cache.borrow_mut();
-        let mut done = 0;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let r = self.map[i];
-            let take = (r.file + r.len - at).min((buf.len() - done) as u64) as usize;
-            let n = cache
-                .read_at(r.disk + (at - r.file), &mut buf[done..done + take])
-                .map_err(storage_error)?;
-            if n != take {
-                return Err(Error::Corrupt);
-            }
-            done += take;
-            i += 1;
-        }
-        Ok(true)
-    }
-
-    /// Maps the clusters that hold the file's bytes: one walk of the chain.
-    fn map(&mut self, disk: &Disk) -> Result<(), Error> {
+    /// Maps the clusters that hold the file's bytes: one walk of the chain, a run of
+    /// neighbouring clusters at a time.
+    fn map(&mut self) -> Result<(), Error> {
         self.map.clear();
-        // No further than the size needs, so a chain that loops cannot keep us here.
-        let clusters = self.size.div_ceil(disk.cluster) as usize;
-        for e in self.file.extents().take(clusters) {
-            let at = e.map_err(fs_error)?.offset;
+        let mut file = 0;
+        // The runs stop at the size, so a chain that loops cannot keep us here.
+        for e in self.file.runs() {
+            let e = e.map_err(fs_error)?;
+            let len = u64::from(e.size);
             let full = self.map.len() == MAX_RUNS;
             match self.map.last_mut() {
-                Some(r) if r.disk + r.len == at => r.len += disk.cluster,
+                Some(r) if r.disk + r.len == e.offset => r.len += len,
                 _ if full => break,
-                last => {
-                    let file = last.map_or(0, |r| r.file + r.len);
-                    self.map.push(Run {
-                        file,
-                        disk: at,
-                        len: disk.cluster,
-                    });
-                }
+                _ => self.map.push(Run {
+                    file,
+                    disk: e.offset,
+                    len,
+                }),
             }
+            file += len;
         }
         Ok(())
     }

@@ -24,10 +24,13 @@ mod cache;
 mod files;
 mod ops;
 
-pub use cache::{BLOCK_BYTES, BlockCache, CacheStats, SharedCache, Storage, StorageError};
+pub use cache::{
+    BLOCK_BYTES, BlockCache, CacheStats, DIRECT_MIN, SharedCache, Storage, StorageError,
+};
 pub use files::MAX_OPEN;
 
 use alloc::rc::Rc;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -42,8 +45,19 @@ pub trait BlockDevice: 'static {
     fn sectors(&mut self) -> Result<u64, blkproto::Error>;
     /// Reads `buf.len() / 512` sectors from `sector`.
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), blkproto::Error>;
+    /// Reads the sectors from `sector` into `frame[blkproto::HEADER_LEN..]`, using
+    /// `frame[..HEADER_LEN]` as it likes: a block-protocol client receives the whole reply
+    /// into the frame, its data landing in place, where a copy would otherwise follow.
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        self.read(sector, &mut frame[blkproto::HEADER_LEN..])
+    }
     /// Writes `buf` at `sector`.
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error>;
+    /// Writes `frame[blkproto::HEADER_LEN..]` at `sector`, using `frame[..HEADER_LEN]` as it
+    /// likes: a block-protocol client builds its request around the data in place.
+    fn write_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        self.write(sector, &frame[blkproto::HEADER_LEN..])
+    }
     /// Makes every completed write durable.
     fn flush(&mut self) -> Result<(), blkproto::Error>;
 }
@@ -74,8 +88,7 @@ fn mount_volume<D: BlockDevice>(cache: &Rc<RefCell<BlockCache<D>>>) -> Result<Vo
     let shared: SharedCache = cache.clone();
     let fs = lamfat::FileSystem::new(Storage::new(shared.clone()), lamfat::FsOptions::new())
         .map_err(ops::fs_error)?;
-    let cluster = u64::from(fs.cluster_size());
-    Ok(Volume::new(fs, |_| OpenFiles::new(shared, cluster)))
+    Ok(Volume::new(fs, |_| OpenFiles::new(shared)))
 }
 
 /// Refuses a volume whose boot sector claims more sectors than the device has (a truncated
@@ -133,15 +146,42 @@ impl<D: BlockDevice> FatServer<D> {
         Ok(FatServer {
             cache,
             vol: Some(vol),
-            scratch: vec![0; fsproto::MAX_DATA],
+            // Room for the device's header before a read's data (`BlockDevice::read_framed`).
+            scratch: vec![0; blkproto::HEADER_LEN + fsproto::MAX_DATA],
         })
     }
 
     /// Decodes one request, carries it out and encodes the reply into `out` (at least
     /// [`fsproto::MAX_MESSAGE`] bytes); returns the reply's length. Undecodable input gets the
-    /// reply of its operation with the error, or a rejection.
-    pub fn serve(&mut self, msg: &[u8], out: &mut [u8]) -> usize {
+    /// reply of its operation with the error, or a rejection. The request's bytes may be
+    /// overwritten: a write's data goes on to the device from where it lies, with the block
+    /// protocol's header written before it.
+    pub fn serve(&mut self, msg: &mut [u8], out: &mut [u8]) -> usize {
+        if let Ok(Request::Write {
+            id,
+            path,
+            offset,
+            data,
+        }) = Request::decode(msg)
+        {
+            // The data ends the message; the room before it overlaps the path, so the path
+            // is kept aside.
+            let at = msg.len() - data.len();
+            let path = String::from(path);
+            let result = self.write_in_place(&path, offset, &mut msg[at - ops::ROOM..]);
+            let reply = Reply::Write { id, result };
+            return reply.encode(out).unwrap_or(0);
+        }
         let reply = match Request::decode(msg) {
+            Ok(Request::Read {
+                id,
+                path,
+                offset,
+                len,
+            }) => match self.read_in_place(id, path, offset, len, out) {
+                Ok(n) => return n,
+                Err(e) => Reply::Read { id, result: Err(e) },
+            },
             Ok(req) => self.handle(&req),
             Err(e) => {
                 let id = fsproto::peek_id(msg).unwrap_or(0);
@@ -164,6 +204,33 @@ impl<D: BlockDevice> FatServer<D> {
             .encode(out)
             .unwrap_or(0),
         }
+    }
+
+    /// A read, its reply built in `out`: the file's bytes are read straight to where the
+    /// reply carries them, then the header is written before them; returns the reply's length.
+    fn read_in_place(
+        &mut self,
+        id: u32,
+        path: &str,
+        offset: u64,
+        len: u32,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let vol = self.vol.as_mut().ok_or(Error::Io)?;
+        if out.len() < fsproto::HEADER_LEN + len as usize {
+            return Err(Error::TooBig);
+        }
+        let (n, size) = vol.with_dependent_mut(|fs, files| {
+            ops::read_in_place(fs, files, path, offset, len, out)
+        })?;
+        Reply::encode_read_in_place(out, id, size, n).map_err(|_| Error::TooBig)
+    }
+
+    /// A write of `frame[ops::ROOM..]` at `offset` of the file at `path`; the device may
+    /// overwrite the room before each piece it is given.
+    fn write_in_place(&mut self, path: &str, offset: u64, frame: &mut [u8]) -> Result<u64, Error> {
+        let vol = self.vol.as_mut().ok_or(Error::Io)?;
+        vol.with_dependent_mut(|fs, files| ops::write_in_place(fs, files, path, offset, frame))
     }
 
     /// Carries out one decoded request.

@@ -174,21 +174,28 @@ fn time_of(t: lamfat::DateTime) -> Time {
     }
 }
 
-fn stat(fs: &Fs, p: &str) -> Result<Stat, Error> {
-    Ok(match resolve(fs, p)? {
-        Node::Root => Stat {
+/// The stat of a checked path. A file is opened too (kept among the open files), since what
+/// usually follows a stat is reading the file, which then needs no walk of its path.
+fn stat<'a>(fs: &'a Fs, files: &mut OpenFiles<'a>, p: &str) -> Result<Stat, Error> {
+    if path::components(p).next().is_none() {
+        return Ok(Stat {
             kind: Kind::Dir,
             size: 0,
             read_only: false,
             modified: Time::default(),
-        },
-        Node::Entry(e) => Stat {
-            kind: if e.is_dir() { Kind::Dir } else { Kind::File },
-            size: if e.is_dir() { 0 } else { e.len() },
-            read_only: e.attributes().contains(lamfat::FileAttributes::READ_ONLY),
-            modified: time_of(e.modified()),
-        },
-    })
+        });
+    }
+    let (e, key) = resolve_keyed(fs, p)?;
+    let stat = Stat {
+        kind: if e.is_dir() { Kind::Dir } else { Kind::File },
+        size: if e.is_dir() { 0 } else { e.len() },
+        read_only: e.attributes().contains(lamfat::FileAttributes::READ_ONLY),
+        modified: time_of(e.modified()),
+    };
+    if !e.is_dir() {
+        files.adopt(e, key);
+    }
+    Ok(stat)
 }
 
 fn read<'a, 's>(
@@ -205,10 +212,38 @@ fn read<'a, 's>(
             return Ok((0, size));
         }
         let want = (len as u64).min(size - offset) as usize;
-        of.read(disk, offset, &mut scratch[..want])?;
+        of.read_framed(disk, offset, &mut scratch[..ROOM + want])?;
         Ok((want, size))
     })?;
-    Ok((&scratch[..want], size))
+    Ok((&scratch[ROOM..ROOM + want], size))
+}
+
+/// The room a device may use before the data of a framed read or write
+/// (`BlockDevice::read_framed`, `BlockDevice::write_framed`).
+pub(crate) const ROOM: usize = blkproto::HEADER_LEN;
+
+/// A read into `out`: the data at `out[fsproto::HEADER_LEN..]` (the reply's place for it),
+/// the bytes before it free for the device to use; returns the bytes read and the file's size.
+pub(crate) fn read_in_place<'a>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
+    p: &str,
+    offset: u64,
+    len: u32,
+    out: &mut [u8],
+) -> Result<(usize, u64), Error> {
+    // The device's room lies inside the reply's header.
+    const { assert!(ROOM <= fsproto::HEADER_LEN) };
+    let at = fsproto::HEADER_LEN - ROOM;
+    files.with(fs, p, |of, disk| {
+        let size = of.size;
+        if offset >= size {
+            return Ok((0, size));
+        }
+        let want = (len as u64).min(size - offset) as usize;
+        of.read_framed(disk, offset, &mut out[at..fsproto::HEADER_LEN + want])?;
+        Ok((want, size))
+    })
 }
 
 /// Zeros for filling gaps.
@@ -239,6 +274,45 @@ fn write<'a>(
             files::seek(f, offset)?;
         }
         f.write_all(data).map_err(fs_error)?;
+        // The directory entry (size, time) is written now, so other requests see it.
+        f.flush().map_err(fs_error)?;
+        of.size = size.max(end);
+        Ok(of.size)
+    })
+}
+
+/// A write of `frame[ROOM..]` at `offset`, as [`write`] does, the data sent on to the device
+/// from the frame (each piece's header written in the room before it, which belongs to the
+/// piece before, already written).
+pub(crate) fn write_in_place<'a>(
+    fs: &'a Fs,
+    files: &mut OpenFiles<'a>,
+    p: &str,
+    offset: u64,
+    frame: &mut [u8],
+) -> Result<u64, Error> {
+    let len = (frame.len() - ROOM) as u64;
+    files.with(fs, p, |of, disk| {
+        let size = of.size;
+        if len == 0 {
+            return Ok(size);
+        }
+        let end = offset.checked_add(len).ok_or(Error::TooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Error::TooBig);
+        }
+        let f = &mut of.file;
+        if offset > size {
+            // lamfat seeks no further than the end: fill the gap with zeros.
+            files::seek(f, size)?;
+            fill_zeros(f, offset - size)?;
+        } else {
+            files::seek(f, offset)?;
+        }
+        f.write_placed(len as usize, |at, from, n| {
+            disk.write_framed(at, &mut frame[from..ROOM + from + n])
+        })
+        .map_err(fs_error)?;
         // The directory entry (size, time) is written now, so other requests see it.
         f.flush().map_err(fs_error)?;
         of.size = size.max(end);
@@ -433,7 +507,7 @@ pub(crate) fn handle<'a, 's>(
         },
         Request::Stat { path, .. } => Reply::Stat {
             id,
-            result: stat(fs, path),
+            result: stat(fs, files, path),
         },
         Request::Read {
             path, offset, len, ..
@@ -457,7 +531,7 @@ pub(crate) fn handle<'a, 's>(
         },
         Request::Readdir { path, cursor, .. } => Reply::Readdir {
             id,
-            result: readdir(fs, path, cursor, scratch),
+            result: readdir(fs, path, cursor, &mut scratch[..fsproto::MAX_DATA]),
         },
         Request::Remove { path, .. } => Reply::Remove {
             id,

@@ -4,6 +4,11 @@
 //! other change, a short last block works, and many blocks stay findable (the hash index).
 use fatserve::{BLOCK_BYTES, BlockCache, BlockDevice};
 
+/// Blocks one device request moves (the block protocol's largest message).
+const RUN: usize = blkproto::MAX_DATA / BLOCK_BYTES;
+/// The smallest cache: two requests' worth of blocks.
+const SMALL: usize = 2 * RUN;
+
 /// A RAM disk that logs every request as (kind, first sector, sectors).
 struct Mem {
     data: Vec<u8>,
@@ -41,6 +46,17 @@ impl BlockDevice for Mem {
         self.log.push(('f', 0, 0));
         Ok(())
     }
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // The room before the data is the device's: scribbled on, as a reply's header would.
+        let (room, data) = frame.split_at_mut(blkproto::HEADER_LEN);
+        room.fill(0xEE);
+        self.read(sector, data)
+    }
+    fn write_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        let (room, data) = frame.split_at_mut(blkproto::HEADER_LEN);
+        room.fill(0xEE);
+        self.write(sector, data)
+    }
 }
 
 fn writes(c: &mut BlockCache<Mem>) -> Vec<u64> {
@@ -76,26 +92,31 @@ fn writes_wait_for_flush() {
 
 #[test]
 fn least_recently_used_is_evicted_and_written_back() {
-    let mut c = BlockCache::new(Mem::new(4096), 16).unwrap();
+    let n = SMALL as u64;
+    let mut c = BlockCache::new(Mem::new(4096), SMALL).unwrap();
     let mut b = [0u8; 1];
-    // Blocks 0..16 (non-sequential order so there is no read-ahead), block 3 dirty.
-    for blk in (0..16u64).rev() {
+    // Blocks 0..n (non-sequential order so there is no read-ahead), block 3 dirty.
+    for blk in (0..n).rev() {
         c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
     }
     c.write_at(3 * BLOCK_BYTES as u64, b"d").unwrap();
-    // Touch everything but block 15 (the oldest read), then miss on block 100.
-    for blk in 0..15u64 {
+    // Touch everything but block n - 1 (the oldest read), then miss on block 100.
+    for blk in 0..n - 1 {
         c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
     }
     let misses = c.stats().misses;
     c.read_at(100 * BLOCK_BYTES as u64, &mut b).unwrap();
     assert_eq!(c.stats().misses, misses + 1);
     c.read_at(3 * BLOCK_BYTES as u64, &mut b).unwrap();
-    assert_eq!(c.stats().misses, misses + 1, "block 3 was evicted, not 15");
-    c.read_at(15 * BLOCK_BYTES as u64, &mut b).unwrap();
-    assert_eq!(c.stats().misses, misses + 2, "block 15 is still cached");
+    assert_eq!(
+        c.stats().misses,
+        misses + 1,
+        "block 3 was evicted, not n - 1"
+    );
+    c.read_at((n - 1) * BLOCK_BYTES as u64, &mut b).unwrap();
+    assert_eq!(c.stats().misses, misses + 2, "block n - 1 is still cached");
     // Fill with other blocks until the dirty one goes: it reaches the device then.
-    for blk in 200..220u64 {
+    for blk in 200..200 + n + 4 {
         c.read_at(blk * BLOCK_BYTES as u64 * 2, &mut b).unwrap();
     }
     assert_eq!(writes(&mut c), [24]);
@@ -107,9 +128,9 @@ fn sequential_misses_read_ahead() {
     let mut c = BlockCache::new(Mem::new(8192), 64).unwrap();
     let mut buf = vec![0; 64 * BLOCK_BYTES];
     c.read_at(0, &mut buf).unwrap();
-    // The first miss reads one block, the following ones 32 KiB at a time.
-    assert_eq!(c.stats().device_reads, 1 + 63usize.div_ceil(8) as u64);
-    assert!(c.device().log.iter().all(|e| e.2 <= 64));
+    // The first miss reads one block, the following ones a request's worth at a time.
+    assert_eq!(c.stats().device_reads, 1 + 63usize.div_ceil(RUN) as u64);
+    assert!(c.device().log.iter().all(|e| e.2 <= RUN * 8));
     for (i, chunk) in buf.chunks(512).enumerate() {
         assert!(chunk.iter().all(|&x| x == i as u8), "sector {i}");
     }
@@ -117,12 +138,12 @@ fn sequential_misses_read_ahead() {
 
 #[test]
 fn boot_block_reaches_the_device_first() {
-    let mut c = BlockCache::new(Mem::new(4096), 16).unwrap();
+    let mut c = BlockCache::new(Mem::new(4096), SMALL).unwrap();
     c.write_at(70 * BLOCK_BYTES as u64, b"data").unwrap();
     c.write_at(65, &[1]).unwrap();
-    // Evict block 70 (the oldest) by reading 15 others.
+    // Evict block 70 (the oldest) by reading all the other slots' worth of blocks.
     let mut b = [0u8; 1];
-    for blk in (100..130u64).step_by(2) {
+    for blk in (100..100 + 2 * (SMALL as u64 - 1)).step_by(2) {
         c.read_at(blk * BLOCK_BYTES as u64, &mut b).unwrap();
     }
     assert_eq!(writes(&mut c), [0, 560]);
@@ -155,19 +176,24 @@ fn write_requests(c: &mut BlockCache<Mem>) -> Vec<(u64, usize)> {
 #[test]
 fn neighbouring_dirty_blocks_are_written_together() {
     let mut c = BlockCache::new(Mem::new(8192), 64).unwrap();
-    // Blocks 5..=7, 9, and 20..=31 (more than one request holds), written out of order.
-    for blk in [
-        9u64, 6, 5, 7, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
-    ] {
+    // Blocks 5..=7, 9, and RUN + 4 from 20 on (more than one request holds), written out of
+    // order.
+    let last = 20 + RUN as u64 + 3;
+    for blk in [9u64, 6, 5, 7].into_iter().chain((20..=last).rev()) {
         c.write_at(blk * BLOCK_BYTES as u64 + 10, &[blk as u8; 3])
             .unwrap();
     }
     c.flush().unwrap();
     assert_eq!(
         write_requests(&mut c),
-        [(40, 24), (72, 8), (160, 64), (224, 32)]
+        [
+            (40, 24),
+            (72, 8),
+            (160, RUN * 8),
+            (160 + RUN as u64 * 8, 32)
+        ]
     );
-    for blk in [5u64, 6, 7, 9, 20, 25, 31] {
+    for blk in [5u64, 6, 7, 9, 20, 25, last] {
         let at = (blk * BLOCK_BYTES as u64 + 10) as usize;
         assert_eq!(c.device().data[at..at + 3], [blk as u8; 3], "block {blk}");
     }
@@ -178,15 +204,15 @@ fn neighbouring_dirty_blocks_are_written_together() {
 
 #[test]
 fn eviction_writes_the_run_after_the_victim() {
-    let mut c = BlockCache::new(Mem::new(8192), 16).unwrap();
-    // A sequential write of 64 blocks through a 16-block cache.
+    let mut c = BlockCache::new(Mem::new(8192), SMALL).unwrap();
+    // A sequential write of 64 blocks through the smallest cache.
     let data: Vec<u8> = (0..64 * BLOCK_BYTES).map(|i| (i / 4093) as u8).collect();
     c.write_at(0, &data).unwrap();
     c.flush().unwrap();
     let w = write_requests(&mut c);
-    // Block 0 on its own (it goes first), then 32 KiB requests.
+    // Block 0 on its own (it goes first), then requests of a run each.
     assert_eq!(w[0], (0, 8));
-    assert!(w.len() <= 1 + 63usize.div_ceil(8) + 1, "{w:?}");
+    assert!(w.len() <= 1 + 63usize.div_ceil(RUN) + 1, "{w:?}");
     assert_eq!(c.device().data[..data.len()], data[..]);
 }
 
@@ -317,4 +343,129 @@ fn a_sequential_write_in_sectors_reads_nothing() {
     assert_eq!(c.stats().device_reads, 0);
     assert!(write_requests(&mut c).len() <= 64 / 8 + 2);
     assert_eq!(c.device().data[BLOCK_BYTES..][..data.len()], data[..]);
+}
+
+#[test]
+fn write_through_sends_whole_sectors_at_once_after_the_boot_block() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    c.write_at(0, b"dirty flag").unwrap();
+    // A request's worth of sectors and 18 more from sector 9, 100 bytes before them and 10
+    // after.
+    let sectors = RUN * 8 + 18;
+    let data: Vec<u8> = (0..100 + sectors * 512 + 10)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let pos = 9 * 512 - 100;
+    assert_eq!(c.write_through(pos, &data).unwrap(), data.len());
+    // The boot block first, then the sectors in requests of at most a run; the edges wait in
+    // the cache.
+    let reqs: Vec<_> = c
+        .device()
+        .log
+        .iter()
+        .filter(|e| e.0 == 'w')
+        .copied()
+        .collect();
+    let second = 9 + RUN as u64 * 8;
+    assert_eq!(reqs, [('w', 0, 8), ('w', 9, RUN * 8), ('w', second, 18)]);
+    let mut back = vec![0; data.len()];
+    c.read_at(pos, &mut back).unwrap();
+    assert_eq!(back, data);
+    c.flush().unwrap();
+    let at = pos as usize;
+    assert_eq!(&c.device().data[at..at + data.len()], &data[..]);
+}
+
+#[test]
+fn write_through_updates_cached_copies() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    // Blocks 1 (dirty, in part), 2 (clean) and 3 (dirty) cached.
+    c.write_at(BLOCK_BYTES as u64, &[1; 100]).unwrap();
+    let mut b = [0u8; 1];
+    c.read_at(2 * BLOCK_BYTES as u64, &mut b).unwrap();
+    c.write_at(3 * BLOCK_BYTES as u64 + 7, &[3; 9]).unwrap();
+    // Sectors from the middle of block 1 to the middle of block 3.
+    let pos = BLOCK_BYTES as u64 + 4 * 512;
+    c.write_through(pos, &[9; 2 * BLOCK_BYTES]).unwrap();
+    let mut back = vec![0u8; 4 * BLOCK_BYTES];
+    c.read_at(0, &mut back).unwrap();
+    let b1 = &back[BLOCK_BYTES..2 * BLOCK_BYTES];
+    assert_eq!(&b1[..100], &[1; 100][..]);
+    assert!(b1[4 * 512..].iter().all(|&x| x == 9));
+    assert!(
+        back[2 * BLOCK_BYTES..3 * BLOCK_BYTES]
+            .iter()
+            .all(|&x| x == 9)
+    );
+    let b3 = &back[3 * BLOCK_BYTES..];
+    assert!(b3[..4 * 512].iter().all(|&x| x == 9));
+    // Past the new sectors, block 3 keeps the device's bytes (Mem fills each sector with its
+    // number).
+    assert_eq!(b3[4 * 512], 3 * 8 + 4);
+    c.flush().unwrap();
+    let d = &c.device().data;
+    assert_eq!(&d[BLOCK_BYTES..BLOCK_BYTES + 100], &[1; 100][..]);
+    assert!(
+        d[pos as usize..pos as usize + 2 * BLOCK_BYTES]
+            .iter()
+            .all(|&x| x == 9)
+    );
+}
+
+#[test]
+fn read_through_writes_dirty_blocks_first_and_reads_sectors_at_once() {
+    let mut c = BlockCache::new(Mem::new(1024), 16).unwrap();
+    c.write_at(5 * BLOCK_BYTES as u64 + 3, b"newer").unwrap();
+    let pos = 4 * BLOCK_BYTES as u64 + 200;
+    let mut buf = vec![0u8; 3 * BLOCK_BYTES];
+    assert_eq!(c.read_through(pos, &mut buf).unwrap(), buf.len());
+    let at = 5 * BLOCK_BYTES - (4 * BLOCK_BYTES + 200) + 3;
+    assert_eq!(&buf[at..at + 5], b"newer");
+    // Sector contents of the device elsewhere (Mem fills each sector with its number).
+    assert_eq!(buf[0], (pos / 512) as u8);
+    assert_eq!(
+        buf[buf.len() - 1],
+        ((pos + buf.len() as u64 - 1) / 512) as u8
+    );
+    // The dirty block went first; the whole sectors came in one request.
+    let log = &c.device().log;
+    let at = |e| log.iter().position(|x| *x == e);
+    assert!(at(('w', 40, 8)) < at(('r', 33, 23)), "{log:?}");
+    assert!(at(('w', 40, 8)).is_some(), "{log:?}");
+}
+
+#[test]
+fn framed_transfers_keep_every_byte() {
+    const ROOM: usize = blkproto::HEADER_LEN;
+    let mut c = BlockCache::new(Mem::new(1024), SMALL).unwrap();
+    // Cached first: block 2 dirty in part, block 5 clean.
+    c.write_at(2 * BLOCK_BYTES as u64 + 1000, &[5; 10]).unwrap();
+    let mut b = [0u8; 1];
+    c.read_at(5 * BLOCK_BYTES as u64, &mut b).unwrap();
+    // Two requests' worth and more from the middle of a sector of block 1: three device
+    // requests, a cached edge at each end.
+    let pos = BLOCK_BYTES as u64 + 300;
+    let data: Vec<u8> = (0..2 * blkproto::MAX_DATA + 6000)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
+    let mut frame = vec![0u8; ROOM + data.len()];
+    frame[ROOM..].copy_from_slice(&data);
+    c.write_through_framed(pos, &mut frame).unwrap();
+    let writes = c.device().log.iter().filter(|e| e.0 == 'w').count();
+    assert_eq!(writes, 3);
+    let mut back = vec![0u8; data.len()];
+    c.read_at(pos, &mut back).unwrap();
+    assert!(back == data, "through the cache");
+    let mut frame = vec![0u8; ROOM + data.len()];
+    c.read_through_framed(pos, &mut frame).unwrap();
+    assert!(frame[ROOM..] == data[..], "read framed");
+    c.flush().unwrap();
+    let at = pos as usize;
+    assert!(
+        c.device().data[at..at + data.len()] == data[..],
+        "on the device"
+    );
+    // Past the end of the device: refused, nothing read.
+    let mut frame = vec![0u8; ROOM + 4096];
+    assert!(c.read_through_framed(1024 * 512 - 100, &mut frame).is_err());
 }

@@ -547,3 +547,36 @@ fn random_reads_walk_the_chain_once() {
     // first cluster for each read would cost about 4,096 look-ups per read.
     assert!(n < 8192 + 200 * 20, "{n} look-ups for 200 random reads");
 }
+
+#[test]
+fn a_stat_opens_the_file_for_the_reads_after_it() {
+    if !have_tools() {
+        return;
+    }
+    let dir = scratch("open-stat");
+    let img = image(&dir, 64 * 1024, 32);
+    let mut c = mount(&img);
+    c.mkdir("/deep").unwrap();
+    c.mkdir("/deep/er").unwrap();
+    let data = contents(100_000, 3);
+    c.put("/deep/er/file.bin", &data).unwrap();
+    // fsync closes every open file: each read below starts from a closed file.
+    c.fsync().unwrap();
+    let cold = lookups(&mut c, |c| {
+        assert!(c.read_all("/DEEP/er/file.bin").unwrap() == data);
+    });
+    c.fsync().unwrap();
+    let st = c.stat("/deep/er/file.bin").unwrap();
+    assert_eq!((st.kind, st.size), (Kind::File, data.len() as u64));
+    let after_stat = lookups(&mut c, |c| {
+        assert!(c.read_all("/DEEP/er/file.bin").unwrap() == data);
+    });
+    assert!(
+        after_stat < cold,
+        "{after_stat} look-ups after a stat, {cold} without"
+    );
+    // A directory's stat opens nothing; the root's neither.
+    assert_eq!(c.stat("/deep").unwrap().kind, Kind::Dir);
+    assert_eq!(c.stat("/").unwrap().kind, Kind::Dir);
+    assert_eq!(c.read("/deep", 0, 1), Err(Error::IsADirectory));
+}

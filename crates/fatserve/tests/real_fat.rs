@@ -283,15 +283,16 @@ fn directory_pages_list_every_entry_once() {
     mkfs(&img, 64 * 1024, 32);
     let mut c = mount(&img);
     c.mkdir("/many").unwrap();
-    let names: Vec<String> = (0..400)
-        .map(|i| format!("entry {i:03} {}", "x".repeat(60 + i % 40)))
+    // More names than one page (60 KiB) holds.
+    let names: Vec<String> = (0..600)
+        .map(|i| format!("entry {i:03} {}", "x".repeat(100 + i % 40)))
         .collect();
     for n in &names {
         c.create(&format!("/many/{n}"), 0).unwrap();
     }
     let (first, next) = c.readdir("/many", 0).unwrap();
     assert!(
-        next != fsproto::END_CURSOR && first.len() < 400,
+        next != fsproto::END_CURSOR && first.len() < names.len(),
         "one page holds all"
     );
     let all = c.ls("/many").unwrap();
@@ -303,7 +304,7 @@ fn directory_pages_list_every_entry_once() {
     c.fsync().unwrap();
     drop(c);
     let listing = run("mdir", &["-i", img.to_str().unwrap(), "-b", "::/many"]);
-    assert_eq!(listing.lines().count(), 400, "{listing}");
+    assert_eq!(listing.lines().count(), names.len(), "{listing}");
     fsck(&img).expect("clean");
 }
 

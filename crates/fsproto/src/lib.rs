@@ -25,7 +25,7 @@ pub const VERSION: u8 = 1;
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 24;
 /// Most data bytes one read or write moves, and most bytes of entries in a directory page.
-pub const MAX_DATA: usize = 32 * 1024;
+pub const MAX_DATA: usize = 60 * 1024;
 /// The largest message this protocol produces; a receive buffer of this size always suffices.
 pub const MAX_MESSAGE: usize = HEADER_LEN + 2 * path::MAX_PATH + MAX_DATA;
 /// Bytes of a [`Stat`] on the wire.

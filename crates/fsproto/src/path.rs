@@ -15,19 +15,38 @@ pub fn check(path: &str) -> Result<(), Error> {
     if path.len() > MAX_PATH {
         return Err(Error::NameTooLong);
     }
-    let Some(rest) = path.strip_prefix('/') else {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
         return Err(Error::BadPath);
-    };
-    if rest.is_empty() {
+    }
+    if b.len() == 1 {
         return Ok(());
     }
-    for c in rest.split('/') {
-        if c.is_empty() || c == "." || c == ".." || c.contains('\0') {
-            return Err(Error::BadPath);
+    // One pass over the bytes (every request's path is checked on both ends); each component
+    // is judged when it ends, in order, as a split into components would: `len` bytes so far,
+    // `dots` of them dots.
+    let (mut len, mut dots) = (0usize, 0usize);
+    for &x in &b[1..] {
+        match x {
+            b'/' => {
+                judge(len, dots)?;
+                (len, dots) = (0, 0);
+            }
+            0 => return Err(Error::BadPath),
+            b'.' => (len, dots) = (len + 1, dots + 1),
+            _ => len += 1,
         }
-        if c.len() > MAX_NAME {
-            return Err(Error::NameTooLong);
-        }
+    }
+    judge(len, dots)
+}
+
+/// A component of `len` bytes, `dots` of them dots: none, `.` and `..` are no names.
+fn judge(len: usize, dots: usize) -> Result<(), Error> {
+    if len == 0 || (len <= 2 && dots == len) {
+        return Err(Error::BadPath);
+    }
+    if len > MAX_NAME {
+        return Err(Error::NameTooLong);
     }
     Ok(())
 }

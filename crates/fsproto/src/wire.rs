@@ -58,6 +58,21 @@ fn put(out: &mut [u8], h: Header, paths: [&str; 2], data: &[u8]) -> Result<usize
     Ok(len)
 }
 
+/// Writes a header and the paths into `out` for a message whose `data` bytes the caller puts
+/// after them; returns where the data begins.
+fn put_head(
+    out: &mut [u8],
+    h: Header,
+    paths: [&str; 2],
+    data: usize,
+) -> Result<usize, EncodeError> {
+    let head = HEADER_LEN + paths[0].len() + paths[1].len();
+    if out.len() < head + data {
+        return Err(EncodeError::BufferTooSmall);
+    }
+    put(&mut out[..head], h, paths, &[])
+}
+
 /// A parsed message: header, two path fields (possibly empty) and what follows them.
 struct Parts<'a> {
     h: Header,
@@ -233,6 +248,31 @@ impl<'a> Request<'a> {
         };
         check_path_enc(paths[0])?;
         put(out, h, paths, data)
+    }
+
+    /// Writes the header and path of a write request of `len` data bytes into `out`, which
+    /// must have room for the data after them too; returns where the data begins. With the data
+    /// placed there, `out[..returned + len]` is exactly what [`Request::encode`] writes: a
+    /// client can build the message around data it writes in place.
+    pub fn encode_write_head(
+        id: u32,
+        path: &str,
+        offset: u64,
+        len: usize,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        if len > MAX_DATA {
+            return Err(EncodeError::BadValue);
+        }
+        check_path_enc(path)?;
+        let h = Header {
+            op: Op::Write as u8,
+            id,
+            value: offset,
+            arg: len as u32,
+            ..Header::default()
+        };
+        put_head(out, h, [path, ""], len)
     }
 
     /// Parses a request; paths and data borrow from `bytes`.
@@ -527,6 +567,28 @@ impl<'a> Reply<'a> {
         };
         h.op = op as u8 | REPLY_BIT;
         put(out, h, ["", ""], data)
+    }
+
+    /// Writes the header of a successful read reply whose `len` data bytes the caller has
+    /// already placed at `out[HEADER_LEN..]` (so a driver can read a file straight into its
+    /// send buffer), for a file of `size` bytes; returns the message length.
+    pub fn encode_read_in_place(
+        out: &mut [u8],
+        id: u32,
+        size: u64,
+        len: usize,
+    ) -> Result<usize, EncodeError> {
+        if len > MAX_DATA {
+            return Err(EncodeError::BadValue);
+        }
+        let h = Header {
+            op: Op::Read as u8 | REPLY_BIT,
+            id,
+            value: size,
+            arg: len as u32,
+            ..Header::default()
+        };
+        Ok(put_head(out, h, ["", ""], len)? + len)
     }
 
     /// Parses a reply; data and directory entries borrow from `bytes`.

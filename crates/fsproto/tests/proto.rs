@@ -103,6 +103,42 @@ fn requests_round_trip() {
 }
 
 #[test]
+fn messages_built_in_place_equal_the_encoded_ones() {
+    let data: Vec<u8> = (0..MAX_DATA).map(|i| i as u8).collect();
+    for len in [0, 1, 4096, MAX_DATA] {
+        let d = &data[..len];
+        // A write request: header and path, then the data put in place.
+        let mut buf = vec![0; MAX_MESSAGE];
+        let at = Request::encode_write_head(9, "/sys/a.img", 1 << 33, len, &mut buf).unwrap();
+        buf[at..at + len].copy_from_slice(d);
+        let whole = Request::Write {
+            id: 9,
+            path: "/sys/a.img",
+            offset: 1 << 33,
+            data: d,
+        };
+        assert_eq!(buf[..at + len], enc_req(&whole)[..]);
+        // A read reply: the data first, then the header.
+        let mut out = vec![0; MAX_MESSAGE];
+        out[HEADER_LEN..HEADER_LEN + len].copy_from_slice(d);
+        let n = Reply::encode_read_in_place(&mut out, 7, 5 << 20, len).unwrap();
+        let whole = Reply::Read {
+            id: 7,
+            result: Ok((d, 5 << 20)),
+        };
+        assert_eq!(out[..n], enc_rep(&whole)[..]);
+    }
+    let mut small = vec![0; HEADER_LEN + 100];
+    assert!(Request::encode_write_head(1, "/a", 0, 100, &mut small).is_err());
+    assert!(Request::encode_write_head(1, "a", 0, 1, &mut [0; 64]).is_err());
+    assert!(
+        Request::encode_write_head(1, "/a", 0, MAX_DATA + 1, &mut vec![0; MAX_MESSAGE]).is_err()
+    );
+    assert!(Reply::encode_read_in_place(&mut small, 1, 0, 200).is_err());
+    assert!(Reply::encode_read_in_place(&mut vec![0; MAX_MESSAGE], 1, 0, MAX_DATA + 1).is_err());
+}
+
+#[test]
 fn set_id_renumbers_every_kind() {
     let data = [1u8, 2, 3];
     for mut r in all_requests(&data) {
@@ -459,8 +495,48 @@ fn malformed_replies_are_refused() {
 static DATA: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| (0..4096u32).map(|i| (i * 7) as u8).collect());
 
+/// The path rules as first written (split into components): `path::check` must agree.
+fn check_by_split(path: &str) -> Result<(), Error> {
+    if path.len() > path::MAX_PATH {
+        return Err(Error::NameTooLong);
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(Error::BadPath);
+    };
+    if rest.is_empty() {
+        return Ok(());
+    }
+    for c in rest.split('/') {
+        if c.is_empty() || c == "." || c == ".." || c.contains('\0') {
+            return Err(Error::BadPath);
+        }
+        if c.len() > path::MAX_NAME {
+            return Err(Error::NameTooLong);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn path_check_agrees_with_the_rules(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just("/".to_string()),
+                Just(".".to_string()),
+                Just("\0".to_string()),
+                Just("é".to_string()),
+                "[a-z]{1,8}",
+                (700usize..800).prop_map(|n| "x".repeat(n)),
+            ],
+            0..12,
+        )
+    ) {
+        let p: String = parts.concat();
+        prop_assert_eq!(path::check(&p), check_by_split(&p), "{:?}", p);
+    }
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

@@ -159,7 +159,7 @@ pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
         "capacity: {:?}",
         decode(&bytes)
     );
-    // Known sectors: the first, a full 32 KiB read, the last.
+    // Known sectors: the first, a read of the most sectors a request takes, the last.
     expect_pristine(c, 2, 0, 1)?;
     expect_pristine(c, 3, 100, blkproto::MAX_SECTORS)?;
     expect_pristine(c, 4, SECTORS - 1, 1)?;
@@ -232,7 +232,7 @@ pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
         },
     )?;
     expect_error(&r, Error::OutOfRange)?;
-    // Malformed: not a message at all, a read of 0 and of 65 sectors.
+    // Malformed: not a message at all, a read of 0 sectors and of one more than a request takes.
     send_raw(c, b"not a block request".to_vec())?;
     expect_error(
         &recv(c).map_err(|e| format!("garbage: {e}"))?,
@@ -246,7 +246,8 @@ pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
     }
     .encode(&mut header)
     .map_err(|e| format!("{e:?}"))?;
-    for (count, want) in [(0u32, Error::BadRequest), (65, Error::TooBig)] {
+    let over = blkproto::MAX_SECTORS + 1;
+    for (count, want) in [(0u32, Error::BadRequest), (over, Error::TooBig)] {
         header[16..20].copy_from_slice(&count.to_le_bytes());
         send_raw(c, header.clone())?;
         let r = recv(c).map_err(|e| format!("count {count}: {e}"))?;

@@ -7,10 +7,15 @@
 //! changes the volume ends with an `fsync`, so it returns only once the change is on the
 //! device: a driver that dies (or a machine that stops) afterwards loses nothing of it.
 use super::{MAX_MODULE_BYTES, gone};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use fsproto::{Kind, Reply, Request};
+
+/// Requests a whole-file read or write keeps in flight: the driver finds the next one queued
+/// when it has answered one, so neither side goes to sleep and is woken again per request.
+const IN_FLIGHT: usize = 2;
 
 /// How long one request may wait for its reply, unless [`wait_without_deadline`] was called.
 const REPLY_TIMEOUT_NS: u64 = 20_000_000_000;
@@ -111,6 +116,10 @@ fn fs_error(e: fsproto::Error) -> FsError {
     }
 }
 
+fn encode_error(e: fsproto::EncodeError) -> FsError {
+    FsError::Io(alloc::format!("cannot encode a request: {e:?}"))
+}
+
 /// Checks `path` before anything is sent, so that a bad one costs no round trip.
 fn check(path: &str) -> Result<(), FsError> {
     fsproto::path::check(path).map_err(FsError::BadPath)
@@ -136,18 +145,43 @@ impl Client {
     /// of the wrong kind.
     fn call<T>(
         &mut self,
-        mut req: Request<'_>,
+        req: Request<'_>,
         f: impl FnOnce(Reply<'_>) -> Option<Result<T, FsError>>,
     ) -> Result<T, FsError> {
-        self.next_id = self.next_id.wrapping_add(1);
-        let id = self.next_id;
+        let id = self.send(req)?;
+        self.await_reply(id, f)
+    }
+
+    /// Sends `req` under a new id, which it returns; the reply is [`Client::await_reply`]'s.
+    fn send(&mut self, mut req: Request<'_>) -> Result<u32, FsError> {
+        let id = self.new_id();
         req.set_id(id);
-        let len = req
-            .encode(&mut self.buf)
-            .map_err(|e| FsError::Io(alloc::format!("cannot encode a request: {e:?}")))?;
+        let len = req.encode(&mut self.buf).map_err(encode_error)?;
+        self.send_encoded(self.buf[..len].to_vec())?;
+        Ok(id)
+    }
+
+    /// The id of the next request.
+    fn new_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    /// Sends the encoded request `msg`.
+    fn send_encoded(&mut self, msg: Vec<u8>) -> Result<(), FsError> {
         self.chan
-            .send(channel::Message::new(self.buf[..len].to_vec(), Vec::new()))
-            .map_err(|_| FsError::Io(gone()))?;
+            .send(channel::Message::new(msg, Vec::new()))
+            .map_err(|_| FsError::Io(gone()))
+    }
+
+    /// Waits for the reply to request `id` (the next one on the channel: the driver answers a
+    /// channel's requests in order) and runs `f` on it; `f` answers `None` for a reply of the
+    /// wrong kind.
+    fn await_reply<T>(
+        &mut self,
+        id: u32,
+        f: impl FnOnce(Reply<'_>) -> Option<Result<T, FsError>>,
+    ) -> Result<T, FsError> {
         let deadline = if NO_DEADLINE.load(Ordering::Relaxed) {
             abi::syscall::DEADLINE_NEVER
         } else {
@@ -263,27 +297,44 @@ pub fn read_file_with(
     if size > max {
         return Err(FsError::TooBig { size, limit: max });
     }
-    let mut offset = 0;
+    // Reads are asked ahead (IN_FLIGHT at a time); the answers come in order.
+    let mut asked: VecDeque<(u32, u64, u32)> = VecDeque::with_capacity(IN_FLIGHT);
+    let (mut next, mut offset) = (0u64, 0u64);
     while offset < size {
-        let want = (size - offset).min(fsproto::MAX_DATA as u64) as u32;
-        let req = Request::Read {
-            id: 0,
-            path,
-            offset,
-            len: want,
+        while asked.len() < IN_FLIGHT && next < size {
+            let want = (size - next).min(fsproto::MAX_DATA as u64) as u32;
+            let req = Request::Read {
+                id: 0,
+                path,
+                offset: next,
+                len: want,
+            };
+            asked.push_back((c.send(req)?, next, want));
+            next += u64::from(want);
+        }
+        let Some((id, at, want)) = asked.pop_front() else {
+            break;
         };
-        offset += c.call(req, |r| match r {
+        let got = c.await_reply(id, |r| match r {
             Reply::Read { result, .. } => Some(match result {
                 Ok((data, now))
                     if now == size && !data.is_empty() && data.len() <= want as usize =>
                 {
-                    piece(size, offset, data).map(|()| data.len() as u64)
+                    piece(size, at, data).map(|()| data.len() as u64)
                 }
                 Ok(_) => Err(FsError::Io("the file changed while it was read".into())),
                 Err(e) => Err(read_error(e)),
             }),
             _ => None,
         })?;
+        offset = at + got;
+        if got < u64::from(want) {
+            // A short answer: the reads asked after it start at the wrong places.
+            while let Some((id, ..)) = asked.pop_front() {
+                c.await_reply(id, |_| Some(Ok(())))?;
+            }
+            next = offset;
+        }
     }
     Ok(size)
 }
@@ -294,9 +345,10 @@ pub fn read_file_with(
 /// see [`mkdir_all`]). When a write fails the partial file is removed if the driver still
 /// answers, so that a full volume does not stay full of it.
 pub fn write_file(path: &str, bytes: &[u8]) -> Result<(), FsError> {
-    write_file_with(path, bytes.len() as u64, |offset, buf| {
+    // Each piece is copied once, from `bytes` into its message.
+    write_whole(path, bytes.len() as u64, |offset, len, msg| {
         let at = offset as usize;
-        buf.copy_from_slice(&bytes[at..at + buf.len()]);
+        msg.extend_from_slice(&bytes[at..at + len]);
         Ok(())
     })
 }
@@ -310,6 +362,20 @@ pub fn write_file_with(
     size: u64,
     mut fill: impl FnMut(u64, &mut [u8]) -> Result<(), FsError>,
 ) -> Result<(), FsError> {
+    write_whole(path, size, |offset, len, msg| {
+        let at = msg.len();
+        msg.resize(at + len, 0);
+        fill(offset, &mut msg[at..])
+    })
+}
+
+/// [`write_file`] with the data of each piece appended to its message by `put(offset, len,
+/// message)`, which adds exactly `len` bytes.
+fn write_whole(
+    path: &str,
+    size: u64,
+    mut put: impl FnMut(u64, usize, &mut Vec<u8>) -> Result<(), FsError>,
+) -> Result<(), FsError> {
     check(path)?;
     let mut c = Client::new()?;
     let create = Request::Create {
@@ -322,7 +388,7 @@ pub fn write_file_with(
         fsproto::Error::NotFound => FsError::NoParent,
         e => fs_error(e),
     })?;
-    if let Err(e) = write_pieces(&mut c, path, size, &mut fill) {
+    if let Err(e) = write_pieces(&mut c, path, size, &mut put) {
         if let Ok(Ok(())) = c.simple(Request::Remove { id: 0, path }) {
             let _ = c.fsync();
         }
@@ -331,33 +397,46 @@ pub fn write_file_with(
     c.fsync()
 }
 
-/// The writes of [`write_file_with`], in order from offset 0 into the emptied file.
+/// The writes of [`write_whole`], in order from offset 0 into the emptied file; each message
+/// is built where it is sent from (header and path, then the data `put` appends).
 fn write_pieces(
     c: &mut Client,
     path: &str,
     size: u64,
-    fill: &mut impl FnMut(u64, &mut [u8]) -> Result<(), FsError>,
+    put: &mut impl FnMut(u64, usize, &mut Vec<u8>) -> Result<(), FsError>,
 ) -> Result<(), FsError> {
-    let mut buf = alloc::vec![0u8; (size as usize).min(fsproto::MAX_DATA)];
+    // Writes are sent ahead (IN_FLIGHT at a time); the answers come in order.
+    let mut asked: VecDeque<(u32, u64)> = VecDeque::with_capacity(IN_FLIGHT);
     let mut offset = 0u64;
-    while offset < size {
-        let data = &mut buf[..(size - offset).min(fsproto::MAX_DATA as u64) as usize];
-        fill(offset, data)?;
-        let end = offset + data.len() as u64;
-        let req = Request::Write {
-            id: 0,
-            path,
-            offset,
-            data,
+    while offset < size || !asked.is_empty() {
+        if offset < size && asked.len() < IN_FLIGHT {
+            let len = (size - offset).min(fsproto::MAX_DATA as u64) as usize;
+            let id = c.new_id();
+            let head = Request::encode_write_head(id, path, offset, len, &mut c.buf)
+                .map_err(encode_error)?;
+            let mut msg = Vec::new();
+            msg.try_reserve_exact(head + len)
+                .map_err(|_| FsError::Io(alloc::format!("no kernel memory for {len} bytes")))?;
+            msg.extend_from_slice(&c.buf[..head]);
+            put(offset, len, &mut msg)?;
+            if msg.len() != head + len {
+                return Err(FsError::Io("a piece of the wrong size".into()));
+            }
+            c.send_encoded(msg)?;
+            offset += len as u64;
+            asked.push_back((id, offset));
+            continue;
+        }
+        let Some((id, end)) = asked.pop_front() else {
+            break;
         };
-        let now = c.call(req, |r| match r {
+        let now = c.await_reply(id, |r| match r {
             Reply::Write { result, .. } => Some(result.map_err(fs_error)),
             _ => None,
         })?;
         if now != end {
             return Err(FsError::Io("the file changed while it was written".into()));
         }
-        offset = end;
     }
     Ok(())
 }

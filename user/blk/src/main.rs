@@ -156,8 +156,14 @@ pub extern "C" fn main(_arg: u64) -> i32 {
     };
     debug_assert!(outbuf.len() >= HEADER_LEN + MAX_DATA);
     let mut handles = [Handle(0); abi::limits::MAX_MESSAGE_HANDLES];
+    // The length of a request already received (by the reply's `send_recv`).
+    let mut next = None;
     loop {
-        let n = match chan::recv(SERVICE, inbuf, &mut handles, DEADLINE_NEVER) {
+        let got = match next.take() {
+            Some(n) => Ok((n, 0)),
+            None => chan::recv(SERVICE, inbuf, &mut handles, DEADLINE_NEVER),
+        };
+        let n = match got {
             Ok((n, count)) => {
                 // The protocol carries no handles: close any that came along.
                 for h in &handles[..count] {
@@ -179,8 +185,22 @@ pub extern "C" fn main(_arg: u64) -> i32 {
             }
         };
         let len = serve(&mut blk, &inbuf[..n], outbuf);
-        if len == 0 || !send(&outbuf[..len]) {
+        if len == 0 {
             return 0;
+        }
+        // The reply and the wait for the next request in one system call; when the client's
+        // buffer is full, or the next message carries handles, the plain calls instead.
+        match chan::send_recv(SERVICE, &outbuf[..len], inbuf, DEADLINE_NEVER) {
+            Ok(n) => next = Some(n),
+            Err(abi::Error::Full) => {
+                if !send(&outbuf[..len]) {
+                    return 0;
+                }
+            }
+            // Sent; the next message is left for `recv` (it carries handles, or it is the
+            // channel's end).
+            Err(abi::Error::TooBig | abi::Error::Closed) => {}
+            Err(_) => return 0,
         }
     }
 }

@@ -7,7 +7,7 @@
 
 extern crate alloc;
 
-use abi::syscall::{DEADLINE_NEVER, MAX_WAIT_ITEMS, WaitItem, signal};
+use abi::syscall::{DEADLINE_NEVER, DEADLINE_NOW, MAX_WAIT_ITEMS, WaitItem, signal};
 use abi::{Error, Handle};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -39,9 +39,7 @@ impl ChanDevice {
         let len = req
             .encode(&mut self.msg)
             .map_err(|_| blkproto::Error::BadRequest)?;
-        send(self.h, &self.msg[..len]).map_err(|_| blkproto::Error::Io)?;
-        let (n, _) = chan::recv(self.h, &mut self.reply, &mut [], DEADLINE_NEVER)
-            .map_err(|_| blkproto::Error::Io)?;
+        let n = exchange(self.h, &self.msg[..len], &mut self.reply)?;
         let reply = blkproto::Reply::decode(&self.reply[..n]).map_err(|_| blkproto::Error::Io)?;
         if reply.id() != req.id() {
             return Err(blkproto::Error::Io);
@@ -81,6 +79,47 @@ impl BlockDevice for ChanDevice {
         })
     }
 
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // The reply is received into the frame whole: its data lands where it belongs.
+        let id = self.id();
+        let len = frame.len() - blkproto::HEADER_LEN;
+        let count = (len / blkproto::SECTOR_SIZE) as u32;
+        let req = blkproto::Request::Read { id, sector, count };
+        let n = req
+            .encode(&mut self.msg)
+            .map_err(|_| blkproto::Error::BadRequest)?;
+        let got = match exchange(self.h, &self.msg[..n], frame) {
+            Ok(got) => got,
+            Err(e) => {
+                // A reply too big for the frame is not the one asked for; take it off the
+                // channel so that it does not answer the next request.
+                let _ = chan::recv(self.h, &mut self.reply, &mut [], DEADLINE_NOW);
+                return Err(e);
+            }
+        };
+        match blkproto::Reply::decode(&frame[..got]) {
+            Ok(blkproto::Reply::Read { id: r, result }) if r == id => match result {
+                Ok(data) if data.len() == len => Ok(()),
+                Ok(_) => Err(blkproto::Error::Io),
+                Err(e) => Err(e),
+            },
+            _ => Err(blkproto::Error::Io),
+        }
+    }
+
+    fn write_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // The request is built around the data where it lies and sent from there.
+        let id = self.id();
+        let len = frame.len() - blkproto::HEADER_LEN;
+        let n = blkproto::Request::encode_write_in_place(frame, id, sector, len)
+            .map_err(|_| blkproto::Error::BadRequest)?;
+        let got = exchange(self.h, &frame[..n], &mut self.reply)?;
+        match blkproto::Reply::decode(&self.reply[..got]) {
+            Ok(blkproto::Reply::Write { id: r, result }) if r == id => result,
+            _ => Err(blkproto::Error::Io),
+        }
+    }
+
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error> {
         let id = self.id();
         let req = blkproto::Request::Write {
@@ -100,6 +139,21 @@ impl BlockDevice for ChanDevice {
             blkproto::Reply::Flush { result, .. } => result,
             _ => Err(blkproto::Error::Io),
         })
+    }
+}
+
+/// Sends `req` on `h` and receives the reply into `reply`, in one system call when the
+/// block driver's buffer has room (else after waiting for it); returns the reply's length.
+fn exchange(h: Handle, req: &[u8], reply: &mut [u8]) -> Result<usize, blkproto::Error> {
+    match chan::send_recv(h, req, reply, DEADLINE_NEVER) {
+        Ok(n) => Ok(n),
+        Err(Error::Full) => {
+            send(h, req).map_err(|_| blkproto::Error::Io)?;
+            chan::recv(h, reply, &mut [], DEADLINE_NEVER)
+                .map(|(n, _)| n)
+                .map_err(|_| blkproto::Error::Io)
+        }
+        Err(_) => Err(blkproto::Error::Io),
     }
 }
 
@@ -148,20 +202,18 @@ fn serve<D: BlockDevice>(srv: &mut FatServer<D>) {
     let mut msg = vec![0u8; fsproto::MAX_MESSAGE];
     let mut out = vec![0u8; fsproto::MAX_MESSAGE];
     let mut gifts = [Handle(0); abi::limits::MAX_MESSAGE_HANDLES];
+    // Kept from one round to the next: a request is served without allocating.
+    let (mut items, mut gone, mut joined) = (Vec::new(), Vec::new(), Vec::new());
     while !clients.is_empty() {
-        let mut items: Vec<WaitItem> = clients
-            .iter()
-            .map(|h| WaitItem {
-                handle: h.0,
-                wanted: signal::READABLE | signal::PEER_CLOSED,
-                ..WaitItem::default()
-            })
-            .collect();
+        items.clear();
+        items.extend(clients.iter().map(|h| WaitItem {
+            handle: h.0,
+            wanted: signal::READABLE | signal::PEER_CLOSED,
+            ..WaitItem::default()
+        }));
         if chan::wait(&mut items, DEADLINE_NEVER).is_err() {
             return;
         }
-        let mut gone = Vec::new();
-        let mut joined = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let h = clients[i];
             if item.observed & signal::READABLE == 0 {
@@ -185,19 +237,19 @@ fn serve<D: BlockDevice>(srv: &mut FatServer<D>) {
             for g in &gifts[..k] {
                 let _ = chan::close(*g);
             }
-            let len = srv.serve(&msg[..n], &mut out);
+            let len = srv.serve(&mut msg[..n], &mut out);
             if send(h, &out[..len]).is_err() {
                 gone.push(h);
             }
         }
-        for h in gone {
+        for h in gone.drain(..) {
             clients.retain(|&c| c != h);
             // The parent channel stays open for death reports of nothing; clients are closed.
             if h != PARENT {
                 let _ = chan::close(h);
             }
         }
-        for h in joined {
+        for h in joined.drain(..) {
             if clients.len() < MAX_WAIT_ITEMS {
                 clients.push(h);
             } else {

@@ -827,6 +827,8 @@ fn busy() -> u64 {
 /// until then.
 fn disk_bench(fs: &mut Fs, path: &str) {
     const TOTAL: u64 = 16 << 20;
+    // 32 KiB requests, as the Linux baseline's (not the protocol's largest).
+    const CHUNK: usize = 32 << 10;
     const RANDOM_READS: u64 = 256;
     say!(
         "bench: boot_to_shell {} instr\n",
@@ -851,9 +853,7 @@ fn disk_bench(fs: &mut Fs, path: &str) {
         say!("diskbench: {}: {}\n", path, e);
         return;
     }
-    let data: Vec<u8> = (0..fsproto::MAX_DATA as u64)
-        .map(shellcmd::fill_byte)
-        .collect();
+    let data: Vec<u8> = (0..CHUNK as u64).map(shellcmd::fill_byte).collect();
     let t0 = (moxie_rt::now(), busy());
     let mut offset = 0;
     while offset < TOTAL {
@@ -896,7 +896,7 @@ fn disk_bench(fs: &mut Fs, path: &str) {
     };
     let mut offset = 0;
     while offset < TOTAL {
-        match read(fs, offset, fsproto::MAX_DATA) {
+        match read(fs, offset, CHUNK) {
             Ok(0) => break,
             Ok(n) => offset += n as u64,
             Err(e) => {

@@ -10,7 +10,7 @@ use abi::Handle;
 use abi::device::{BAR_COUNT, DeviceInfo};
 use abi::layout::PAGE_SIZE;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use moxie_rt::dev;
 use spin::Mutex;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
@@ -38,6 +38,11 @@ static BARS: Mutex<[Window; BAR_COUNT]> = Mutex::new(
 const REGIONS: usize = 32;
 /// DMA regions: (address, physical address, bytes).
 static DMA: Mutex<[(u64, u64, u64); REGIONS]> = Mutex::new([(0, 0, 0); REGIONS]);
+/// Addresses below every DMA region handed out so far, and at or above its end: a buffer
+/// outside them (a request header on the stack) is told apart without a look at the table,
+/// which each request's buffers cost six times.
+static DMA_LOW: AtomicU64 = AtomicU64::new(u64::MAX);
+static DMA_HIGH: AtomicU64 = AtomicU64::new(0);
 
 /// Small bounce slots: one DMA page cut in [`SLOTS`] pieces of [`SLOT`] bytes.
 const SLOT: usize = 512;
@@ -112,6 +117,8 @@ fn alloc_region(pages: usize) -> Option<(u64, u64)> {
     match regions.iter_mut().find(|e| e.2 == 0) {
         Some(slot) => {
             *slot = (r.va, r.phys, pages as u64 * PAGE_SIZE);
+            DMA_LOW.fetch_min(r.va, Ordering::AcqRel);
+            DMA_HIGH.fetch_max(r.va + pages as u64 * PAGE_SIZE, Ordering::AcqRel);
             Some((r.va, r.phys))
         }
         None => {
@@ -134,6 +141,9 @@ fn free_region(va: u64) -> bool {
 
 /// The physical address of `len` bytes at `va` if they lie in one DMA region.
 fn dma_phys(va: u64, len: u64) -> Option<u64> {
+    if va < DMA_LOW.load(Ordering::Acquire) || va + len > DMA_HIGH.load(Ordering::Acquire) {
+        return None;
+    }
     DMA.lock()
         .iter()
         .find(|&&(a, _, n)| n != 0 && va >= a && va + len <= a + n)

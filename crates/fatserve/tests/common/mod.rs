@@ -56,6 +56,22 @@ impl BlockDevice for FileDevice {
         Ok(())
     }
 
+    fn read_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // As a block-protocol client does: the room before the data gets the reply's header
+        // (here: bytes no file has), so a read that trusted those bytes would show it.
+        let (room, data) = frame.split_at_mut(blkproto::HEADER_LEN);
+        room.fill(0xEE);
+        self.read(sector, data)
+    }
+
+    fn write_framed(&mut self, sector: u64, frame: &mut [u8]) -> Result<(), blkproto::Error> {
+        // As a block-protocol client does: the request's header goes in the room before the
+        // data, so a write that left bytes it still needs there would show it.
+        let (room, data) = frame.split_at_mut(blkproto::HEADER_LEN);
+        room.fill(0xEE);
+        self.write(sector, data)
+    }
+
     fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), blkproto::Error> {
         assert!(
             buf.len().is_multiple_of(512) && buf.len() <= blkproto::MAX_DATA && !buf.is_empty()
@@ -227,7 +243,7 @@ impl<D: BlockDevice> Client<D> {
 
     /// Sends raw bytes; returns the raw reply.
     pub fn raw(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let n = self.srv.serve(bytes, &mut self.out);
+        let n = self.srv.serve(&mut bytes.to_vec(), &mut self.out);
         self.out[..n].to_vec()
     }
 
@@ -237,7 +253,7 @@ impl<D: BlockDevice> Client<D> {
         self.next_id += 1;
         req.set_id(id);
         let len = req.encode(&mut self.msg).expect("request encodes");
-        let n = self.srv.serve(&self.msg[..len], &mut self.out);
+        let n = self.srv.serve(&mut self.msg[..len], &mut self.out);
         let reply = Reply::decode(&self.out[..n]).expect("reply decodes");
         assert_eq!(reply.id(), id, "reply to another request");
         f(reply)
