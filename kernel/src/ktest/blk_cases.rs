@@ -143,7 +143,7 @@ fn warm_up() -> Result<(), String> {
 
 pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
     warm_up()?;
-    let before = crate::arch::frames::free_frames();
+    let before = super::steady_free_frames();
     let interrupts = irq::TAKEN.load(Ordering::Relaxed);
     let d = device::start_block(true)?;
     let _stop = Stop(d.pid);
@@ -313,7 +313,7 @@ pub fn read_write_flush_capacity_and_errors() -> Result<(), String> {
 
 pub fn killed_driver_client_sees_closed_and_restart_works() -> Result<(), String> {
     warm_up()?;
-    let before = crate::arch::frames::free_frames();
+    let before = super::steady_free_frames();
     let f = device::find(device::VIRTIO_BLK.0, device::VIRTIO_BLK.1).ok_or("no virtio-blk")?;
     let d = device::start_block(true)?;
     let _stop = Stop(d.pid);

@@ -180,7 +180,7 @@ pub fn arena_grows_on_demand_up_to_its_ceiling() -> Result<(), String> {
     // stack slot's page table), which is not what this case measures.
     let warm = process::spawn(PROBE, 0, opts).map_err(|e| format!("{e}"))?;
     process::wait(warm);
-    let before = crate::arch::frames::free_frames();
+    let before = super::steady_free_frames();
     let pid = process::spawn(PROBE, 18 | (2 << 8), opts).map_err(|e| format!("{e}"))?;
     ensure!(
         process::wait(pid) == Some(Death::Exit(0)),

@@ -80,7 +80,7 @@ pub fn scan_finds_the_disk_and_claims_are_exclusive() -> Result<(), String> {
 
 pub fn hostile_device_calls_get_their_errors() -> Result<(), String> {
     warm_up()?;
-    let before = crate::arch::frames::free_frames();
+    let before = super::steady_free_frames();
     let claim = |f: Option<pci::Function>, what: &str| {
         f.ok_or_else(|| format!("no {what}"))
             .and_then(|f| device::claim(f).map_err(|e| format!("claim {what}: {e:?}")))
@@ -144,7 +144,7 @@ pub fn closing_the_handle_unmaps_the_bars() -> Result<(), String> {
 
 pub fn killed_driver_gives_everything_back() -> Result<(), String> {
     warm_up()?;
-    let before = crate::arch::frames::free_frames();
+    let before = super::steady_free_frames();
     let f = blk()?;
     let d = device::claim(f).map_err(|e| format!("claim: {e:?}"))?;
     let (pid, end) = process::spawn_watched(

@@ -51,6 +51,22 @@ pub fn settled_free_frames(expected: u64) -> u64 {
     }
 }
 
+/// Free frames once the count has not moved for 5 ms (at most 100 ms): the starting figure of
+/// a case that checks every frame comes back. Other cores free dead threads' kernel stacks at
+/// their next switch, so right after an earlier process ended the count may still rise.
+pub fn steady_free_frames() -> u64 {
+    let give_up = crate::arch::apic::now_ns() + 100_000_000;
+    let mut last = crate::arch::frames::free_frames();
+    loop {
+        crate::sched::block_until(crate::arch::apic::now_ns() + 5_000_000);
+        let now = crate::arch::frames::free_frames();
+        if now == last || crate::arch::apic::now_ns() > give_up {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Fails the current case with a formatted reason unless `cond` holds.
 #[macro_export]
 macro_rules! ensure {

@@ -149,21 +149,6 @@ pub fn busy_processes_run_in_parallel() -> Result<(), String> {
     Ok(())
 }
 
-/// Free frames once the count has not moved for 5 ms (at most 100 ms): other cores free dead
-/// threads' kernel stacks at their next switch.
-fn steady_free_frames() -> u64 {
-    let give_up = apic::now_ns() + 100_000_000;
-    let mut last = crate::arch::frames::free_frames();
-    loop {
-        sched::block_until(apic::now_ns() + 5_000_000);
-        let now = crate::arch::frames::free_frames();
-        if now == last || apic::now_ns() > give_up {
-            return now;
-        }
-        last = now;
-    }
-}
-
 /// Kills, from core 0, a process whose thread on core 1 keeps changing between running, blocked
 /// and runnable, 1,000 times at varied moments. A thread found running when the kill began and
 /// blocked or preempted a moment later must end where it stopped: woken to unwind instead, it
@@ -176,7 +161,7 @@ pub fn kill_a_thread_in_flux_on_another_core() -> Result<(), String> {
         if i == 1 {
             // After one round: the first spawn of a module may keep what it caches. Core 1
             // frees round 0's kernel stack at its next switch: wait until the count is still.
-            free_before = steady_free_frames();
+            free_before = super::steady_free_frames();
             heap_before = crate::arch::heap::usage().0;
         }
         let pid = spawn_on(FLICKER, 1, Vec::new())?;

@@ -87,7 +87,7 @@ pub fn park_wait_wake_and_timeout() -> Result<(), String> {
 pub fn process_exit_cleans_up_waiting_threads() -> Result<(), String> {
     // A first run warms the kernel heap (thread table, waiter lists) up to its working size.
     expect_exit(43, SpawnOptions::default(), 5, "warm-up run")?;
-    let frames = crate::arch::frames::free_frames();
+    let frames = super::steady_free_frames();
     let (bytes, _) = process::ledger_totals();
     expect_exit(43, SpawnOptions::default(), 5, "exit with waiters")?;
     let after = super::settled_free_frames(frames);
