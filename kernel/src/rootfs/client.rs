@@ -493,6 +493,13 @@ pub fn list_dir(path: &str) -> Result<Vec<(String, u64)>, FsError> {
 pub fn mkdir_all(path: &str) -> Result<(), FsError> {
     check(path)?;
     let mut c = Client::new()?;
+    // Usually the whole path is there already: one look-up instead of a mkdir and a look-up
+    // per component.
+    match c.lookup(path) {
+        Ok(Kind::Dir) => return Ok(()),
+        Ok(Kind::File) => return Err(FsError::NotADirectory),
+        Err(_) => {}
+    }
     let mut created = false;
     let ends = path
         .match_indices('/')
