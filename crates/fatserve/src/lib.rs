@@ -157,22 +157,29 @@ impl<D: BlockDevice> FatServer<D> {
     /// overwritten: a write's data goes on to the device from where it lies, with the block
     /// protocol's header written before it.
     pub fn serve(&mut self, msg: &mut [u8], out: &mut [u8]) -> usize {
-        if let Ok(Request::Write {
-            id,
-            path,
-            offset,
-            data,
-        }) = Request::decode(msg)
-        {
-            // The data ends the message; the room before it overlaps the path, so the path
-            // is kept aside.
-            let at = msg.len() - data.len();
-            let path = String::from(path);
-            let result = self.write_in_place(&path, offset, &mut msg[at - ops::ROOM..]);
-            let reply = Reply::Write { id, result };
-            return reply.encode(out).unwrap_or(0);
-        }
-        let reply = match Request::decode(msg) {
+        let (id, path, offset, len) = match Request::decode(msg) {
+            Ok(Request::Write {
+                id,
+                path,
+                offset,
+                data,
+            }) => (id, String::from(path), offset, data.len()),
+            decoded => return self.answer(decoded, msg, out),
+        };
+        // The data ends the message; the room before it overlaps the path, kept aside above.
+        let at = msg.len() - len;
+        let result = self.write_in_place(&path, offset, &mut msg[at - ops::ROOM..]);
+        Reply::Write { id, result }.encode(out).unwrap_or(0)
+    }
+
+    /// The reply to a request other than a write (or to bytes that do not decode), in `out`.
+    fn answer(
+        &mut self,
+        decoded: Result<Request<'_>, fsproto::DecodeError>,
+        msg: &[u8],
+        out: &mut [u8],
+    ) -> usize {
+        let reply = match decoded {
             Ok(Request::Read {
                 id,
                 path,

@@ -274,9 +274,10 @@ pub fn read_file_limited(path: &str, max: u64) -> Result<Vec<u8>, FsError> {
 /// Reads the file at `path` (absolute) in pieces of at most [`fsproto::MAX_DATA`] bytes,
 /// handing each in order to `piece(file size, offset, bytes)`, so that the caller can put
 /// them where it wants them (frames rather than the heap); an error from `piece` ends the
-/// read and is returned. A file over `max` bytes is `TooBig` before any of it is read; returns
-/// the file's size. The file must not change while it is read (its size is checked on every
-/// reply): a torn read is an error, never a mix of two versions.
+/// read and is returned. A file over `max` bytes is `TooBig` before any of it is handed over
+/// (the first answer tells the size: no `stat` first); returns the file's size. The file must
+/// not change while it is read (its size is checked on every reply): a torn read is an
+/// error, never a mix of two versions.
 pub fn read_file_with(
     path: &str,
     max: u64,
@@ -286,23 +287,15 @@ pub fn read_file_with(
         return Err(FsError::NotFound);
     }
     let mut c = Client::new()?;
-    let stat = c.call(Request::Stat { id: 0, path }, |r| match r {
-        Reply::Stat { result, .. } => Some(result.map_err(read_error)),
-        _ => None,
-    })?;
-    if stat.kind != Kind::File {
-        return Err(FsError::NotFound);
-    }
-    let size = stat.size;
-    if size > max {
-        return Err(FsError::TooBig { size, limit: max });
-    }
-    // Reads are asked ahead (IN_FLIGHT at a time); the answers come in order.
+    let chunk = fsproto::MAX_DATA as u64;
+    // Reads are asked ahead (IN_FLIGHT at a time) and answered in order; the file's size comes
+    // with the first answer, so the first ones ask for whole pieces.
     let mut asked: VecDeque<(u32, u64, u32)> = VecDeque::with_capacity(IN_FLIGHT);
-    let (mut next, mut offset) = (0u64, 0u64);
-    while offset < size {
-        while asked.len() < IN_FLIGHT && next < size {
-            let want = (size - next).min(fsproto::MAX_DATA as u64) as u32;
+    let mut size: Option<u64> = None;
+    let mut next = 0u64;
+    loop {
+        while asked.len() < IN_FLIGHT && size.is_none_or(|s| next < s) {
+            let want = size.map_or(chunk, |s| (s - next).min(chunk)) as u32;
             let req = Request::Read {
                 id: 0,
                 path,
@@ -317,26 +310,37 @@ pub fn read_file_with(
         };
         let got = c.await_reply(id, |r| match r {
             Reply::Read { result, .. } => Some(match result {
-                Ok((data, now))
-                    if now == size && !data.is_empty() && data.len() <= want as usize =>
-                {
-                    piece(size, at, data).map(|()| data.len() as u64)
+                Ok((data, now)) => {
+                    let s = *size.get_or_insert(now);
+                    if s > max {
+                        Err(FsError::TooBig {
+                            size: s,
+                            limit: max,
+                        })
+                    } else if now != s || data.len() > want as usize || (data.is_empty() && at < s)
+                    {
+                        Err(FsError::Io("the file changed while it was read".into()))
+                    } else if data.is_empty() {
+                        // Asked past the end before the size was known.
+                        Ok(0)
+                    } else {
+                        piece(s, at, data).map(|()| data.len() as u64)
+                    }
                 }
-                Ok(_) => Err(FsError::Io("the file changed while it was read".into())),
                 Err(e) => Err(read_error(e)),
             }),
             _ => None,
         })?;
-        offset = at + got;
-        if got < u64::from(want) {
+        let s = size.unwrap_or(0);
+        if got < u64::from(want) && at + got < s {
             // A short answer: the reads asked after it start at the wrong places.
             while let Some((id, ..)) = asked.pop_front() {
                 c.await_reply(id, |_| Some(Ok(())))?;
             }
-            next = offset;
+            next = at + got;
         }
     }
-    Ok(size)
+    Ok(size.unwrap_or(0))
 }
 
 /// Writes `bytes` as the whole file at `path` (absolute): creates it, or empties an existing
@@ -489,6 +493,13 @@ pub fn list_dir(path: &str) -> Result<Vec<(String, u64)>, FsError> {
 pub fn mkdir_all(path: &str) -> Result<(), FsError> {
     check(path)?;
     let mut c = Client::new()?;
+    // Usually the whole path is there already: one look-up instead of a mkdir and a look-up
+    // per component.
+    match c.lookup(path) {
+        Ok(Kind::Dir) => return Ok(()),
+        Ok(Kind::File) => return Err(FsError::NotADirectory),
+        Err(_) => {}
+    }
     let mut created = false;
     let ends = path
         .match_indices('/')
