@@ -414,7 +414,7 @@ fn spawn_inner(
 /// The module a process was spawned from: its path and a cheap fingerprint of the file it was
 /// loaded from (length and CRC-32C; the SHA-256 an image records is computed only when it is
 /// suspended, from a file that must still match this fingerprint).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
     /// The path as the spawn named it.
     pub path: String,
@@ -436,10 +436,9 @@ const LOADED_KEPT: usize = 8;
 
 /// The loaded image of `file`, whose fingerprint is `module`.
 pub(crate) fn loaded(module: &Module, file: &[u8]) -> Result<Arc<loader::Image>, SpawnError> {
-    let same = |m: &Module| m.path == module.path && m.len == module.len && m.crc == module.crc;
     {
         let mut cache = LOADED.lock();
-        if let Some(i) = cache.iter().position(|(m, _)| same(m)) {
+        if let Some(i) = cache.iter().position(|(m, _)| m == module) {
             let hit = cache.remove(i);
             let image = hit.1.clone();
             cache.push(hit);

@@ -51,11 +51,8 @@ static DORMANT: Mutex<Vec<(u64, u16, u16, Endpoint)>> = Mutex::new(Vec::new());
 /// The next image id (0: not yet known; found from the directory at the first suspend).
 static NEXT_ID: Mutex<u64> = Mutex::new(0);
 
-/// SHA-256 of module files already hashed: (path, length, CRC-32C, hash).
-static HASHES: Mutex<Vec<KnownHash>> = Mutex::new(Vec::new());
-
-/// A module file's path, length and CRC-32C, and its SHA-256.
-type KnownHash = (String, u64, u32, [u8; 32]);
+/// SHA-256 of module files already hashed this boot, by fingerprint (path, length, CRC-32C).
+static HASHES: Mutex<Vec<(process::Module, [u8; 32])>> = Mutex::new(Vec::new());
 
 /// When the phases of the last suspend and resume ended: the start, frozen and serialized,
 /// written, then read, verified, rebuilt and running (for the benchmark, `crate::bench`).
@@ -610,46 +607,44 @@ fn snapshot(
     })
 }
 
+/// The SHA-256 hashed before for a file with fingerprint `m`.
+fn cached_hash(m: &process::Module) -> Option<[u8; 32]> {
+    HASHES.lock().iter().find(|(k, _)| k == m).map(|(_, h)| *h)
+}
+
+/// Hashes `file` (fingerprint `m`) and remembers it.
+fn hash_and_keep(m: &process::Module, file: &[u8]) -> [u8; 32] {
+    let hash = procimage::module_hash(file);
+    HASHES.lock().push((m.clone(), hash));
+    hash
+}
+
 /// The SHA-256 of `file` (the module at `path`): from the cache when a file of the same path,
-/// length and CRC-32C was hashed before in this boot.
-/// Returns the file's fingerprint too (the resumed process keeps it).
+/// length and CRC-32C was hashed before in this boot. Returns the file's fingerprint too (the
+/// resumed process keeps it).
 fn known_hash(path: &str, file: &[u8]) -> (process::Module, [u8; 32]) {
     let m = process::Module::of(path, file);
-    if let Some(h) = HASHES
-        .lock()
-        .iter()
-        .find(|(p, l, c, _)| *p == m.path && *l == m.len && *c == m.crc)
-    {
-        return (m, h.3);
-    }
-    let hash = procimage::module_hash(file);
-    HASHES.lock().push((m.path.clone(), m.len, m.crc, hash));
+    let hash = cached_hash(&m).unwrap_or_else(|| hash_and_keep(&m, file));
     (m, hash)
 }
 
 /// The SHA-256 of a process's module file, which must still be the file it was loaded from.
 fn module_hash(m: &process::Module) -> Result<[u8; 32], Error> {
-    if let Some(h) = HASHES
-        .lock()
-        .iter()
-        .find(|(p, l, c, _)| *p == m.path && *l == m.len && *c == m.crc)
-    {
-        return Ok(h.3);
+    if let Some(h) = cached_hash(m) {
+        return Ok(h);
     }
     let file = process::module_bytes(&m.path).map_err(|e| {
         ::log::warn!("suspend: module {} cannot be read again: {e}", m.path);
         Error::Io
     })?;
-    if file.len() as u64 != m.len || crate::arch::crc::crc32c(&file) != m.crc {
+    if process::Module::of(&m.path, &file) != *m {
         ::log::warn!(
             "suspend: module {} changed since the process was spawned",
             m.path
         );
         return Err(Error::Failed);
     }
-    let hash = procimage::module_hash(&file);
-    HASHES.lock().push((m.path.clone(), m.len, m.crc, hash));
-    Ok(hash)
+    Ok(hash_and_keep(m, &file))
 }
 
 // ---- Resume ----
